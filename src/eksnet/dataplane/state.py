@@ -1,0 +1,332 @@
+"""The one data-plane state: what every network namespace and the VPC hold.
+
+The controllers produce it, the simulator evaluates it, the lab applies it to real namespaces and
+the renderers print it. It speaks the kernel's language (tables by number, rules by priority in
+insertion order, iptables as `iptables-save` text) so that an imported node dump drops straight in
+and `eksnet exec` can print exactly what `ip` prints. Every type is small and frozen: a state is a
+value, and the same model always gives the same state.
+
+What is *not* stored: anything the kernel derives by itself from what is stored. The local table
+(`local`/`broadcast` entries for every address) is computed by `kernel.fib.local_table`; the
+connected routes of the main table *are* stored, because ipamd deletes some of them (a secondary
+ENI's) and the state must say which survive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface
+from typing import Literal
+
+Scope = Literal["global", "link", "host"]
+"""Route and address scopes, as `ip` names them (`universe` prints as `global`)."""
+
+RouteType = Literal["unicast", "local", "broadcast", "blackhole", "unreachable", "prohibit", "throw"]
+RuleAction = Literal["lookup", "goto", "nop", "blackhole", "unreachable", "prohibit"]
+LinkKind = Literal["loopback", "veth", "device"]
+"""`device` is a physical-looking interface: an ENI as the instance sees it (`eth0`, `eth1`)."""
+NeighbourState = Literal["PERMANENT", "REACHABLE", "STALE", "NOARP"]
+IptablesBackend = Literal["legacy", "nft"]
+NamespaceKind = Literal["node", "pod"]
+
+TABLE_LOCAL = 255
+TABLE_MAIN = 254
+TABLE_DEFAULT = 253
+TABLE_NAMES: Mapping[int, str] = {TABLE_LOCAL: "local", TABLE_MAIN: "main", TABLE_DEFAULT: "default"}
+"""The names iproute2 prints for the reserved table ids (`/etc/iproute2/rt_tables`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkPeer:
+    """The other end of a veth pair, as the kernel reports it from this end.
+
+    `netns` is the peer namespace's name when the viewing namespace can name it (`ip` prints
+    `link-netns NAME`); otherwise `netnsid` is printed (`link-netnsid N`), which is what a pod
+    sees: it cannot name the node's root namespace.
+    """
+
+    ifindex: int
+    name: str
+    netns: str | None = None
+    netnsid: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.netns is None) == (self.netnsid is None):
+            raise ValueError(f"peer {self.name}: give exactly one of netns and netnsid")
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One network interface of a namespace (`ip link`)."""
+
+    ifindex: int
+    name: str
+    kind: LinkKind
+    mac: str
+    mtu: int
+    qdisc: str = "noqueue"
+    up: bool = True
+    peer: LinkPeer | None = None
+    qlen: int | None = None
+    ipv6_addrgen: bool = True
+    """False where the IPv6 link-local is pinned (the lab sets `addrgenmode none` and adds it)."""
+
+    def __post_init__(self) -> None:
+        if self.kind == "veth" and self.peer is None:
+            raise ValueError(f"veth {self.name} needs a peer")
+        if self.kind != "veth" and self.peer is not None:
+            raise ValueError(f"only a veth has a peer, not {self.kind} {self.name}")
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """One address on a link (`ip addr`)."""
+
+    dev: str
+    interface: IPv4Interface | IPv6Interface
+    scope: Scope = "global"
+    broadcast: IPv4Address | None = None
+    secondary: bool = False
+
+    @property
+    def family(self) -> Literal[4, 6]:
+        return 4 if isinstance(self.interface, IPv4Interface) else 6
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One route in one table (`ip route show table N`).
+
+    `proto` is what `ip` prints after `proto`; `boot` (the default for `ip route add`) is not
+    printed by `ip route show` and so is the default here.
+    """
+
+    table: int
+    dst: IPv4Network
+    type: RouteType = "unicast"
+    gateway: IPv4Address | None = None
+    dev: str | None = None
+    proto: str = "boot"
+    scope: Scope = "global"
+    src: IPv4Address | None = None
+    metric: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.type == "unicast" and self.dev is None:
+            raise ValueError(f"unicast route {self.dst} needs a device")
+        if self.gateway is not None and self.scope != "global":
+            raise ValueError(f"route {self.dst} via {self.gateway} must have scope global")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One policy-routing rule (`ip rule`). Rules with equal priority keep insertion order."""
+
+    priority: int
+    action: RuleAction = "lookup"
+    table: int | None = None
+    src: IPv4Network | None = None
+    dst: IPv4Network | None = None
+    fwmark: int | None = None
+    fwmask: int | None = None
+    iif: str | None = None
+    oif: str | None = None
+    goto: int | None = None
+    invert: bool = False
+
+    def __post_init__(self) -> None:
+        if self.action == "lookup" and self.table is None:
+            raise ValueError(f"rule {self.priority}: lookup needs a table")
+        if self.action == "goto" and (self.goto is None or self.goto <= self.priority):
+            raise ValueError(f"rule {self.priority}: goto must name a later priority")
+        if self.fwmask is not None and self.fwmark is None:
+            raise ValueError(f"rule {self.priority}: a fwmark mask needs a fwmark")
+
+
+DEFAULT_RULES: tuple[Rule, ...] = (
+    Rule(0, table=TABLE_LOCAL),
+    Rule(32766, table=TABLE_MAIN),
+    Rule(32767, table=TABLE_DEFAULT),
+)
+"""The three rules every new namespace starts with (linux-dataplane.md §2.2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbour:
+    """One neighbour (ARP) entry (`ip neigh`)."""
+
+    dst: IPv4Address
+    dev: str
+    lladdr: str
+    state: NeighbourState = "PERMANENT"
+
+
+@dataclass(frozen=True, slots=True)
+class Iptables:
+    """A namespace's netfilter rules as the text `iptables-restore` accepts and `iptables-save`
+    prints (without the `#` header and footer lines, which carry a date)."""
+
+    backend: IptablesBackend
+    save: str
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    """Everything one network namespace holds.
+
+    `name` is the namespace's name as the cluster knows it: the node's name for a node's root
+    namespace, the CNI's `cni-…` name for a pod. `sysctls` maps full keys
+    (`net.ipv4.conf.eth0.rp_filter`) to values, in the order they are written: `all` and
+    `default` before any device, so devices created afterwards inherit `default`.
+    """
+
+    name: str
+    kind: NamespaceKind
+    owner: str
+    links: tuple[Link, ...]
+    addresses: tuple[Address, ...] = ()
+    routes: tuple[Route, ...] = ()
+    rules: tuple[Rule, ...] = DEFAULT_RULES
+    neighbours: tuple[Neighbour, ...] = ()
+    sysctls: tuple[tuple[str, str], ...] = ()
+    iptables: Iptables | None = None
+
+    def __post_init__(self) -> None:
+        names = [link.name for link in self.links]
+        if len(set(names)) != len(names):
+            raise ValueError(f"namespace {self.name}: duplicate link names")
+        indexes = [link.ifindex for link in self.links]
+        if len(set(indexes)) != len(indexes):
+            raise ValueError(f"namespace {self.name}: duplicate ifindexes")
+        known = set(names)
+        for item in (*self.addresses, *self.neighbours):
+            if item.dev not in known:
+                raise ValueError(f"namespace {self.name}: unknown device {item.dev}")
+        for route in self.routes:
+            if route.dev is not None and route.dev not in known:
+                raise ValueError(f"namespace {self.name}: route {route.dst} on unknown {route.dev}")
+
+    def link(self, name: str) -> Link:
+        for link in self.links:
+            if link.name == name:
+                return link
+        raise KeyError(name)
+
+    def link_by_index(self, ifindex: int) -> Link:
+        for link in self.links:
+            if link.ifindex == ifindex:
+                return link
+        raise KeyError(ifindex)
+
+    def addresses_of(self, dev: str) -> tuple[Address, ...]:
+        return tuple(a for a in self.addresses if a.dev == dev)
+
+    def sysctl(self, key: str) -> str | None:
+        """The last value written for `key`, or None when the state never writes it."""
+        value = None
+        for name, written in self.sysctls:
+            if name == key:
+                value = written
+        return value
+
+    def sorted_rules(self) -> tuple[Rule, ...]:
+        """Rules in the kernel's order: by priority, insertion order among equals."""
+        return tuple(sorted(self.rules, key=lambda rule: rule.priority))
+
+
+@dataclass(frozen=True, slots=True)
+class Subnet:
+    """A VPC subnet; its router (base+1) answers ARP with `router_mac`."""
+
+    name: str
+    cidr: IPv4Network
+    az: str
+    router_mac: str
+    route_table: str
+
+    @property
+    def gateway(self) -> IPv4Address:
+        return self.cidr.network_address + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Eni:
+    """An elastic network interface and the addresses it owns in the VPC."""
+
+    id: str
+    subnet: str
+    mac: str
+    primary_ip: IPv4Address
+    secondary_ips: tuple[IPv4Address, ...] = ()
+    prefixes: tuple[IPv4Network, ...] = ()
+    security_groups: tuple[str, ...] = ()
+    source_dest_check: bool = True
+    node: str | None = None
+    """The node (namespace name) the ENI is attached to, if any."""
+    device: str | None = None
+    """The Linux interface name of the ENI inside that node (`eth0`)."""
+
+    def owns(self, address: IPv4Address) -> bool:
+        if address == self.primary_ip or address in self.secondary_ips:
+            return True
+        return any(address in prefix for prefix in self.prefixes)
+
+    def addresses(self) -> Iterator[IPv4Address]:
+        yield self.primary_ip
+        yield from self.secondary_ips
+        for prefix in self.prefixes:
+            yield from prefix
+
+
+@dataclass(frozen=True, slots=True)
+class VpcState:
+    """The VPC fabric: CIDRs, subnets and the ENIs that own addresses."""
+
+    id: str
+    cidrs: tuple[IPv4Network, ...]
+    subnets: tuple[Subnet, ...]
+    enis: tuple[Eni, ...]
+
+    def subnet(self, name: str) -> Subnet:
+        for subnet in self.subnets:
+            if subnet.name == name:
+                return subnet
+        raise KeyError(name)
+
+    def subnet_of(self, address: IPv4Address) -> Subnet | None:
+        for subnet in self.subnets:
+            if address in subnet.cidr:
+                return subnet
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class DataplaneState:
+    """The whole cluster's data plane: one `Namespace` per node and pod, plus the VPC."""
+
+    namespaces: tuple[Namespace, ...]
+    vpc: VpcState
+    _by_name: dict[str, Namespace] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for namespace in self.namespaces:
+            if namespace.name in self._by_name:
+                raise ValueError(f"duplicate namespace {namespace.name}")
+            self._by_name[namespace.name] = namespace
+
+    def namespace(self, name: str) -> Namespace:
+        return self._by_name[name]
+
+    def nodes(self) -> tuple[Namespace, ...]:
+        return tuple(ns for ns in self.namespaces if ns.kind == "node")
+
+    def pods(self) -> tuple[Namespace, ...]:
+        return tuple(ns for ns in self.namespaces if ns.kind == "pod")
+
+    def namespace_of_owner(self, owner: str) -> Namespace:
+        """The namespace of a node (`owner` = node name) or a pod (`owner` = `ns/name`)."""
+        for namespace in self.namespaces:
+            if namespace.owner == owner:
+                return namespace
+        raise KeyError(owner)
