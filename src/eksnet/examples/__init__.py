@@ -1,0 +1,1 @@
+"""Ready-made cluster specs shipped with eksnet (the talk demo)."""
