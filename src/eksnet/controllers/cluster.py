@@ -71,6 +71,7 @@ def vpc_state(cluster: Cluster) -> VpcState:
             security_groups=tuple(eni.security_groups),
             node=node.name,
             device=eni.linux,
+            device_number=eni.device,
         )
         for node in cluster.nodes
         for eni in node.enis

@@ -266,6 +266,8 @@ class Eni:
     """The node (namespace name) the ENI is attached to, if any."""
     device: str | None = None
     """The Linux interface name of the ENI inside that node (`eth0`)."""
+    device_number: int = 0
+    """The EC2 device number (0 = the instance's primary ENI); ipamd's table is this + 1."""
 
     def owns(self, address: IPv4Address) -> bool:
         if address == self.primary_ip or address in self.secondary_ips:

@@ -53,6 +53,7 @@ def parse_cluster(text: str, source: str, *, variant: str | None = None) -> Clus
             "a cluster spec is a mapping", source=source, line=1, fix="start with `name: …`"
         )
     data = apply_variant(document, variant)
+    document = _renumber_filtered(document, variant)
     try:
         cluster = Cluster.model_validate(data)
     except ValidationError as error:
@@ -97,6 +98,37 @@ def apply_variant(document: SourceDocument, variant: str | None) -> dict[str, An
         matching[0].update(changes)
     _deep_merge(data, patch)
     return data
+
+
+def _renumber_filtered(document: SourceDocument, variant: str | None) -> SourceDocument:
+    """The document's line map as the filtered lists see it: the n-th item kept by
+    `apply_variant` has the lines of its original position, so errors name the right line."""
+    vpc = document.data.get("vpc") if isinstance(document.data, dict) else None
+    if not isinstance(vpc, dict):
+        return document
+    lines = dict(document.lines)
+    for key in ("subnets", "natGateways"):
+        items = vpc.get(key)
+        if not isinstance(items, list):
+            continue
+        kept = [index for index, item in enumerate(items) if _in_variant(item, variant)]
+        if len(kept) == len(items):
+            continue
+        prefix: tuple[str | int, ...] = ("vpc", key)
+        depth = len(prefix)
+        under = {
+            path: line
+            for path, line in document.lines.items()
+            if len(path) > depth and path[:depth] == prefix
+        }
+        for path in under:
+            del lines[path]
+        new_index = {old: new for new, old in enumerate(kept)}
+        for path, line in under.items():
+            old = path[depth]
+            if isinstance(old, int) and old in new_index:
+                lines[(*prefix, new_index[old], *path[depth + 1 :])] = line
+    return SourceDocument(source=document.source, data=document.data, lines=lines)
 
 
 def _in_variant(item: object, variant: str | None) -> bool:

@@ -96,8 +96,10 @@ def _check_eni_limits(
     instance_type = cluster.instance_type(node)
     limits = INSTANCE_LIMITS.get(instance_type)
     if limits is None:
+        # Name the line that holds the type: the node's own, or the defaults it inherits.
+        written = node.instance_type is not None
         raise document.error(
-            (*path, "instanceType"),
+            (*path, "instanceType") if written else ("nodeDefaults", "instanceType"),
             f"node {node.name}: instance type {instance_type!r} is not in eksnet's limits table",
             fix=f"use one of: {', '.join(sorted(INSTANCE_LIMITS))}",
         )

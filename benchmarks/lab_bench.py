@@ -1,0 +1,205 @@
+"""Lab up / verify / down times for the demo cluster and a generated 50-node, 1,000-pod cluster,
+next to a bare `ip -batch` build of the same namespaces and links, in the same run.
+
+    sudo python benchmarks/lab_bench.py [--nodes 50] [--pods-per-node 20]
+
+The big cluster's `DataplaneState` is generated here directly, shaped like the VPC CNI's (two
+ENIs per node, pods alternating between them, 512/1536 rules, per-ENI table, a permanent
+neighbour per pod, ipamd's iptables rules): the lab only reads the state, so how the state was
+made does not matter. "bare" is the lab's own first phase alone: `netns add` for every namespace
+and `link add` for every veth pair, straight into the namespaces, one host `ip -batch`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from eksnet.dataplane.state import (
+    Address,
+    DataplaneState,
+    Eni,
+    Iptables,
+    Link,
+    LinkPeer,
+    Namespace,
+    Neighbour,
+    Route,
+    Rule,
+    Subnet,
+    VpcState,
+)
+from eksnet.lab import lifecycle, system
+from eksnet.lab.names import LabNames
+from eksnet.lab.plan import build_plan
+from eksnet.lab.verify import verify_walk
+from eksnet.walk.model import Disposition, Endpoint, Flow, Hop, Packet, Step, Walk, Where
+
+LO = Link(1, "lo", "loopback", "00:00:00:00:00:00", 65536, qlen=1000)
+SYSCTLS = (("net.ipv4.ip_forward", "1"), ("net.ipv4.conf.all.rp_filter", "1"),
+           ("net.ipv4.conf.default.rp_filter", "1"))
+
+
+def _mac(prefix: int, address: IPv4Address) -> str:
+    octets = [prefix, 0, *address.packed]
+    return ":".join(f"{o:02x}" for o in octets)
+
+
+def _iptables(node_ip: IPv4Address) -> Iptables:
+    return Iptables("legacy", "\n".join([
+        "*mangle", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]",
+        ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]",
+        '-A PREROUTING -i eth0 -m comment --comment "AWS, primary ENI" -m addrtype --dst-type '
+        "LOCAL --limit-iface-in -j CONNMARK --set-xmark 0x80/0x80",
+        '-A PREROUTING -i eni+ -m comment --comment "AWS, primary ENI" -j CONNMARK '
+        "--restore-mark --nfmask 0x80 --ctmask 0x80",
+        "COMMIT", "*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]",
+        ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]", ":AWS-SNAT-CHAIN-0 - [0:0]",
+        '-A POSTROUTING -m comment --comment "AWS SNAT CHAIN" -j AWS-SNAT-CHAIN-0',
+        '-A AWS-SNAT-CHAIN-0 -d 10.0.0.0/16 -m comment --comment "AWS SNAT CHAIN" -j RETURN',
+        '-A AWS-SNAT-CHAIN-0 ! -o vlan+ -m comment --comment "AWS, SNAT" -m addrtype ! '
+        f"--dst-type LOCAL -j SNAT --to-source {node_ip} --random-fully",
+        "COMMIT", "",
+    ]))
+
+
+def generated_state(nodes: int, pods_per_node: int) -> DataplaneState:
+    subnets = (
+        Subnet("a", IPv4Network("10.0.0.0/18"), "az-a", "02:00:0a:00:00:01", "rtb"),
+        Subnet("b", IPv4Network("10.0.64.0/18"), "az-b", "02:00:0a:00:40:01", "rtb"),
+    )
+    namespaces: list[Namespace] = []
+    enis: list[Eni] = []
+    for n in range(nodes):
+        subnet = subnets[n % 2]
+        base = subnet.cidr.network_address + 256 * (n // 2 + 1)
+        gateway = subnet.gateway
+        eth0_ip, eth1_ip = base + 10, base + 20
+        name = f"ip-{str(eth0_ip).replace('.', '-')}.bench.internal"
+        pods = [(base + 100 + p, "eth0" if p % 2 == 0 else "eth1") for p in range(pods_per_node)]
+        links = [
+            LO,
+            Link(2, "eth0", "device", _mac(0x02, eth0_ip), 9001, qdisc="mq", qlen=1000),
+            Link(3, "eth1", "device", _mac(0x02, eth1_ip), 9001, qdisc="mq", qlen=1000),
+        ]
+        routes = [
+            Route(254, IPv4Network("0.0.0.0/0"), gateway=gateway, dev="eth0"),
+            Route(254, subnet.cidr, dev="eth0", proto="kernel", scope="link", src=eth0_ip),
+            Route(2, IPv4Network(f"{gateway}/32"), dev="eth1", scope="link"),
+            Route(2, IPv4Network("0.0.0.0/0"), gateway=gateway, dev="eth1"),
+        ]
+        rules = [Rule(0, table=255), Rule(1024, table=254, fwmark=0x80, fwmask=0x80)]
+        tail = []
+        for index, (ip, eni) in enumerate(pods):
+            veth = f"enib{n:04d}{index:05d}"
+            pod_ns = f"cni-bench-{n:03d}-{index:03d}"
+            links.append(Link(10 + index, veth, "veth", _mac(0x2E, ip), 9001,
+                              peer=LinkPeer(3, "eth0", netns=pod_ns)))
+            routes.append(Route(254, IPv4Network(f"{ip}/32"), dev=veth, scope="link"))
+            rules.append(Rule(512, table=254, dst=IPv4Network(f"{ip}/32")))
+            if eni == "eth1":
+                tail.append(Rule(1536, table=2, src=IPv4Network(f"{ip}/32")))
+            namespaces.append(Namespace(
+                name=pod_ns, kind="pod", owner=f"bench/pod-{n}-{index}",
+                links=(LO, Link(3, "eth0", "veth", _mac(0x2A, ip), 9001,
+                                peer=LinkPeer(10 + index, veth, netnsid=0))),
+                addresses=(Address("eth0", IPv4Interface(f"{ip}/32")),),
+                routes=(Route(254, IPv4Network("169.254.1.1/32"), dev="eth0", scope="link"),
+                        Route(254, IPv4Network("0.0.0.0/0"), gateway=IPv4Address("169.254.1.1"),
+                              dev="eth0")),
+                neighbours=(Neighbour(IPv4Address("169.254.1.1"), "eth0", _mac(0x2E, ip)),),
+                sysctls=SYSCTLS,
+            ))
+        prefix = subnet.cidr.prefixlen
+        broadcast = subnet.cidr.broadcast_address
+        namespaces.append(Namespace(
+            name=name, kind="node", owner=name, links=tuple(links),
+            addresses=(Address("eth0", IPv4Interface(f"{eth0_ip}/{prefix}"), broadcast=broadcast),
+                       Address("eth1", IPv4Interface(f"{eth1_ip}/{prefix}"), broadcast=broadcast)),
+            routes=tuple(routes),
+            rules=(*rules, *tail, Rule(32766, table=254), Rule(32767, table=253)),
+            sysctls=(*SYSCTLS, ("net.ipv4.conf.eth0.rp_filter", "2")),
+            iptables=_iptables(eth0_ip),
+        ))
+        enis.append(Eni(f"eni-{n}-0", subnet.name, _mac(0x02, eth0_ip), eth0_ip,
+                        tuple(ip for ip, e in pods if e == "eth0"), node=name, device="eth0"))
+        enis.append(Eni(f"eni-{n}-1", subnet.name, _mac(0x02, eth1_ip), eth1_ip,
+                        tuple(ip for ip, e in pods if e == "eth1"), node=name, device="eth1"))
+    vpc = VpcState("vpc-bench", (IPv4Network("10.0.0.0/16"),), subnets, tuple(enis))
+    return DataplaneState(tuple(namespaces), vpc)
+
+
+def cross_node_walk(state: DataplaneState) -> Walk:
+    """The first pod of node 0 (eth0) to the second pod of node 1 (eth1): W2's shape, checked
+    only for delivery, the hop-by-hop comparison being the demo's job."""
+    pods = state.pods()
+    src, dst = pods[0], next(p for p in pods if p.name.startswith("cni-bench-001-001"))
+    a = src.addresses[0].interface.ip
+    b = dst.addresses[0].interface.ip
+    flow = Flow(Endpoint("pod", src.owner, a), Endpoint("pod", dst.owner, b), "tcp", 41000, 80)
+    where_a, where_b = Where("pod", src.name), Where("pod", dst.name)
+    syn = Packet(a, b, "tcp", 41000, 80, tcp_flags="S")
+    return Walk(flow, "forward", (
+        Hop(where_a, None, "eth0", (Step("originate", "sent"),), None, None),
+        Hop(where_b, "eth0", None, (Step("deliver", "delivered"),), syn, None),
+    ), Disposition("delivered", where_b, "socket"))
+
+
+def bare_build(state: DataplaneState, names: LabNames) -> float:
+    plan = build_plan(state, names)
+    start = time.perf_counter()
+    system.ip_batch(None, plan.host_batch)
+    elapsed = time.perf_counter() - start
+    lifecycle.down(names)
+    return elapsed
+
+
+def measure(label: str, state: DataplaneState, walk: Walk | None, names: LabNames) -> None:
+    lifecycle.down(names)
+    bare = bare_build(state, names)
+    start = time.perf_counter()
+    lifecycle.up(state, names)
+    up = time.perf_counter() - start
+    settle = lifecycle.settle(names, timeout=30)
+    verify = float("nan")
+    agree = "—"
+    if walk is not None:
+        start = time.perf_counter()
+        verdict = verify_walk(state, walk, names)
+        verify = time.perf_counter() - start
+        agree = "agree" if verdict.agree else f"DIFFERS {verdict.unexplained()[:2]}"
+    start = time.perf_counter()
+    count = lifecycle.down(names)
+    down = time.perf_counter() - start
+    print(f"{label:<28} namespaces {count:>5}  bare {bare:6.2f} s  up {up:6.2f} s "
+          f"({up / bare:4.1f}× bare)  DAD settle {settle:5.2f} s  verify {verify:5.2f} s "
+          f"[{agree}]  down {down:6.2f} s", flush=True)
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--nodes", type=int, default=50)
+    parser.add_argument("--pods-per-node", type=int, default=20)
+    args = parser.parse_args(argv)
+    system.require_capabilities()
+    names = LabNames("eksnet-bench-")
+    from eksnet.lab.cli import load_state
+
+    demo = load_state(None)
+    demo_walk: Walk | None = None
+    try:
+        sys.path.insert(0, ".")
+        from tests.lab.walks import w1
+
+        demo_walk = w1()
+    except ImportError:
+        pass
+    measure("demo (talk)", demo, demo_walk, names)
+    big = generated_state(args.nodes, args.pods_per_node)
+    measure(f"{args.nodes} nodes, {len(big.pods())} pods", big, cross_node_walk(big), names)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

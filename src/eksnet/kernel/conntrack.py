@@ -1,0 +1,736 @@
+"""Connection tracking and NAT bindings of one network namespace, as values (linux-dataplane.md §6).
+
+Why it is shaped like this: the kernel attaches a conntrack entry to a packet at the conntrack
+hook (-200) — found, or created *unconfirmed* — and only inserts it into the table (confirms it)
+when the packet survives to the confirm hook (INT_MAX). NAT rules run only while the entry is
+unconfirmed and its binding for that manipulation (source or destination) is not set up yet; every
+later packet, in either direction, just gets the stored binding applied. So the model keeps:
+
+* `Tuple`: what identifies a flow in one direction;
+* `ConntrackEntry`: original and reply tuples (NAT changes the reply tuple), ct mark, status bits,
+  the L4 state and the seconds left;
+* `ConntrackTable`: the confirmed entries; every operation returns a new table;
+* `conntrack_in`: the conntrack hook as a pure function (lookup or create, ctstate, L4 state);
+* `apply_nat` / `null_binding` / `nat_rewrite`: setting up a binding and applying it at a hook.
+
+Randomness and time are inputs: a NAT port is chosen by a caller-supplied `PortChooser`, and the
+age of a flow is passed as `elapsed` seconds. Nothing here reads a clock or a random generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Address
+from types import MappingProxyType
+from typing import Literal
+
+from eksnet.kernel.hooks import Hook
+
+Proto = Literal["tcp", "udp", "icmp"]
+PROTO_NUMBERS: Mapping[str, int] = MappingProxyType({"icmp": 1, "tcp": 6, "udp": 17})
+"""IP protocol numbers (`/etc/protocols`) of the protocols conntrack tracks in the model."""
+
+Direction = Literal["ORIGINAL", "REPLY"]
+CtState = Literal["NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED"]
+"""The state a packet has at the conntrack match (`ctinfo` mapped to iptables' names, §6.2)."""
+
+CtStatus = Literal[
+    "EXPECTED",
+    "SEEN_REPLY",
+    "ASSURED",
+    "CONFIRMED",
+    "SRC_NAT",
+    "DST_NAT",
+    "SRC_NAT_DONE",
+    "DST_NAT_DONE",
+]
+"""Status bits of an entry (`enum ip_conntrack_status`), the ones the model uses."""
+
+Manip = Literal["SRC", "DST"]
+"""What a NAT hook rewrites: the source (SNAT, un-DNAT) or the destination (DNAT, un-SNAT)."""
+
+NatKind = Literal["DNAT", "SNAT", "MASQUERADE"]
+
+TcpState = Literal[
+    "NONE",
+    "SYN_SENT",
+    "SYN_RECV",
+    "ESTABLISHED",
+    "FIN_WAIT",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "TIME_WAIT",
+    "CLOSE",
+    "SYN_SENT2",
+]
+"""TCP conntrack states, named as `conntrack -L` prints them."""
+
+PortChooser = Callable[[int, int], int]
+"""Picks a port in the closed range [low, high]; the caller's (seeded) randomness, never ours."""
+
+NAT_MANIP: Mapping[Hook, Manip] = MappingProxyType(
+    {
+        Hook.PREROUTING: "DST",
+        Hook.OUTPUT: "DST",
+        Hook.INPUT: "SRC",
+        Hook.POSTROUTING: "SRC",
+    }
+)
+"""Which manipulation the nat stage of each hook performs (kernel `HOOK2MANIP`, §1.4).
+
+At PREROUTING/OUTPUT (-100) the destination is rewritten: DNAT of original-direction packets and
+un-SNAT of replies. At INPUT/POSTROUTING (100) the source is rewritten: SNAT/MASQUERADE of
+original-direction packets and un-DNAT of replies. FORWARD has no nat stage.
+"""
+
+ICMP_QUERY_REPLY: Mapping[int, int] = MappingProxyType(
+    {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 17: 18, 18: 17}
+)
+"""ICMP types conntrack tracks as queries, and the type of the answer (kernel `invmap`):
+echo 8 ↔ echo-reply 0, timestamp 13 ↔ 14, info 15 ↔ 16, address mask 17 ↔ 18."""
+
+ICMP_NEW_TYPES = frozenset({8, 13, 15, 17})
+"""Only these ICMP types may create an entry; an answer without a query is INVALID."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tuple:
+    """One direction of a flow as conntrack keys it (`struct nf_conntrack_tuple`).
+
+    TCP and UDP use ports; ICMP uses type and code on the destination side and the query id on the
+    source side (the id is what SNAT changes, like a source port).
+    """
+
+    src: IPv4Address
+    dst: IPv4Address
+    proto: Proto
+    sport: int | None = None
+    dport: int | None = None
+    icmp_type: int | None = None
+    icmp_code: int | None = None
+    icmp_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.proto == "icmp":
+            if self.sport is not None or self.dport is not None:
+                raise ValueError("an ICMP tuple has no ports")
+            if self.icmp_type is None or self.icmp_code is None:
+                raise ValueError("an ICMP tuple needs a type and a code")
+        else:
+            if self.sport is None or self.dport is None:
+                raise ValueError(f"a {self.proto} tuple needs both ports")
+            if self.icmp_type is not None or self.icmp_code is not None or self.icmp_id is not None:
+                raise ValueError(f"a {self.proto} tuple has no ICMP fields")
+            for port in (self.sport, self.dport):
+                if not 0 <= port <= 65535:
+                    raise ValueError(f"port {port} out of range")
+
+    @property
+    def source_port(self) -> int | None:
+        """The source-side key a source NAT may change: the port, or the ICMP id."""
+        return self.icmp_id if self.proto == "icmp" else self.sport
+
+    @property
+    def destination_port(self) -> int | None:
+        """The destination-side key a destination NAT may change (None for ICMP)."""
+        return None if self.proto == "icmp" else self.dport
+
+    def inverted(self) -> Tuple:
+        """The tuple of a packet going the other way (`nf_ct_invert_tuple`)."""
+        if self.proto == "icmp":
+            assert self.icmp_type is not None
+            answer = ICMP_QUERY_REPLY.get(self.icmp_type)
+            if answer is None:
+                raise ValueError(f"ICMP type {self.icmp_type} is not a query conntrack can invert")
+            return replace(self, src=self.dst, dst=self.src, icmp_type=answer)
+        return replace(self, src=self.dst, dst=self.src, sport=self.dport, dport=self.sport)
+
+    def with_source(self, address: IPv4Address, port: int | None) -> Tuple:
+        """This tuple with its source side replaced (port None keeps the current one)."""
+        if self.proto == "icmp":
+            return replace(self, src=address, icmp_id=self.icmp_id if port is None else port)
+        return replace(self, src=address, sport=self.sport if port is None else port)
+
+    def with_destination(self, address: IPv4Address, port: int | None) -> Tuple:
+        """This tuple with its destination side replaced (ICMP has no destination port)."""
+        if self.proto == "icmp" or port is None:
+            return replace(self, dst=address)
+        return replace(self, dst=address, dport=port)
+
+
+@dataclass(frozen=True, slots=True)
+class NatRequest:
+    """What a DNAT/SNAT/MASQUERADE target asks for (`struct nf_nat_range2`).
+
+    `to_address` is None for MASQUERADE: its address depends on the route and is chosen by the
+    caller (§6.5). `to_ports` is the port (or ICMP id) range, both ends included.
+    """
+
+    kind: NatKind
+    to_address: IPv4Address | None = None
+    to_address_max: IPv4Address | None = None
+    to_ports: tuple[int, int] | None = None
+    random: bool = False
+    random_fully: bool = False
+    persistent: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind == "MASQUERADE":
+            if self.to_address is not None:
+                raise ValueError("MASQUERADE takes no address; the caller picks it")
+        elif self.to_address is None:
+            raise ValueError(f"{self.kind} needs an address")
+        if self.to_address_max is not None and (
+            self.to_address is None or self.to_address_max < self.to_address
+        ):
+            raise ValueError("address range must run upwards")
+        if self.to_ports is not None:
+            low, high = self.to_ports
+            if not 0 <= low <= high <= 65535:
+                raise ValueError(f"bad port range {low}-{high}")
+        if self.kind == "DNAT" and self.random_fully:
+            raise ValueError("DNAT has no --random-fully")
+
+    @property
+    def manip(self) -> Manip:
+        return "DST" if self.kind == "DNAT" else "SRC"
+
+    @property
+    def random_port(self) -> bool:
+        """`--random` or `--random-fully`: the port is always chosen, never kept (§6.6)."""
+        return self.random or self.random_fully
+
+    def describe(self) -> str:
+        """`DNAT to 10.0.1.23:8080`, `SNAT to 10.0.1.5 random-fully`, `MASQUERADE`."""
+        text: str = self.kind
+        if self.to_address is not None:
+            address = str(self.to_address)
+            if self.to_address_max is not None and self.to_address_max != self.to_address:
+                address += f"-{self.to_address_max}"
+            text += f" to {address}"
+        if self.to_ports is not None:
+            low, high = self.to_ports
+            ports = str(low) if low == high else f"{low}-{high}"
+            text += f":{ports}" if self.to_address is not None else f" to ports {ports}"
+        for flag, name in (
+            (self.random, "random"),
+            (self.random_fully, "random-fully"),
+            (self.persistent, "persistent"),
+        ):
+            if flag:
+                text += f" {name}"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class CtTimeouts:
+    """Conntrack timeouts in seconds; defaults are a fresh namespace's (§6.8), an input because
+    kube-proxy and operators change them (`net.netfilter.nf_conntrack_*`)."""
+
+    tcp_syn_sent: int = 120
+    tcp_syn_recv: int = 60
+    tcp_established: int = 432000
+    tcp_fin_wait: int = 120
+    tcp_close_wait: int = 60
+    tcp_last_ack: int = 30
+    tcp_time_wait: int = 120
+    tcp_close: int = 10
+    udp: int = 30
+    udp_stream: int = 120
+    icmp: int = 30
+
+    def tcp(self, state: TcpState) -> int:
+        """The timeout a TCP entry gets when it enters `state` (SYN_SENT2 shares SYN_SENT's)."""
+        by_state: dict[TcpState, int] = {
+            "NONE": self.tcp_close,
+            "SYN_SENT": self.tcp_syn_sent,
+            "SYN_SENT2": self.tcp_syn_sent,
+            "SYN_RECV": self.tcp_syn_recv,
+            "ESTABLISHED": self.tcp_established,
+            "FIN_WAIT": self.tcp_fin_wait,
+            "CLOSE_WAIT": self.tcp_close_wait,
+            "LAST_ACK": self.tcp_last_ack,
+            "TIME_WAIT": self.tcp_time_wait,
+            "CLOSE": self.tcp_close,
+        }
+        return by_state[state]
+
+
+DEFAULT_TIMEOUTS = CtTimeouts()
+
+UDP_STREAM_AFTER = 2.0
+"""Seconds a replied UDP flow must last before it becomes ASSURED and gets the stream timeout
+(kernel `stream_ts` = creation + 2 s; measured: 29 → 29 → 119 [ASSURED] after ~2.6 s)."""
+
+TcpFlagClass = Literal["syn", "synack", "fin", "ack", "rst", "none"]
+
+_TCP_STATE_ORDER: tuple[TcpState, ...] = (
+    "NONE",
+    "SYN_SENT",
+    "SYN_RECV",
+    "ESTABLISHED",
+    "FIN_WAIT",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "TIME_WAIT",
+    "CLOSE",
+    "SYN_SENT2",
+)
+_TCP_CODES: Mapping[str, TcpState | Literal["INVALID", "IGNORE"]] = MappingProxyType(
+    {
+        "SS": "SYN_SENT",
+        "SR": "SYN_RECV",
+        "ES": "ESTABLISHED",
+        "FW": "FIN_WAIT",
+        "CW": "CLOSE_WAIT",
+        "LA": "LAST_ACK",
+        "TW": "TIME_WAIT",
+        "CL": "CLOSE",
+        "S2": "SYN_SENT2",
+        "IV": "INVALID",
+        "IG": "IGNORE",
+    }
+)
+# The kernel's TCP state transition table (`tcp_conntracks` in nf_conntrack_proto_tcp.c, read at
+# linux 6.1, unchanged in structure since 2.6). Columns are the current state in the order
+# NONE SYN_SENT SYN_RECV ESTABLISHED FIN_WAIT CLOSE_WAIT LAST_ACK TIME_WAIT CLOSE SYN_SENT2;
+# rows are (direction, the packet's flag class). IV = the packet is INVALID (state unchanged),
+# IG = ignored (state unchanged, packet passes). Window tracking is not modelled.
+_TCP_ROWS: Mapping[tuple[Direction, TcpFlagClass], str] = MappingProxyType(
+    {
+        ("ORIGINAL", "syn"): "SS SS IG IG IG IG IG SS SS S2",
+        ("ORIGINAL", "synack"): "IV IV SR IV IV IV IV IV IV SR",
+        ("ORIGINAL", "fin"): "IV IV FW FW LA LA LA TW CL IV",
+        ("ORIGINAL", "ack"): "ES IV ES ES CW CW TW TW CL IV",
+        ("ORIGINAL", "rst"): "IV CL CL CL CL CL CL CL CL CL",
+        ("ORIGINAL", "none"): "IV IV IV IV IV IV IV IV IV IV",
+        ("REPLY", "syn"): "IV S2 IV IV IV IV IV SS IV S2",
+        ("REPLY", "synack"): "IV SR IG IG IG IG IG IG IG SR",
+        ("REPLY", "fin"): "IV IV FW FW LA LA LA TW CL IV",
+        ("REPLY", "ack"): "IV IG SR ES CW CW TW TW CL IG",
+        ("REPLY", "rst"): "IV CL CL CL CL CL CL CL CL CL",
+        ("REPLY", "none"): "IV IV IV IV IV IV IV IV IV IV",
+    }
+)
+TCP_TRANSITIONS: Mapping[
+    tuple[Direction, TcpFlagClass, TcpState], TcpState | Literal["INVALID", "IGNORE"]
+] = MappingProxyType(
+    {
+        (direction, flags, state): _TCP_CODES[code]
+        for (direction, flags), row in _TCP_ROWS.items()
+        for state, code in zip(_TCP_STATE_ORDER, row.split(), strict=True)
+    }
+)
+"""(direction, flag class, current state) → next state, INVALID or IGNORE."""
+
+
+def tcp_flag_class(flags: frozenset[str]) -> TcpFlagClass:
+    """Which row of the transition table a segment uses (kernel `get_conntrack_index`):
+    RST wins, then SYN (with ACK: SYN-ACK), then FIN, then ACK."""
+    if "RST" in flags:
+        return "rst"
+    if "SYN" in flags:
+        return "synack" if "ACK" in flags else "syn"
+    if "FIN" in flags:
+        return "fin"
+    if "ACK" in flags:
+        return "ack"
+    return "none"
+
+
+@dataclass(frozen=True, slots=True)
+class ConntrackEntry:
+    """One tracked connection (`struct nf_conn`).
+
+    `reply` starts as the inverse of `original` and is changed by NAT (DNAT changes its source,
+    SNAT/MASQUERADE its destination). `timeout` is the seconds left as of the last packet (what
+    `conntrack -L` prints right after it). `tcp_state` is None for UDP and ICMP.
+    """
+
+    original: Tuple
+    reply: Tuple
+    timeout: int
+    tcp_state: TcpState | None = None
+    status: frozenset[CtStatus] = frozenset()
+    mark: int = 0
+    zone: int = 0
+    use: int = 1
+
+    def __post_init__(self) -> None:
+        if self.original.proto != self.reply.proto:
+            raise ValueError("original and reply tuples must have the same protocol")
+        if (self.tcp_state is None) != (self.original.proto != "tcp"):
+            raise ValueError("a TCP entry (and only a TCP entry) has a TCP state")
+        if not 0 <= self.mark <= 0xFFFFFFFF:
+            raise ValueError(f"ct mark {self.mark:#x} is not 32 bits")
+
+    @property
+    def confirmed(self) -> bool:
+        return "CONFIRMED" in self.status
+
+    @property
+    def seen_reply(self) -> bool:
+        return "SEEN_REPLY" in self.status
+
+    @property
+    def assured(self) -> bool:
+        return "ASSURED" in self.status
+
+    def nat_done(self, manip: Manip) -> bool:
+        """True once the binding of this manipulation is set up (a rule fired, or the null
+        binding was recorded): from then on the nat chains are not traversed for it (§6.4)."""
+        return ("SRC_NAT_DONE" if manip == "SRC" else "DST_NAT_DONE") in self.status
+
+    @property
+    def snat(self) -> bool:
+        """The `SNAT` virtual ctstate: original source ≠ reply destination."""
+        return "SRC_NAT" in self.status
+
+    @property
+    def dnat(self) -> bool:
+        """The `DNAT` virtual ctstate: original destination ≠ reply source."""
+        return "DST_NAT" in self.status
+
+    def with_mark(self, mark: int) -> ConntrackEntry:
+        return replace(self, mark=mark & 0xFFFFFFFF)
+
+    def with_status(self, *bits: CtStatus) -> ConntrackEntry:
+        return replace(self, status=self.status | frozenset(bits))
+
+    def direction_of(self, tuple_: Tuple) -> Direction | None:
+        if tuple_ == self.original:
+            return "ORIGINAL"
+        if tuple_ == self.reply:
+            return "REPLY"
+        return None
+
+
+class TupleTaken(ValueError):
+    """Confirming an entry whose tuple another entry already holds (the kernel drops the packet
+    and counts `insert_failed`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConntrackTable:
+    """The confirmed entries of one namespace (`conntrack -L`), in insertion order."""
+
+    entries: tuple[ConntrackEntry, ...] = ()
+    _index: dict[tuple[int, Tuple], tuple[ConntrackEntry, Direction]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        for entry in self.entries:
+            if not entry.confirmed:
+                raise ValueError("the table holds confirmed entries only")
+            sides: tuple[tuple[Tuple, Direction], ...] = (
+                (entry.original, "ORIGINAL"),
+                (entry.reply, "REPLY"),
+            )
+            for tuple_, direction in sides:
+                key = (entry.zone, tuple_)
+                if key in self._index:
+                    if self._index[key][0] is entry:
+                        continue  # a flow to itself: both directions are the same tuple
+                    raise TupleTaken(f"tuple {tuple_} is tracked twice")
+                self._index[key] = (entry, direction)
+
+    def __iter__(self) -> Iterator[ConntrackEntry]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def lookup(self, tuple_: Tuple, *, zone: int = 0) -> tuple[ConntrackEntry, Direction] | None:
+        """The entry holding `tuple_` in either direction, and which direction it is."""
+        return self._index.get((zone, tuple_))
+
+    def taken(self, tuple_: Tuple, *, ignore: ConntrackEntry | None = None, zone: int = 0) -> bool:
+        """Whether another entry holds `tuple_` (kernel `nf_conntrack_tuple_taken`): a NAT
+        binding whose new reply tuple is taken would clash."""
+        found = self._index.get((zone, tuple_))
+        if found is None:
+            return False
+        return ignore is None or found[0].original != ignore.original
+
+    def create(
+        self,
+        original: Tuple,
+        *,
+        tcp_flags: frozenset[str] = frozenset(),
+        zone: int = 0,
+        timeouts: CtTimeouts = DEFAULT_TIMEOUTS,
+    ) -> ConntrackEntry | None:
+        """A new *unconfirmed* entry for the first packet `original`, or None when that packet
+        cannot start a connection (a TCP segment that is not a SYN or a mid-stream ACK, an ICMP
+        answer): such a packet is INVALID. The table itself does not change until `confirm`."""
+        if self.lookup(original, zone=zone) is not None:
+            raise ValueError(f"{original} is already tracked")
+        if original.proto == "tcp":
+            state = TCP_TRANSITIONS[("ORIGINAL", tcp_flag_class(tcp_flags), "NONE")]
+            if state == "INVALID" or state == "IGNORE":
+                return None
+            return ConntrackEntry(
+                original, original.inverted(), timeouts.tcp(state), tcp_state=state, zone=zone
+            )
+        if original.proto == "icmp":
+            if original.icmp_type not in ICMP_NEW_TYPES:
+                return None
+            return ConntrackEntry(original, original.inverted(), timeouts.icmp, zone=zone)
+        return ConntrackEntry(original, original.inverted(), timeouts.udp, zone=zone)
+
+    def confirm(self, entry: ConntrackEntry) -> ConntrackTable:
+        """Insert an unconfirmed entry (the confirm hook). Raises `TupleTaken` on a clash."""
+        if entry.confirmed:
+            raise ValueError("entry is already confirmed")
+        for tuple_ in (entry.original, entry.reply):
+            if self.lookup(tuple_, zone=entry.zone) is not None:
+                raise TupleTaken(f"tuple {tuple_} is already tracked")
+        return ConntrackTable((*self.entries, entry.with_status("CONFIRMED")))
+
+    def update(self, entry: ConntrackEntry) -> ConntrackTable:
+        """Replace the confirmed entry with the same original tuple and zone."""
+        for index, existing in enumerate(self.entries):
+            if existing.original == entry.original and existing.zone == entry.zone:
+                entries = list(self.entries)
+                entries[index] = entry.with_status("CONFIRMED")
+                return ConntrackTable(tuple(entries))
+        raise KeyError(entry.original)
+
+    def remove(self, entry: ConntrackEntry) -> ConntrackTable:
+        kept = tuple(
+            e for e in self.entries if (e.original, e.zone) != (entry.original, entry.zone)
+        )
+        if len(kept) == len(self.entries):
+            raise KeyError(entry.original)
+        return ConntrackTable(kept)
+
+
+@dataclass(frozen=True, slots=True)
+class CtLookup:
+    """What the conntrack hook attached to a packet.
+
+    `entry` is None for INVALID (and UNTRACKED) packets. `confirmed` tells whether the entry is
+    already in the table (False: it was created by this packet and must pass the confirm hook).
+    """
+
+    entry: ConntrackEntry | None
+    direction: Direction
+    ctstate: CtState
+
+    @property
+    def confirmed(self) -> bool:
+        return self.entry is not None and self.entry.confirmed
+
+
+def conntrack_in(
+    table: ConntrackTable,
+    packet: Tuple,
+    *,
+    tcp_flags: frozenset[str] = frozenset(),
+    elapsed: float = 0.0,
+    zone: int = 0,
+    timeouts: CtTimeouts = DEFAULT_TIMEOUTS,
+) -> tuple[ConntrackTable, CtLookup]:
+    """The conntrack hook (PREROUTING/OUTPUT at -200) for one packet, as a pure function.
+
+    Finds the entry (either direction) or creates an unconfirmed one, derives the ctstate the
+    way `resolve_normal_ct` does (reply direction → ESTABLISHED; original direction → ESTABLISHED
+    once a reply was seen, else NEW), then updates the L4 state and timeout (TCP transition table,
+    UDP stream rule, ICMP) and sets SEEN_REPLY on a reply. `elapsed` is the age of the flow in
+    seconds (only UDP's ASSURED rule reads it). Returns the table with a confirmed entry updated
+    (unchanged for a new entry) and what was attached to the packet.
+    """
+    found = table.lookup(packet, zone=zone)
+    if found is None:
+        entry = table.create(packet, tcp_flags=tcp_flags, zone=zone, timeouts=timeouts)
+        if entry is None:
+            return table, CtLookup(None, "ORIGINAL", "INVALID")
+        return table, CtLookup(entry, "ORIGINAL", "NEW")
+    entry, direction = found
+    if direction == "REPLY" or entry.seen_reply:
+        ctstate: CtState = "ESTABLISHED"
+    else:
+        ctstate = "RELATED" if "EXPECTED" in entry.status else "NEW"
+    updated = _l4_packet(entry, direction, tcp_flags, elapsed, timeouts)
+    if updated is None:
+        return table, CtLookup(None, direction, "INVALID")
+    if direction == "REPLY":
+        updated = updated.with_status("SEEN_REPLY")
+    return table.update(updated), CtLookup(updated, direction, ctstate)
+
+
+def _l4_packet(
+    entry: ConntrackEntry,
+    direction: Direction,
+    tcp_flags: frozenset[str],
+    elapsed: float,
+    timeouts: CtTimeouts,
+) -> ConntrackEntry | None:
+    """The protocol's `packet()` step for a packet of an existing entry; None = INVALID."""
+    if entry.original.proto == "tcp":
+        assert entry.tcp_state is not None
+        old = entry.tcp_state
+        new = TCP_TRANSITIONS[(direction, tcp_flag_class(tcp_flags), old)]
+        if new == "INVALID":
+            return None
+        if new == "IGNORE":
+            return entry
+        updated = replace(entry, tcp_state=new, timeout=timeouts.tcp(new))
+        # ASSURED: a valid ACK in ESTABLISHED after SYN_RECV (the handshake completed), checked
+        # only once a reply has been seen (kernel nf_conntrack_tcp_packet).
+        if entry.seen_reply and old in ("SYN_RECV", "ESTABLISHED") and new == "ESTABLISHED":
+            updated = updated.with_status("ASSURED")
+        return updated
+    if entry.original.proto == "udp":
+        # The kernel reads SEEN_REPLY before this packet sets it: the first reply still gets the
+        # short timeout; traffic after 2 s of a replied flow makes it a stream (ASSURED, 120 s).
+        if entry.seen_reply and elapsed > UDP_STREAM_AFTER:
+            return replace(entry, timeout=timeouts.udp_stream).with_status("ASSURED")
+        return replace(entry, timeout=timeouts.udp)
+    return replace(entry, timeout=timeouts.icmp)
+
+
+def related_lookup(
+    table: ConntrackTable, inner: Tuple, *, zone: int = 0
+) -> tuple[ConntrackEntry, Direction] | None:
+    """The entry an ICMP error belongs to (RELATED, §6.2), from the header embedded in it.
+
+    The embedded packet went the opposite way to the error, so its inverted tuple is the error's
+    own direction of the connection (kernel `icmp_error_message`).
+    """
+    return table.lookup(inner.inverted(), zone=zone)
+
+
+def apply_nat(
+    entry: ConntrackEntry, request: NatRequest, address: IPv4Address, port: int | None
+) -> ConntrackEntry:
+    """Set up the binding a NAT target asked for (`nf_nat_setup_info`), on an unconfirmed entry.
+
+    `address` is the chosen new address (the request's for DNAT/SNAT, the routing-chosen one for
+    MASQUERADE, §6.5) and `port` the chosen port or ICMP id (None keeps it; see
+    `choose_nat_port`). The original tuple never changes; the reply tuple becomes the inverse of
+    what original-direction packets will look like after NAT, so DNAT changes the reply source and
+    SNAT/MASQUERADE the reply destination.
+    """
+    manip = request.manip
+    if entry.confirmed:
+        raise ValueError("NAT is set up only on an unconfirmed entry (first packet)")
+    if entry.nat_done(manip):
+        raise ValueError(f"the {manip} binding of this entry is already set up")
+    current = entry.reply.inverted()
+    if manip == "DST":
+        new = current.with_destination(address, port)
+        changed: CtStatus = "DST_NAT"
+        done: CtStatus = "DST_NAT_DONE"
+    else:
+        new = current.with_source(address, port)
+        changed = "SRC_NAT"
+        done = "SRC_NAT_DONE"
+    bits: tuple[CtStatus, ...] = (done, changed) if new != current else (done,)
+    return replace(entry, reply=new.inverted()).with_status(*bits)
+
+
+def null_binding(entry: ConntrackEntry, manip: Manip) -> ConntrackEntry:
+    """Record that no nat rule fired for this manipulation (`nf_nat_alloc_null_binding`), so
+    later packets and later rule changes never run the nat chains for it again."""
+    if entry.nat_done(manip):
+        return entry
+    return entry.with_status("SRC_NAT_DONE" if manip == "SRC" else "DST_NAT_DONE")
+
+
+def nat_rewrite(packet: Tuple, entry: ConntrackEntry, direction: Direction, manip: Manip) -> Tuple:
+    """The packet after a nat stage applied the entry's binding (`nf_nat_packet`).
+
+    A packet in one direction must end up as the inverse of the other direction's tuple; the
+    stage rewrites only its side (source or destination). The status bit consulted is the
+    manipulation's own for original-direction packets and the opposite one for replies (an
+    un-SNAT happens at a destination stage). ICMP query ids are rewritten by either stage.
+    """
+    wanted: CtStatus
+    if direction == "ORIGINAL":
+        wanted = "SRC_NAT" if manip == "SRC" else "DST_NAT"
+    else:
+        wanted = "DST_NAT" if manip == "SRC" else "SRC_NAT"
+    if wanted not in entry.status:
+        return packet
+    target = (entry.reply if direction == "ORIGINAL" else entry.original).inverted()
+    if manip == "SRC":
+        rewritten = packet.with_source(target.src, target.source_port)
+    else:
+        rewritten = packet.with_destination(target.dst, target.destination_port)
+    if packet.proto == "icmp":
+        rewritten = replace(rewritten, icmp_id=target.icmp_id)
+    return rewritten
+
+
+def nat_rewrite_at(hook: Hook, packet: Tuple, entry: ConntrackEntry, direction: Direction) -> Tuple:
+    """`nat_rewrite` for the nat stage of `hook` (FORWARD has none: the packet is unchanged)."""
+    manip = NAT_MANIP.get(hook)
+    return packet if manip is None else nat_rewrite(packet, entry, direction, manip)
+
+
+def default_port_range(proto: Proto, port: int) -> tuple[int, int]:
+    """Where a source NAT searches a new port when the rule gives none (§6.6): the class of the
+    original port (1–511, 600–1023, 1024–65535); any id for ICMP."""
+    if proto == "icmp":
+        return (0, 65535)
+    if port < 512:
+        return (1, 511)
+    if port < 1024:
+        return (600, 1023)
+    return (1024, 65535)
+
+
+def choose_nat_port(
+    table: ConntrackTable,
+    entry: ConntrackEntry,
+    request: NatRequest,
+    address: IPv4Address,
+    chooser: PortChooser,
+    *,
+    attempts: int = 128,
+) -> int | None:
+    """The port (or ICMP id) a NAT binding gets (kernel `get_unique_tuple`, §6.6).
+
+    * A destination NAT without ports keeps the port (returns None = keep); with a single port
+      uses it; with a range keeps the current port if it is in range and free, else searches.
+    * A source NAT keeps the current port when it is in the allowed range (the rule's, or the
+      class of the original port) and the resulting tuple is free, unless `--random` or
+      `--random-fully` is given; otherwise it asks `chooser` up to `attempts` times for a port in
+      the range whose resulting reply tuple no other entry holds.
+
+    Raises ValueError when no free port was found (the kernel drops the packet).
+    """
+    current = entry.reply.inverted()
+    manip = request.manip
+    if manip == "DST":
+        if request.to_ports is None:
+            return None
+        low, high = request.to_ports
+        if low == high:
+            return low
+        now = current.destination_port
+    else:
+        now = current.source_port
+        assert now is not None
+        low, high = request.to_ports or default_port_range(current.proto, now)
+
+    def free(port: int) -> bool:
+        if manip == "DST":
+            candidate = current.with_destination(address, port)
+        else:
+            candidate = current.with_source(address, port)
+        return not table.taken(candidate.inverted(), ignore=entry, zone=entry.zone)
+
+    may_keep = manip == "DST" or not request.random_port
+    if may_keep and now is not None and low <= now <= high and free(now):
+        return now
+    for _ in range(attempts):
+        port = chooser(low, high)
+        if not low <= port <= high:
+            raise ValueError(f"port chooser returned {port}, outside {low}-{high}")
+        if free(port):
+            return port
+    raise ValueError(f"no free port in {low}-{high} after {attempts} attempts")

@@ -1,0 +1,266 @@
+"""`eksnet lab …`: the typer sub-app the main CLI mounts, and the tour's `verify_walk` hook.
+
+The lead's pieces (`eksnet.walk.engine`, `eksnet.walk.tour`) are imported where used, so the
+lab's commands that do not walk (`up`, `down`, `status`, `exec`) work without them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
+from rich.table import Table
+
+from eksnet.dataplane.state import DataplaneState
+from eksnet.dataplane.targets import parse_target, resolve_namespace
+from eksnet.errors import EksnetError, InputError
+from eksnet.lab import lifecycle
+from eksnet.lab.lifecycle import Progress
+from eksnet.lab.names import LabNames
+from eksnet.lab.system import LabError
+from eksnet.lab.verify import Verdict, verify_walk
+from eksnet.walk.model import Walk
+
+lab_app = typer.Typer(name="lab", help="Build the cluster's data plane in real network namespaces "
+                      "and prove the walks on the kernel.", no_args_is_help=True)
+console = Console(stderr=True)
+out = Console()
+
+__all__ = ["lab_app", "load_state", "verify_walk", "verify_walks"]
+
+
+def load_state(cluster: str | None) -> DataplaneState:
+    """The state of a cluster file (None: the demo `talk`), via the lead's model and controllers."""
+    from eksnet.controllers import build_state
+    from eksnet.model import load_cluster
+
+    return build_state(load_cluster(cluster))
+
+
+class _RichProgress(Progress):
+    def __init__(self, progress: RichProgress) -> None:
+        self.progress = progress
+        self.task: int | None = None
+
+    def phase(self, name: str, total: int) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=self.progress.tasks[self.task].total)
+        self.task = self.progress.add_task(name, total=total)
+
+    def advance(self, steps: int = 1) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, steps)
+
+
+def _progress() -> RichProgress:
+    return RichProgress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console, transient=False)
+
+
+def _fail(error: EksnetError) -> typer.Exit:
+    console.print(f"[red]error:[/red] {error.one_line()}")
+    return typer.Exit(error.exit_code)
+
+
+@lab_app.command()
+def up(cluster: str | None = typer.Option(None, "--cluster", help="cluster file (default: the "
+                                           "demo `talk`)")) -> None:
+    """Build the lab: one namespace per node and pod, the VPC fabric, the whole state."""
+    names = LabNames.from_env()
+    try:
+        state = load_state(cluster)
+        with _progress() as bar:
+            report = _RichProgress(bar)
+            timings = lifecycle.up(state, names, cluster=cluster, progress=report)
+            settle = lifecycle.settle(names, progress=report)
+    except KeyboardInterrupt:
+        lifecycle.down(names)
+        console.print("[yellow]interrupted: the lab was removed[/yellow]")
+        raise typer.Exit(130) from None
+    except EksnetError as error:
+        raise _fail(error) from None
+    console.print(
+        f"lab up: {len(state.namespaces) + 1} namespaces (prefix {names.prefix!r}) in "
+        f"{timings.total:.2f} s, IPv6 DAD settled in {settle:.2f} s"
+    )
+
+
+@lab_app.command()
+def down() -> None:
+    """Remove every lab namespace (also after a crashed `up` or `verify`)."""
+    names = LabNames.from_env()
+    try:
+        count = lifecycle.down(names)
+    except EksnetError as error:
+        raise _fail(error) from None
+    console.print(f"lab down: removed {count} namespaces with prefix {names.prefix!r}")
+
+
+@lab_app.command()
+def status() -> None:
+    """List the lab's namespaces: what exists, what the state expects but is missing."""
+    names = LabNames.from_env()
+    state: DataplaneState | None = None
+    cluster = "—"
+    try:
+        record = lifecycle.read_run_file(names)
+        cluster = record.cluster or "demo (talk)"
+        state = load_state(record.cluster)
+    except LabError:
+        pass
+    rows = lifecycle.status(names, state)
+    if not rows:
+        out.print(f"no lab namespaces with prefix {names.prefix!r}")
+        return
+    table = Table(title=f"lab {names.prefix!r}, cluster {cluster}")
+    for column in ("namespace", "kind", "state name", "exists"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row.netns, row.kind, row.state_name or "—",
+                      "yes" if row.exists else "[red]missing[/red]")
+    out.print(table)
+
+
+def lab_netns_for(target: str, names: LabNames) -> str:
+    """The lab namespace of a `node/…`/`pod/…` target; anything else is refused."""
+    if target == "vpc":
+        netns = names.fabric
+    else:
+        state = lifecycle.lab_state(names, load_state)
+        netns = names.netns(resolve_namespace(state, parse_target(target)).name)
+    if netns not in lifecycle.lab_netns(names):
+        raise InputError(f"{target} has no lab namespace ({netns} does not exist)",
+                         fix="run `eksnet lab up`")
+    return netns
+
+
+@lab_app.command(name="exec", context_settings={"allow_interspersed_args": False})
+def exec_(target: str = typer.Argument(..., help="node/NAME, pod/NS/NAME or vpc"),
+          command: list[str] = typer.Argument(..., help="the command, after --")) -> None:
+    """Run a real command inside a lab namespace (`ip netns exec`)."""
+    names = LabNames.from_env()
+    try:
+        netns = lab_netns_for(target, names)
+    except EksnetError as error:
+        raise _fail(error) from None
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise _fail(InputError("no command given", fix="eksnet lab exec TARGET -- CMD..."))
+    completed = subprocess.run(["ip", "netns", "exec", netns, *command], check=False)
+    raise typer.Exit(completed.returncode)
+
+
+# --- verify --------------------------------------------------------------------------------------
+
+
+def verify_walks(state: DataplaneState, walks: Sequence[tuple[str, Walk]],
+                 names: LabNames | None = None) -> list[Verdict]:
+    return [verify_walk(state, walk, names, label) for label, walk in walks]
+
+
+def _tour_walks(state: DataplaneState, wanted: Sequence[str]) -> list[tuple[str, Walk]]:
+    from eksnet.walk.engine import walk as simulate
+    from eksnet.walk.tour import TOUR
+
+    chosen = [t for t in TOUR if not wanted or t.id in wanted]
+    unknown = set(wanted) - {t.id for t in TOUR}
+    if unknown:
+        raise InputError(f"unknown walk {', '.join(sorted(unknown))}",
+                         fix="one of " + ", ".join(t.id for t in TOUR))
+    return [
+        (f"{t.id} {t.title}",
+         simulate(state, t.src, t.dst, proto=t.proto, dport=t.dport, sport=t.sport))
+        for t in chosen
+    ]
+
+
+def render_verdicts(verdicts: Sequence[Verdict]) -> Table:
+    table = Table(title="lab verify: kernel vs simulator")
+    for column in ("walk", "flow", "verdict", "where and how"):
+        table.add_column(column, overflow="fold")
+    for verdict in verdicts:
+        if not verdict.verifiable:
+            word = "[yellow]not verified[/yellow]"
+        elif verdict.agree and not verdict.differences:
+            word = "[green]agree[/green]"
+        elif verdict.agree:
+            word = "[green]agree (known)[/green]"
+        else:
+            word = "[red]DIFFERS[/red]"
+        details = [
+            f"{d.direction} {d.kind} @ {d.where}: expected {d.expected}, kernel {d.observed}"
+            + (f" — known: {d.known.id}: {d.known.reason}" if d.known else "")
+            for d in verdict.differences
+        ]
+        table.add_row(verdict.label, verdict.flow, word,
+                      "\n".join(details) or "forward and return, hop by hop")
+    return table
+
+
+@lab_app.command()
+def verify(
+    walks: list[str] = typer.Argument(None, help="tour walk ids (W0 W1 …), or SRC DST"),
+    port: int | None = typer.Option(None, "--port", help="destination port (with SRC DST)"),
+    proto: str = typer.Option("tcp", "--proto", help="tcp, udp or icmp (with SRC DST)"),
+    sport: int | None = typer.Option(None, "--sport", help="source port (with SRC DST)"),
+    cluster: str | None = typer.Option(None, "--cluster", help="cluster file; builds a "
+                                       "temporary lab when none is up"),
+) -> None:
+    """Send each walk's packets for real and compare with the simulator, forward and return."""
+    names = LabNames.from_env()
+    wanted = list(walks or [])
+    temporary = False
+    try:
+        if not lifecycle.lab_netns(names):
+            state = load_state(cluster)
+            with _progress() as bar:
+                lifecycle.up(state, names, cluster=cluster, progress=_RichProgress(bar))
+                lifecycle.settle(names)
+            temporary = True
+        else:
+            record = lifecycle.read_run_file(names)
+            if cluster is not None and record.cluster != _abspath(cluster):
+                raise InputError(f"the lab up holds {record.cluster or 'the demo'}, not {cluster}",
+                                 fix="run `eksnet lab down` first")
+            state = load_state(record.cluster)
+        if len(wanted) == 2 and all("/" in w for w in wanted):
+            from eksnet.walk.engine import walk as simulate
+
+            selected = [(f"{wanted[0]} → {wanted[1]}",
+                         simulate(state, wanted[0], wanted[1], proto=proto, dport=port,
+                                  sport=sport))]
+        else:
+            selected = _tour_walks(state, wanted)
+        verdicts = verify_walks(state, selected, names)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except EksnetError as error:
+        raise _fail(error) from None
+    finally:
+        if temporary:
+            lifecycle.down(names)
+    out.print(render_verdicts(verdicts))
+    failed = [v for v in verdicts if not v.agree]
+    if failed:
+        raise typer.Exit(1)
+
+
+def _abspath(path: str) -> str:
+    import os
+
+    return os.path.abspath(path)
+
+
+def main() -> None:  # pragma: no cover - `python -m eksnet.lab.cli` for the lab alone
+    lab_app(prog_name="eksnet lab")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+    sys.exit(0)

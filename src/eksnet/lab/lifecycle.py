@@ -1,0 +1,302 @@
+"""`lab up`, `lab down`, `lab status`: build the plan into namespaces, and take it all away.
+
+Crash safety comes from naming, not bookkeeping: everything the lab creates is inside a namespace
+whose name starts with the lab prefix (links are created straight into their namespaces, nothing
+is configured in the host), so `down` needs no record of how far `up` got: it deletes every
+prefixed namespace, after killing the processes `verify` may have left running in them. `up`
+itself cleans up when interrupted (Ctrl-C or SIGTERM) or when a step fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from types import FrameType
+
+from eksnet.dataplane.state import DataplaneState, Iptables
+from eksnet.lab import system
+from eksnet.lab.fabric import FabricPlan
+from eksnet.lab.names import LabNames
+from eksnet.lab.plan import LabPlan, NamespacePlan, build_plan
+from eksnet.lab.system import LabError
+
+RESTORE = {"legacy": "iptables-legacy-restore", "nft": "iptables-nft-restore"}
+SAVE = {"legacy": "iptables-legacy-save", "nft": "iptables-nft-save"}
+
+
+class Progress:
+    """What `up`/`down` report while they work; the CLI renders it with rich, tests ignore it."""
+
+    def phase(self, name: str, total: int) -> None:
+        """A new phase with `total` steps starts."""
+
+    def advance(self, steps: int = 1) -> None:
+        """Steps of the current phase are done."""
+
+
+@dataclass(slots=True)
+class Timings:
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def measure(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] = time.perf_counter() - start
+
+    @property
+    def total(self) -> float:
+        return sum(self.phases.values())
+
+
+# --- up -----------------------------------------------------------------------------------------
+
+
+def up(state: DataplaneState, names: LabNames, *, cluster: str | None = None,
+       progress: Progress | None = None, keep_on_error: bool = False) -> Timings:
+    """Build the lab for `state`; on any failure or interruption, remove what was built."""
+    system.require_capabilities()
+    existing = lab_netns(names)
+    if existing:
+        raise LabError(
+            f"a lab with prefix {names.prefix!r} is already up ({len(existing)} namespaces); "
+            "run `eksnet lab down` first"
+        )
+    report = progress or Progress()
+    plan = build_plan(state, names)
+    timings = Timings()
+    _write_run_file(names, cluster, plan)
+    try:
+        with _sigterm_as_interrupt():
+            apply_plan(plan, report, timings)
+    except BaseException:
+        if not keep_on_error:
+            down(names)
+        raise
+    return timings
+
+
+CHECKPOINT_ENV = "EKSNET_LAB_TEST_STOP"
+
+
+def checkpoint(name: str) -> None:
+    """Crash tests stop `up` here (`$EKSNET_LAB_TEST_STOP=name`) to SIGKILL or Ctrl-C it at a
+    known point; a no-op otherwise."""
+    if os.environ.get(CHECKPOINT_ENV) == name:
+        print(f"eksnet-lab-checkpoint {name}", file=sys.stderr, flush=True)
+        time.sleep(3600)
+
+
+def apply_plan(plan: LabPlan, progress: Progress, timings: Timings) -> None:
+    checkpoint("start")
+    with timings.measure("namespaces and links"):
+        progress.phase("namespaces and links", 1)
+        system.ip_batch(None, plan.host_batch)
+        progress.advance()
+    checkpoint("links")
+    with timings.measure("configure namespaces"), tempfile.TemporaryDirectory(
+        prefix="eksnet-lab-"
+    ) as locks:
+        progress.phase("configure namespaces", len(plan.namespaces) + 1)
+        work: list[NamespacePlan | FabricPlan] = [plan.fabric, *plan.namespaces]
+        half = len(work) // 2
+        system.parallel(lambda item: _configure(item, locks), work[:half],
+                        on_done=lambda _: progress.advance())
+        checkpoint("half-configured")
+        system.parallel(lambda item: _configure(item, locks), work[half:],
+                        on_done=lambda _: progress.advance())
+    checkpoint("configured")
+
+
+def _configure(item: NamespacePlan | FabricPlan, locks: str) -> None:
+    if isinstance(item, FabricPlan):
+        configure_fabric(item)
+    else:
+        configure_namespace(item, locks)
+
+
+def configure_namespace(plan: NamespacePlan, locks: str) -> None:
+    """Sysctls (all/default first, as the state orders them), then `ip -batch`, qdiscs, and
+    iptables-restore with the node's backend."""
+    if plan.sysctls:
+        system.netns_exec(plan.netns, ["sysctl", "-q", "-w", *(f"{k}={v}" for k, v in plan.sysctls)])
+    system.ip_batch(plan.netns, plan.ip_batch)
+    if plan.tc_batch:
+        system.run(["tc", "-n", plan.netns, "-batch", "-"], stdin="\n".join(plan.tc_batch) + "\n")
+    if plan.iptables is not None:
+        restore_iptables(plan.netns, plan.iptables, locks)
+
+
+def restore_iptables(netns: str, iptables: Iptables, locks: str) -> None:
+    """`iptables-restore` of the pinned backend inside the namespace. Each namespace gets its own
+    xtables lock file: the legacy lock is a host-wide flock that would serialize namespaces whose
+    tables are independent in the kernel anyway."""
+    text = iptables.save if iptables.save.endswith("\n") else iptables.save + "\n"
+    env = dict(os.environ, XTABLES_LOCKFILE=os.path.join(locks, f"{netns}.lock"))
+    system.netns_exec(netns, [RESTORE[iptables.backend], "-w"], stdin=text, env=env)
+
+
+def configure_fabric(plan: FabricPlan) -> None:
+    system.netns_exec(plan.netns, ["sysctl", "-q", "-e", "-w",
+                                   *(f"{k}={v}" for k, v in plan.sysctls)])
+    system.ip_batch(plan.netns, plan.ip_batch)
+    if plan.bridge_batch:
+        system.netns_exec(plan.netns, ["bridge", "-batch", "-"],
+                          stdin="\n".join(plan.bridge_batch) + "\n")
+    system.netns_exec(plan.netns, ["nft", "-f", "-"], stdin=plan.nft)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM during `up` cleans up like Ctrl-C does (SIGKILL cannot: `down` handles that)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def settle(names: LabNames, *, progress: Progress | None = None, timeout: float = 5.0) -> float:
+    """Wait until no IPv6 address in the lab is still `tentative` (duplicate address detection
+    takes about a second after a link comes up). A real node has long finished DAD, and `ip addr`
+    in the lab must not print `tentative` where the simulator does not. Returns the seconds
+    waited."""
+    start = time.perf_counter()
+    pending = list(lab_netns(names))
+    report = progress or Progress()
+    report.phase("IPv6 DAD", len(pending))
+    while pending:
+        busy = system.parallel(
+            lambda ns: bool(system.run(["ip", "-n", ns, "-6", "addr", "show", "tentative"],
+                                       check=False).stdout.strip()),
+            pending,
+        )
+        done = [ns for ns, is_busy in zip(pending, busy, strict=True) if not is_busy]
+        report.advance(len(done))
+        pending = [ns for ns, is_busy in zip(pending, busy, strict=True) if is_busy]
+        if pending:
+            if time.perf_counter() - start > timeout:
+                raise LabError(f"IPv6 DAD did not finish in {timeout} s in: {', '.join(pending)}")
+            time.sleep(0.1)
+    return time.perf_counter() - start
+
+
+# --- down ---------------------------------------------------------------------------------------
+
+
+def lab_netns(names: LabNames) -> tuple[str, ...]:
+    return tuple(ns for ns in system.list_netns() if names.is_lab(ns))
+
+
+def down(names: LabNames, *, progress: Progress | None = None) -> int:
+    """Delete every namespace with the prefix (and whatever runs in it); return how many."""
+    report = progress or Progress()
+    doomed = lab_netns(names)
+    report.phase("remove namespaces", len(doomed) + 1)
+    kill_processes(doomed)
+    if doomed:
+        system.run(["ip", "-force", "-batch", "-"],
+                   stdin="".join(f"netns delete {ns}\n" for ns in doomed), check=False)
+    left = lab_netns(names)
+    report.advance(len(doomed) + 1)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(names.run_file)
+    if left:
+        raise LabError(f"could not delete: {', '.join(left)}")
+    return len(doomed)
+
+
+def kill_processes(netns: tuple[str, ...]) -> None:
+    """SIGKILL, by pid, every process living in one of these namespaces (listeners, captures)."""
+    for name in netns:
+        pids = system.run(["ip", "netns", "pids", name], check=False).stdout.split()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+
+
+# --- the run file: which cluster the lab holds ---------------------------------------------------
+
+
+def _write_run_file(names: LabNames, cluster: str | None, plan: LabPlan) -> None:
+    os.makedirs(os.path.dirname(names.run_file), exist_ok=True)
+    record = {
+        "prefix": names.prefix,
+        "cluster": os.path.abspath(cluster) if cluster else None,
+        "created": time.time(),
+        "namespaces": {ns.state_name: ns.netns for ns in plan.namespaces},
+        "fabric": plan.fabric.netns,
+    }
+    with open(names.run_file, "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=2)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    prefix: str
+    cluster: str | None
+    namespaces: dict[str, str]
+    fabric: str
+
+
+def read_run_file(names: LabNames) -> RunRecord:
+    try:
+        with open(names.run_file, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except FileNotFoundError:
+        raise LabError(
+            f"no lab is up with prefix {names.prefix!r} (run `eksnet lab up`)"
+        ) from None
+    return RunRecord(record["prefix"], record["cluster"], dict(record["namespaces"]),
+                     record["fabric"])
+
+
+def lab_state(names: LabNames, loader: Callable[[str | None], DataplaneState]) -> DataplaneState:
+    """The state the running lab was built from (its cluster file, re-built by `loader`)."""
+    return loader(read_run_file(names).cluster)
+
+
+# --- status -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceStatus:
+    netns: str
+    state_name: str | None
+    kind: str
+    exists: bool
+
+
+def status(names: LabNames, state: DataplaneState | None = None) -> tuple[NamespaceStatus, ...]:
+    """Every lab namespace that exists, and every one the state expects but is missing."""
+    present = set(lab_netns(names))
+    rows: list[NamespaceStatus] = []
+    expected: set[str] = set()
+    if state is not None:
+        for namespace in state.namespaces:
+            netns = names.netns(namespace.name)
+            expected.add(netns)
+            rows.append(NamespaceStatus(netns, namespace.name, namespace.kind, netns in present))
+        expected.add(names.fabric)
+        rows.append(NamespaceStatus(names.fabric, None, "fabric", names.fabric in present))
+    for netns in sorted(present - expected):
+        kind = "fabric" if netns == names.fabric else "unknown"
+        rows.append(NamespaceStatus(netns, names.state_name(netns), kind, True))
+    return tuple(rows)

@@ -1,0 +1,61 @@
+"""The one place that maps the state's namespace names to the lab's network namespaces.
+
+Every lab namespace is `<prefix><state name>` (the fabric is `<prefix>vpc`), and everything the
+lab creates lives inside such a namespace, so `lab down` only has to delete namespaces whose name
+starts with the prefix. The default prefix is `eksnet-lab-` rather than bare `eksnet-` so that a
+lab never deletes other `eksnet-*` namespaces on a shared machine (probes, other tools' scratch
+namespaces); tests use their own prefix so they can run while a user's lab is up.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "eksnet-lab-"
+PREFIX_ENV = "EKSNET_LAB_PREFIX"
+FABRIC_SUFFIX = "vpc"
+"""The VPC fabric's namespace is `<prefix>vpc`; no state namespace may carry that name."""
+
+
+@dataclass(frozen=True, slots=True)
+class LabNames:
+    """Naming of one lab instance (one prefix)."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        if not self.prefix.startswith("eksnet-"):
+            raise ValueError(f"lab prefix {self.prefix!r} must start with 'eksnet-'")
+        if "/" in self.prefix or any(c.isspace() for c in self.prefix):
+            raise ValueError(f"lab prefix {self.prefix!r} must be a plain file name")
+
+    @classmethod
+    def from_env(cls) -> LabNames:
+        """The prefix from `$EKSNET_LAB_PREFIX`, else the default."""
+        return cls(os.environ.get(PREFIX_ENV, DEFAULT_PREFIX))
+
+    def netns(self, state_name: str) -> str:
+        """The lab namespace that realizes the state namespace `state_name`."""
+        if state_name == FABRIC_SUFFIX:
+            raise ValueError(f"a state namespace may not be called {FABRIC_SUFFIX!r} in the lab")
+        return f"{self.prefix}{state_name}"
+
+    @property
+    def fabric(self) -> str:
+        """The namespace holding the VPC fabric (bridge, proxy ARP, source/destination check)."""
+        return f"{self.prefix}{FABRIC_SUFFIX}"
+
+    def is_lab(self, netns: str) -> bool:
+        return netns.startswith(self.prefix)
+
+    def state_name(self, netns: str) -> str | None:
+        """The state namespace a lab namespace realizes; None for the fabric or foreign names."""
+        if not self.is_lab(netns) or netns == self.fabric:
+            return None
+        return netns[len(self.prefix) :]
+
+    @property
+    def run_file(self) -> str:
+        """Where `lab up` records which cluster the lab was built from (for exec/verify/status)."""
+        return f"/run/eksnet/lab-{self.prefix.rstrip('-')}.json"

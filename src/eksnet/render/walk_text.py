@@ -1,0 +1,87 @@
+"""A walk as text for a terminal: one line per hop with the decisive rule; `-v` for every step.
+
+Rendered with rich so hops, rewrites and dispositions stand out; the same text prints plainly
+when the output is not a terminal.
+"""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.text import Text
+
+from eksnet.walk.model import Hop, Packet, Step, Walk
+
+_DISPOSITION_STYLE = {"delivered": "bold green", "dropped": "bold red", "not-modelled": "bold yellow"}
+
+
+def _frame(packet: Packet | None) -> str:
+    if packet is None:
+        return ""
+    macs = f"{packet.src_mac} > {packet.dst_mac} " if packet.src_mac else ""
+    return f"{macs}{packet.five_tuple()}"
+
+
+def _hop_title(index: int, hop: Hop) -> Text:
+    label = f" ({hop.where.label})" if hop.where.label else ""
+    path = f"{hop.iif or '·'} → {hop.oif or '·'}"
+    text = Text(f"  {index}. ", style="bold")
+    text.append(f"{hop.where.kind} {hop.where.name}{label}", style="cyan")
+    text.append(f"  {path}")
+    return text
+
+
+def _step_line(step: Step, indent: str = "       ") -> list[Text]:
+    lines = [Text(f"{indent}{step.kind}: {step.summary}")]
+    for decision in step.decided_by:
+        lines.append(Text(f"{indent}    ← {decision.text}", style="dim"))
+    if step.rewrote:
+        lines.append(
+            Text(f"{indent}    rewrite: {_frame(step.before)}  ⇒  {_frame(step.after)}",
+                 style="magenta")
+        )
+    return lines
+
+
+def _hop_lines(index: int, hop: Hop, verbose: bool) -> list[Text]:
+    lines = [_hop_title(index, hop)]
+    if verbose:
+        for step in hop.steps:
+            lines += _step_line(step)
+            lines += [Text(f"           {detail}", style="dim") for detail in step.details]
+    else:
+        decisive = hop.decisive()
+        lines.append(Text(f"       {decisive.summary}"))
+        for decision in decisive.decided_by:
+            lines.append(Text(f"         ← {decision.text}", style="dim"))
+        for step in hop.steps:
+            if step.kind in ("nat", "netfilter") and step.rewrote:
+                lines += _step_line(step)
+    if hop.packet_out is not None:
+        lines.append(Text(f"       out: {_frame(hop.packet_out)}", style="dim"))
+    return lines
+
+
+def walk_lines(walk: Walk, *, verbose: bool = False, title: str | None = None) -> list[Text]:
+    heading = title or f"{walk.flow.src.spec()} → {walk.flow.dst.spec()}"
+    direction = "forward" if walk.direction == "forward" else "return"
+    lines = [Text(f"{heading} [{direction}]", style="bold underline")]
+    for index, hop in enumerate(walk.hops, start=1):
+        lines += _hop_lines(index, hop, verbose)
+    if walk.disposition is not None:
+        style = _DISPOSITION_STYLE[walk.disposition.kind]
+        lines.append(Text(f"  ⇒ {walk.disposition.kind}: {walk.disposition.reason}", style=style))
+    for record in walk.conntrack:
+        lines.append(Text(f"  conntrack {record.namespace}: {record.text}", style="dim"))
+    for note in walk.notes:
+        lines.append(Text(f"  note: {note}", style="yellow"))
+    for branch in walk.branches:
+        lines.append(Text(f"  branch {branch.label} (p={branch.probability:.4f}):", style="bold"))
+        lines += walk_lines(branch.walk, verbose=verbose, title=f"  {heading} · {branch.label}")
+    if walk.reply is not None:
+        lines.append(Text(""))
+        lines += walk_lines(walk.reply, verbose=verbose, title=f"{heading} (return)")
+    return lines
+
+
+def walk_renderable(walk: Walk, *, verbose: bool = False, title: str | None = None) -> Group:
+    return Group(*walk_lines(walk, verbose=verbose, title=title))

@@ -1,0 +1,134 @@
+"""The VPC fabric between ENIs: who owns an address, ARP answers, delivery, source/dest check.
+
+What the VPC does with a frame an ENI sends (vpc-fabric.md §1.2–1.7): it checks that the ENI
+owns the packet's source (source/destination check), then either delivers it at layer 2 (the
+frame is addressed to another ENI's MAC in the same subnet: the receiver sees the sender's MAC)
+or routes it (the frame is addressed to the subnet router's MAC: the route table picks the
+target, and the receiver sees the router's MAC as source). ARP is answered by the fabric, not by
+the target: base+1 gets the router MAC, an address owned by an ENI of the same subnet gets that
+ENI's MAC, anything else no answer. Route tables beyond the VPC-local route, security groups,
+NACLs, the internet and NAT gateways are later issues; asking for them says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from typing import Literal
+
+from eksnet.dataplane.state import Eni, Subnet, VpcState
+
+
+def owner_of(vpc: VpcState, address: IPv4Address) -> Eni | None:
+    """The ENI that owns `address` (primary, secondary or a delegated prefix), if any."""
+    for eni in vpc.enis:
+        if eni.owns(address):
+            return eni
+    return None
+
+
+def eni_of_device(vpc: VpcState, node: str, device: str) -> Eni | None:
+    """The ENI behind a node's Linux interface (`eth1` on node X)."""
+    for eni in vpc.enis:
+        if eni.node == node and eni.device == device:
+            return eni
+    return None
+
+
+def eni_with_mac(vpc: VpcState, mac: str) -> Eni | None:
+    for eni in vpc.enis:
+        if eni.mac == mac:
+            return eni
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ArpAnswer:
+    """What the fabric answers to `who-has target` asked on an ENI in `subnet`."""
+
+    target: IPv4Address
+    mac: str | None
+    answered_by: str
+    """`router` (the subnet's base+1), an ENI id, or `nobody`."""
+
+
+def arp(vpc: VpcState, asking: Eni, target: IPv4Address) -> ArpAnswer:
+    subnet = vpc.subnet(asking.subnet)
+    if target == subnet.gateway:
+        return ArpAnswer(target, subnet.router_mac, "router")
+    if target in subnet.cidr:
+        owner = owner_of(vpc, target)
+        if owner is not None and owner.subnet == subnet.name:
+            return ArpAnswer(target, owner.mac, owner.id)
+    return ArpAnswer(target, None, "nobody")
+
+
+def in_vpc(vpc: VpcState, address: IPv4Address) -> bool:
+    return any(address in cidr for cidr in vpc.cidrs)
+
+
+DeliveryKind = Literal["l2", "routed", "dropped", "not-modelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """The fabric's answer for one frame: where it goes and with which MACs, or why not."""
+
+    kind: DeliveryKind
+    reason: str
+    to: Eni | None = None
+    src_mac: str | None = None
+    dst_mac: str | None = None
+    via: Subnet | None = None
+    """For routed frames: the subnet whose router (and route table) forwarded it."""
+
+
+def deliver(
+    vpc: VpcState, sender: Eni, *, src: IPv4Address, dst: IPv4Address, src_mac: str, dst_mac: str
+) -> Delivery:
+    """Carry one frame that `sender` transmitted, per vpc-fabric.md §1.3 (the parts modelled)."""
+    if not sender.owns(src):
+        return Delivery(
+            "dropped",
+            f"source/destination check: {sender.id} does not own source {src} "
+            f"(it owns {', '.join(map(str, sender.addresses()))})",
+        )
+    subnet = vpc.subnet(sender.subnet)
+    if dst_mac == subnet.router_mac:
+        if not in_vpc(vpc, dst):
+            return Delivery(
+                "not-modelled",
+                f"route table {subnet.route_table} for {dst} outside the VPC "
+                "(internet gateway, NAT gateway and route tables come with the VPC fabric issue)",
+                via=subnet,
+            )
+        target = owner_of(vpc, dst)
+        if target is None:
+            return Delivery(
+                "dropped", f"route {dst}: local, but no ENI owns {dst}", via=subnet
+            )
+        receiving = vpc.subnet(target.subnet)
+        return Delivery(
+            "routed",
+            f"route table {subnet.route_table}: {dst} matches the VPC-local route; "
+            f"{target.id} owns it",
+            to=target,
+            src_mac=receiving.router_mac,
+            dst_mac=target.mac,
+            via=subnet,
+        )
+    target = next((eni for eni in vpc.enis if eni.mac == dst_mac), None)
+    if target is None or target.subnet != sender.subnet:
+        return Delivery("dropped", f"no ENI with MAC {dst_mac} in subnet {subnet.name}")
+    if not target.owns(dst):
+        return Delivery(
+            "dropped",
+            f"source/destination check: {target.id} ({dst_mac}) does not own destination {dst}",
+        )
+    return Delivery(
+        "l2",
+        f"layer 2 in {subnet.name}: {dst_mac} is {target.id}, which owns {dst}",
+        to=target,
+        src_mac=src_mac,
+        dst_mac=dst_mac,
+    )

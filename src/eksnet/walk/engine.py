@@ -1,0 +1,549 @@
+"""The walk engine: carry one packet through the data-plane state, hop by hop, and back.
+
+It follows the kernel's order of work in each namespace (linux-dataplane.md §1.2–1.3): a
+locally generated packet gets its output route, then OUTPUT and POSTROUTING; an arriving frame
+goes through PREROUTING, the input route lookup (with rp_filter and the forwarding check), then
+INPUT and local delivery or FORWARD and POSTROUTING; a frame leaving on a veth arrives in the
+peer's namespace, one leaving on an ENI enters the VPC fabric. The netfilter tables are evaluated
+by `walk.netfilter` (rules from the state's `iptables-save` text) and conntrack entries are kept
+per namespace, so the return walk is driven by what the forward walk left behind.
+
+Everything here is a pure function of the state and the flow: no I/O, no hidden randomness
+(load-balancing choices become weighted branches).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Address
+
+from eksnet.dataplane.state import DataplaneState, Link, Namespace
+from eksnet.dataplane.targets import Target, parse_target, resolve_namespace
+from eksnet.errors import InputError, NotModelled
+from eksnet.kernel.conntrack import ConntrackTable
+from eksnet.kernel.fib import FibError, FibResult, input_route, output_route
+from eksnet.vpc import fabric
+from eksnet.walk import describe
+from eksnet.walk import netfilter as nf
+from eksnet.walk.model import (
+    Branch,
+    ConntrackRecord,
+    Decision,
+    Disposition,
+    Endpoint,
+    Flow,
+    Hop,
+    Packet,
+    Protocol,
+    Step,
+    Walk,
+    Where,
+)
+
+DEFAULT_SOURCE_PORT = 41000
+MAX_HOPS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class _Arrive:
+    """A frame arriving on `iif` in namespace `namespace`."""
+
+    namespace: str
+    iif: str
+    packet: Packet
+
+
+@dataclass(frozen=True, slots=True)
+class _Fabric:
+    """A frame the VPC received from ENI `eni_id`."""
+
+    eni_id: str
+    packet: Packet
+
+
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """A socket in `namespace` sends the packet (`packet.src` may be unset: routing picks it)."""
+
+    namespace: str
+    packet: Packet
+
+
+_Position = _Arrive | _Fabric | _Origin
+
+
+@dataclass(slots=True)
+class _Journey:
+    """What one direction of a walk carries along: the state, the conntrack tables (which the
+    return direction inherits) and the hops so far."""
+
+    state: DataplaneState
+    labels: Mapping[str, str]
+    destination: str | None
+    """The namespace the flow is addressed to, if it is a pod or node of the cluster."""
+    conntrack: dict[str, ConntrackTable] = field(default_factory=dict)
+    hops: list[Hop] = field(default_factory=list)
+    records: list[ConntrackRecord] = field(default_factory=list)
+
+    def fork(self) -> _Journey:
+        return _Journey(
+            self.state,
+            self.labels,
+            self.destination,
+            dict(self.conntrack),
+            list(self.hops),
+            list(self.records),
+        )
+
+    def where(self, namespace: Namespace) -> Where:
+        return Where(namespace.kind, namespace.name, self.labels.get(namespace.name, ""))
+
+
+@dataclass(frozen=True, slots=True)
+class _End:
+    """How a direction ended: a disposition, or branches (each with its own journey)."""
+
+    disposition: Disposition | None
+    branches: tuple[tuple[float, str, _Journey, _End], ...] = ()
+    delivered_packet: Packet | None = None
+
+
+def walk(
+    state: DataplaneState,
+    src: str,
+    dst: str,
+    *,
+    proto: Protocol = "tcp",
+    dport: int | None = None,
+    sport: int | None = None,
+    labels: Mapping[str, str] | None = None,
+    with_reply: bool = True,
+) -> Walk:
+    """Walk a new connection from `src` to `dst` (`pod/NS/NAME`, `node/NAME` or `ip/ADDR`), and
+    its first reply back."""
+    if proto in ("tcp", "udp") and dport is None:
+        raise InputError(f"a {proto} walk needs a destination port", fix="add --port N")
+    if proto == "icmp" and (dport is not None or sport is not None):
+        raise InputError("an icmp walk has no ports", fix="drop --port/--sport")
+    source = _endpoint(state, parse_target(src), role="source")
+    destination = _endpoint(state, parse_target(dst), role="destination")
+    if proto != "icmp" and sport is None:
+        sport = DEFAULT_SOURCE_PORT
+    flow = Flow(source, destination, proto, sport if proto != "icmp" else None, dport)
+    start = _namespace_of_endpoint(state, source)
+    if start is None:
+        raise InputError(
+            f"source {src}: {source.address} is not a pod or node of this cluster",
+            fix="walks start in a pod or node (traffic from outside comes with the load balancer"
+            " and internet gateway issues)",
+        )
+    journey = _Journey(
+        state=state,
+        labels=labels or {},
+        destination=_namespace_name_of_endpoint(state, destination),
+    )
+    end = _run(journey, _Origin(start, flow.first_packet()))
+    return _assemble(flow, "forward", journey, end, with_reply)
+
+
+def _assemble(flow: Flow, direction: str, journey: _Journey, end: _End, with_reply: bool) -> Walk:
+    if end.branches:
+        branches = tuple(
+            Branch(probability, label, _assemble(flow, direction, sub_journey, sub_end, with_reply))
+            for probability, label, sub_journey, sub_end in end.branches
+        )
+        return Walk(
+            flow=flow,
+            direction="forward" if direction == "forward" else "return",
+            hops=tuple(journey.hops),
+            disposition=None,
+            branches=branches,
+        )
+    reply: Walk | None = None
+    assert end.disposition is not None
+    if (
+        with_reply
+        and direction == "forward"
+        and end.disposition.kind == "delivered"
+        and end.delivered_packet is not None
+    ):
+        reply = _reply_walk(flow, journey, end)
+    return Walk(
+        flow=flow,
+        direction="forward" if direction == "forward" else "return",
+        hops=tuple(journey.hops),
+        disposition=end.disposition,
+        conntrack=tuple(journey.records),
+        reply=reply,
+        notes=_notes(journey),
+    )
+
+
+def _reply_walk(flow: Flow, forward: _Journey, end: _End) -> Walk:
+    """The answer to the delivered packet, sent by the socket that received it."""
+    assert end.delivered_packet is not None and end.disposition is not None
+    answer = end.delivered_packet.reply()
+    journey = _Journey(
+        state=forward.state,
+        labels=forward.labels,
+        destination=_namespace_name_of_endpoint(forward.state, flow.src),
+        conntrack=dict(forward.conntrack),
+    )
+    reply_end = _run(journey, _Origin(end.disposition.where.name, answer))
+    return _assemble(flow, "return", journey, reply_end, with_reply=False)
+
+
+def _notes(journey: _Journey) -> tuple[str, ...]:
+    if any(hop.where.kind == "vpc" for hop in journey.hops):
+        return (
+            "security groups and network ACLs were not evaluated (not modelled yet: they come "
+            "with the VPC fabric issue); VPC flow-log records likewise",
+        )
+    return ()
+
+
+def _run(journey: _Journey, position: _Position) -> _End:
+    """Move the packet from position to position until it is delivered, dropped or split."""
+    for _ in range(MAX_HOPS):
+        if isinstance(position, _Origin):
+            outcome = _originate(journey, position)
+        elif isinstance(position, _Arrive):
+            outcome = _arrive(journey, position)
+        else:
+            outcome = _through_vpc(journey, position)
+        if isinstance(outcome, _End):
+            return outcome
+        if isinstance(outcome, list):
+            return _End(
+                disposition=None,
+                branches=tuple(
+                    (probability, label, sub, _run(sub, next_position))
+                    for probability, label, sub, next_position in outcome
+                ),
+            )
+        position = outcome
+    last = journey.hops[-1].where
+    return _End(Disposition("dropped", last, f"more than {MAX_HOPS} hops: a forwarding loop"))
+
+
+_Outcome = _Position | _End | list[tuple[float, str, _Journey, _Position]]
+
+
+# --- Linux namespaces -------------------------------------------------------------------------
+
+
+def _originate(journey: _Journey, position: _Origin) -> _Outcome:
+    namespace = journey.state.namespace(position.namespace)
+    packet = position.packet
+    steps: list[Step] = [
+        Step("originate", f"a socket sends {packet.five_tuple()}", after=packet),
+    ]
+    route = output_route(namespace, packet.dst, src=packet.src)
+    steps.append(describe.route_step(namespace, route, packet, output=True))
+    if isinstance(route, FibError):
+        return _finish_drop(journey, namespace, None, steps, None, packet, route_reason(route))
+    if route.type == "local":
+        raise NotModelled(f"traffic to a local address of {namespace.name} (through lo)")
+    if route.prefsrc is not None:
+        packet = packet.but(src=route.prefsrc)
+        steps[0] = replace(steps[0], after=packet)
+    passage = nf.Passage(journey.conntrack, namespace)
+    hooked = passage.output(packet, oif=route.dev)
+    steps += hooked.steps
+    if hooked.dropped is not None:
+        return _finish_drop(journey, namespace, None, steps, None, None, hooked.dropped)
+    if hooked.reroute:
+        route = output_route(namespace, hooked.packet.dst, src=hooked.packet.src,
+                             mark=hooked.packet.mark)
+        steps.append(describe.route_step(namespace, route, hooked.packet, output=True))
+        if isinstance(route, FibError):
+            return _finish_drop(journey, namespace, None, steps, None, None, route_reason(route))
+    return _send(journey, namespace, passage, None, steps, hooked.packet, route)
+
+
+def _arrive(journey: _Journey, position: _Arrive) -> _Outcome:
+    namespace = journey.state.namespace(position.namespace)
+    link = namespace.link(position.iif)
+    packet = position.packet.but(mark=0)  # a veth crossing scrubs the mark
+    steps: list[Step] = [
+        Step("receive", f"frame arrives on {link.name} ({link.mac})", after=packet),
+    ]
+    if packet.dst_mac != link.mac:
+        steps.append(Step("drop", f"frame for {packet.dst_mac}, not {link.name}'s {link.mac}"))
+        return _finish_drop(
+            journey, namespace, link.name, steps, packet, None,
+            f"{link.name} drops a frame addressed to another MAC ({packet.dst_mac})",
+        )
+    passage = nf.Passage(journey.conntrack, namespace)
+    hooked = passage.prerouting(packet, iif=link.name)
+    steps += hooked.steps
+    if hooked.dropped is not None:
+        return _finish_drop(journey, namespace, link.name, steps, position.packet, None,
+                            hooked.dropped)
+    packet = hooked.packet
+    decision = input_route(namespace, src=packet.src, dst=packet.dst, iif=link.name,
+                           mark=packet.mark)
+    steps += describe.input_route_steps(namespace, decision, packet)
+    if decision.kind == "drop" or decision.fib is None or isinstance(decision.fib, FibError):
+        reason = decision.reason or "no route"
+        return _finish_drop(journey, namespace, link.name, steps, position.packet, None, reason)
+    if decision.kind == "local":
+        local = passage.input(packet, iif=link.name)
+        steps += local.steps
+        journey.records += local.records
+        if local.dropped is not None:
+            return _finish_drop(journey, namespace, link.name, steps, position.packet, None,
+                                local.dropped)
+        return _deliver(journey, namespace, link.name, steps, local.packet, entered=position.packet)
+    if packet.ttl <= 1:
+        return _finish_drop(journey, namespace, link.name, steps, position.packet, None,
+                            "TTL exceeded while forwarding")
+    packet = packet.but(ttl=packet.ttl - 1)
+    steps.append(
+        Step("forward", f"forwarded: ip_forward on {link.name}, TTL {packet.ttl + 1} → {packet.ttl}",
+             decided_by=(Decision("sysctl", f"net.ipv4.conf.{link.name}.forwarding = 1"),),
+             after=packet)
+    )
+    forwarded = passage.forward(packet, iif=link.name, oif=decision.fib.dev)
+    steps += forwarded.steps
+    if forwarded.dropped is not None:
+        return _finish_drop(journey, namespace, link.name, steps, position.packet, None,
+                            forwarded.dropped)
+    return _send(journey, namespace, passage, link.name, steps, forwarded.packet, decision.fib,
+                 entered=position.packet)
+
+
+def _send(
+    journey: _Journey,
+    namespace: Namespace,
+    passage: nf.Passage,
+    iif: str | None,
+    steps: list[Step],
+    packet: Packet,
+    route: FibResult,
+    *,
+    entered: Packet | None = None,
+) -> _Outcome:
+    """POSTROUTING, the neighbour, and the frame on the wire."""
+    out = namespace.link(route.dev)
+    post = passage.postrouting(packet, iif=iif, oif=out.name, nexthop=route.gateway)
+    steps += post.steps
+    if post.dropped is not None:
+        return _finish_drop(journey, namespace, iif, steps, entered, None, post.dropped)
+    packet = post.packet
+    journey.records += post.records
+    nexthop = route.gateway or packet.dst
+    neighbour = _neighbour(journey, namespace, out, nexthop, packet)
+    steps.append(neighbour.step)
+    if neighbour.mac is None:
+        return _finish_drop(journey, namespace, iif, steps, entered, None, neighbour.step.summary)
+    frame = packet.but(src_mac=out.mac, dst_mac=neighbour.mac)
+    steps.append(Step("transmit", f"transmitted on {out.name}", before=packet, after=frame))
+    journey.hops.append(
+        Hop(journey.where(namespace), iif, out.name, tuple(steps), entered, frame)
+    )
+    if out.kind == "veth":
+        assert out.peer is not None
+        peer_namespace = _peer_namespace(journey.state, namespace, out)
+        return _Arrive(peer_namespace.name, out.peer.name, frame)
+    if out.kind == "device":
+        eni = fabric.eni_of_device(journey.state.vpc, namespace.name, out.name)
+        if eni is None:
+            return _End(Disposition("not-modelled", journey.where(namespace),
+                                    f"{out.name} on {namespace.name} is not an ENI of the VPC"))
+        return _Fabric(eni.id, frame)
+    return _End(Disposition("not-modelled", journey.where(namespace),
+                            f"transmit on a {out.kind} link ({out.name})"))
+
+
+@dataclass(frozen=True, slots=True)
+class _NeighbourAnswer:
+    step: Step
+    mac: str | None
+
+
+def _neighbour(
+    journey: _Journey, namespace: Namespace, out: Link, nexthop: IPv4Address, packet: Packet
+) -> _NeighbourAnswer:
+    """The next hop's MAC: a neighbour entry of the state, or the answer to an ARP request (from
+    the peer namespace across a veth, from the VPC fabric on an ENI)."""
+    for neighbour in namespace.neighbours:
+        if neighbour.dev == out.name and neighbour.dst == nexthop:
+            text = f"{neighbour.dst} dev {neighbour.dev} lladdr {neighbour.lladdr} {neighbour.state}"
+            return _NeighbourAnswer(
+                Step("neighbour", f"neighbour {nexthop} is {neighbour.lladdr} ({neighbour.state})",
+                     decided_by=(Decision("neighbour", text),)),
+                neighbour.lladdr,
+            )
+    sender = describe.arp_sender(namespace, out.name, packet)
+    ask = f"ARP who-has {nexthop} tell {sender} on {out.name}"
+    if out.kind == "veth":
+        peer_namespace = _peer_namespace(journey.state, namespace, out)
+        assert out.peer is not None
+        peer_link = peer_namespace.link(out.peer.name)
+        owns = any(
+            address.family == 4 and address.interface.ip == nexthop
+            for address in peer_namespace.addresses_of(peer_link.name)
+        )
+        if owns:
+            return _NeighbourAnswer(
+                Step("neighbour", f"{ask}: {peer_link.name} in the peer namespace answers "
+                     f"{peer_link.mac}", decided_by=(Decision("neighbour", ask),)),
+                peer_link.mac,
+            )
+        return _NeighbourAnswer(
+            Step("drop", f"{ask}: no answer (nothing on the peer owns {nexthop}); neighbour "
+                 "FAILED, the packet is dropped"),
+            None,
+        )
+    eni = fabric.eni_of_device(journey.state.vpc, namespace.name, out.name)
+    if eni is None:
+        return _NeighbourAnswer(Step("drop", f"{ask}: {out.name} is not an ENI"), None)
+    answer = fabric.arp(journey.state.vpc, eni, nexthop)
+    if answer.mac is None:
+        return _NeighbourAnswer(
+            Step("drop", f"{ask}: the VPC does not answer (no ENI of the subnet owns {nexthop})"),
+            None,
+        )
+    who = "the subnet router" if answer.answered_by == "router" else answer.answered_by
+    return _NeighbourAnswer(
+        Step("neighbour", f"{ask}: the VPC answers {answer.mac} ({who})",
+             decided_by=(Decision("vpc", f"ARP {nexthop} is-at {answer.mac} ({who})"),)),
+        answer.mac,
+    )
+
+
+def _deliver(
+    journey: _Journey,
+    namespace: Namespace,
+    iif: str | None,
+    steps: list[Step],
+    packet: Packet,
+    *,
+    entered: Packet | None = None,
+) -> _End:
+    where = journey.where(namespace)
+    steps.append(Step("deliver", f"delivered to the local socket {packet.dst}"
+                      + (f":{packet.dport}" if packet.dport is not None else ""), after=packet))
+    journey.hops.append(Hop(where, iif, None, tuple(steps), entered, None))
+    reason = f"delivered to {where.label or namespace.owner} ({packet.dst})"
+    if journey.destination is not None and journey.destination != namespace.name:
+        reason += f", not to the flow's destination {journey.destination}"
+    return _End(Disposition("delivered", where, reason), delivered_packet=packet)
+
+
+def _finish_drop(
+    journey: _Journey,
+    namespace: Namespace,
+    iif: str | None,
+    steps: list[Step],
+    entered: Packet | None,
+    left: Packet | None,
+    reason: str,
+) -> _End:
+    where = journey.where(namespace)
+    if not steps or steps[-1].kind != "drop":
+        steps.append(Step("drop", reason))
+    journey.hops.append(Hop(where, iif, None, tuple(steps), entered, left))
+    decided = steps[-2].decided_by if len(steps) > 1 else ()
+    return _End(Disposition("dropped", where, reason, decided))
+
+
+def route_reason(error: FibError) -> str:
+    return f"no route: {error.message}"
+
+
+def _peer_namespace(state: DataplaneState, namespace: Namespace, link: Link) -> Namespace:
+    """The namespace at the other end of a veth. A pod's peer is its node (the pod cannot name
+    it: `link-netnsid 0`), a node's peer is named by the pod's netns."""
+    assert link.peer is not None
+    if link.peer.netns is not None:
+        return state.namespace(link.peer.netns)
+    for candidate in state.namespaces:
+        for other in candidate.links:
+            if (
+                other.peer is not None
+                and other.peer.netns == namespace.name
+                and other.ifindex == link.peer.ifindex
+                and other.name == link.peer.name
+            ):
+                return candidate
+    raise InputError(f"{namespace.name}: the peer of {link.name} is in no namespace of the state")
+
+
+# --- the VPC ----------------------------------------------------------------------------------
+
+
+def _through_vpc(journey: _Journey, position: _Fabric) -> _Outcome:
+    vpc = journey.state.vpc
+    sender = next(eni for eni in vpc.enis if eni.id == position.eni_id)
+    packet = position.packet
+    where = Where("vpc", vpc.id, "VPC")
+    assert packet.src_mac is not None and packet.dst_mac is not None
+    delivery = fabric.deliver(
+        vpc, sender, src=packet.src, dst=packet.dst, src_mac=packet.src_mac,
+        dst_mac=packet.dst_mac,
+    )
+    steps = [
+        Step("vpc-source-check",
+             f"source/destination check on {sender.id}: "
+             + ("passes" if sender.owns(packet.src) else "fails"),
+             decided_by=(Decision("vpc", f"{sender.id} owns "
+                                  f"{', '.join(map(str, sender.addresses()))}"),)),
+    ]
+    if delivery.kind in ("dropped", "not-modelled"):
+        kind = "drop" if delivery.kind == "dropped" else "not-modelled"
+        steps.append(Step(kind, delivery.reason))
+        journey.hops.append(Hop(where, sender.id, None, tuple(steps), packet, None))
+        return _End(Disposition("dropped" if kind == "drop" else "not-modelled", where,
+                                delivery.reason))
+    assert delivery.to is not None and delivery.to.node is not None
+    steps.append(Step("security-group",
+                      "security groups and NACLs: not evaluated (not modelled yet)"))
+    frame = packet.but(src_mac=delivery.src_mac, dst_mac=delivery.dst_mac)
+    via = "the subnet router" if delivery.kind == "routed" else "layer 2"
+    steps.append(Step("vpc-deliver", f"{via}: {delivery.reason}",
+                      decided_by=(Decision("vpc", delivery.reason),), before=packet, after=frame))
+    journey.hops.append(Hop(where, sender.id, delivery.to.id, tuple(steps), packet, frame))
+    assert delivery.to.device is not None
+    return _Arrive(delivery.to.node, delivery.to.device, frame)
+
+
+# --- endpoints --------------------------------------------------------------------------------
+
+
+def _endpoint(state: DataplaneState, target: Target, *, role: str) -> Endpoint:
+    if target.kind == "ip":
+        return Endpoint("ip", target.name, IPv4Address(target.name))
+    namespace = resolve_namespace(state, target)
+    if namespace.kind == "pod":
+        for address in namespace.addresses:
+            if address.family == 4 and address.scope == "global":
+                return Endpoint("pod", target.name, IPv4Address(str(address.interface.ip)))
+        raise InputError(f"{role} {target.spec()} has no IPv4 address")
+    eni = next(
+        (e for e in state.vpc.enis if e.node == namespace.name and e.device_number == 0), None
+    )
+    if eni is None:
+        raise InputError(f"{role} {target.spec()} has no ENI")
+    return Endpoint("node", target.name, eni.primary_ip)
+
+
+def _namespace_of_endpoint(state: DataplaneState, endpoint: Endpoint) -> str | None:
+    return _namespace_name_of_endpoint(state, endpoint)
+
+
+def _namespace_name_of_endpoint(state: DataplaneState, endpoint: Endpoint) -> str | None:
+    """The namespace that owns the endpoint's address: a pod's eth0 or a node's ENI."""
+    if endpoint.kind == "pod":
+        return state.namespace_of_owner(endpoint.name).name
+    if endpoint.kind == "node":
+        return state.namespace_of_owner(endpoint.name).name
+    for namespace in state.namespaces:
+        for address in namespace.addresses:
+            if address.family == 4 and address.interface.ip == endpoint.address:
+                if str(address.interface.ip).startswith("127."):
+                    continue
+                return namespace.name
+    return None

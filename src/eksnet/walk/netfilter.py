@@ -1,0 +1,352 @@
+"""One packet's passage through a namespace's netfilter hooks, as walk steps.
+
+The kernel model evaluates (`kernel.netfilter.traverse` for one table, `kernel.conntrack` for
+entries and NAT bindings); this module strings the stages together in `kernel.hooks.HOOK_ORDER`
+for one namespace visit and says what happened in walk vocabulary: which rules matched (with
+table, chain, position and their `-A` text), which conntrack entry was created or matched, which
+NAT binding rewrote the packet. A `Passage` lives for one visit of one namespace: conntrack
+attaches the entry at PREROUTING/OUTPUT and confirms it at INPUT/POSTROUTING.
+
+Conntrack runs only where something registered it, as in the kernel (since 4.x hooks register
+on demand): a namespace with a nat table or rules using connection state. A pod with no
+iptables rules has none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from ipaddress import IPv4Address
+
+from eksnet.dataplane.state import Namespace
+from eksnet.errors import NotModelled
+from eksnet.kernel.conntrack import (
+    NAT_MANIP,
+    ConntrackEntry,
+    ConntrackTable,
+    CtLookup,
+    Tuple,
+    apply_nat,
+    choose_nat_port,
+    conntrack_in,
+    nat_rewrite_at,
+    null_binding,
+)
+from eksnet.kernel.fib import is_local_address, local_table, select_source
+from eksnet.kernel.hooks import HOOK_ORDER, Hook, StageKind
+from eksnet.kernel.netfilter import NfEnv, NfOutcome, NfPacket, Ruleset, parse_ruleset, traverse
+from eksnet.render.conntrack import conntrack_list_line
+from eksnet.walk.model import ConntrackRecord, Decision, Packet, Step
+
+_TCP_FLAGS = {"S": frozenset({"SYN"}), "S.": frozenset({"SYN", "ACK"}), ".": frozenset({"ACK"})}
+_ICMP_ID = 1
+
+
+@lru_cache(maxsize=256)
+def _ruleset(save: str, source: str) -> Ruleset:
+    return parse_ruleset(save, source=source)
+
+
+def ruleset_of(namespace: Namespace) -> Ruleset | None:
+    if namespace.iptables is None:
+        return None
+    return _ruleset(namespace.iptables.save, f"iptables of {namespace.name}")
+
+
+def conntrack_active(namespace: Namespace) -> bool:
+    """Whether conntrack hooks are registered here: a nat table, or a rule that reads or writes
+    connection state."""
+    if namespace.iptables is None:
+        return False
+    save = namespace.iptables.save
+    return "*nat" in save or any(
+        word in save for word in ("CONNMARK", "connmark", "conntrack", "-m state")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HookResult:
+    """What one hook did: its steps, the packet after it, or why it dropped the packet."""
+
+    steps: tuple[Step, ...]
+    packet: Packet
+    dropped: str | None = None
+    records: tuple[ConntrackRecord, ...] = ()
+    reroute: bool = False
+    """OUTPUT changed the mark or the destination: the kernel looks the route up again."""
+
+
+def _tuple(packet: Packet) -> Tuple:
+    if packet.proto == "icmp":
+        icmp_type = 0 if packet.tcp_flags == "reply" else 8
+        return Tuple(packet.src, packet.dst, "icmp", icmp_type=icmp_type, icmp_code=0,
+                     icmp_id=_ICMP_ID)
+    return Tuple(packet.src, packet.dst, packet.proto, packet.sport, packet.dport)
+
+
+def _from_tuple(packet: Packet, tuple_: Tuple) -> Packet:
+    return packet.but(src=tuple_.src, dst=tuple_.dst, sport=tuple_.sport, dport=tuple_.dport)
+
+
+def _port_chooser(seed: str) -> Callable[[int, int], int]:
+    """A reproducible stand-in for the kernel's random port: a hash of the flow (time and
+    randomness are inputs; a walk must give the same answer twice)."""
+    counter = [0]
+
+    def choose(low: int, high: int) -> int:
+        counter[0] += 1
+        digest = hashlib.sha256(f"{seed}/{counter[0]}".encode()).digest()
+        return low + int.from_bytes(digest[:4], "big") % (high - low + 1)
+
+    return choose
+
+
+@dataclass(slots=True)
+class Passage:
+    """One visit of one namespace by one packet."""
+
+    conntrack: dict[str, ConntrackTable]
+    namespace: Namespace
+    ruleset: Ruleset | None = None
+    active: bool = False
+    lookup: CtLookup | None = None
+    entry: ConntrackEntry | None = None
+    _env: NfEnv | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.ruleset = ruleset_of(self.namespace)
+        self.active = conntrack_active(self.namespace)
+        self._env = NfEnv(addr_type=self._addr_type)
+
+    # --- the hooks --------------------------------------------------------------------------
+
+    def prerouting(self, packet: Packet, *, iif: str) -> HookResult:
+        return self._hook(Hook.PREROUTING, packet, iif=iif, oif=None)
+
+    def input(self, packet: Packet, *, iif: str) -> HookResult:
+        return self._hook(Hook.INPUT, packet, iif=iif, oif=None)
+
+    def output(self, packet: Packet, *, oif: str) -> HookResult:
+        return self._hook(Hook.OUTPUT, packet, iif=None, oif=oif)
+
+    def forward(self, packet: Packet, *, iif: str, oif: str) -> HookResult:
+        return self._hook(Hook.FORWARD, packet, iif=iif, oif=oif)
+
+    def postrouting(
+        self, packet: Packet, *, iif: str | None, oif: str, nexthop: IPv4Address | None
+    ) -> HookResult:
+        return self._hook(Hook.POSTROUTING, packet, iif=iif, oif=oif, nexthop=nexthop)
+
+    # --- machinery --------------------------------------------------------------------------
+
+    def _hook(
+        self,
+        hook: Hook,
+        packet: Packet,
+        *,
+        iif: str | None,
+        oif: str | None,
+        nexthop: IPv4Address | None = None,
+    ) -> HookResult:
+        steps: list[Step] = []
+        records: list[ConntrackRecord] = []
+        start = packet
+        for stage in HOOK_ORDER[hook]:
+            if stage.kind == StageKind.CONNTRACK:
+                if self.active:
+                    steps.append(self._conntrack_in(packet))
+            elif stage.kind == StageKind.CONFIRM:
+                record = self._confirm()
+                if record is not None:
+                    records.append(record)
+                    steps.append(Step("conntrack", f"confirmed: {record.text}"))
+            elif stage.table is not None and self.ruleset is not None:
+                if self.ruleset.table(stage.table) is None:
+                    continue
+                nat_stage = stage.kind in (StageKind.NAT_DST, StageKind.NAT_SRC)
+                if nat_stage and not self.active:
+                    continue
+                outcome, step = self._table(hook, stage.table, packet, iif, oif, nat_stage)
+                if step is not None:
+                    steps.append(step)
+                packet = packet.but(mark=outcome.packet.mark)
+                if outcome.verdict != "ACCEPT":
+                    return HookResult(tuple(steps), packet, self._drop_reason(outcome), ())
+                if nat_stage:
+                    packet, nat_step = self._nat(hook, packet, outcome, oif, nexthop)
+                    if nat_step is not None:
+                        steps.append(nat_step)
+        reroute = hook == Hook.OUTPUT and (packet.dst != start.dst or packet.mark != start.mark)
+        return HookResult(tuple(steps), packet, None, tuple(records), reroute)
+
+    def _table(
+        self,
+        hook: Hook,
+        table: str,
+        packet: Packet,
+        iif: str | None,
+        oif: str | None,
+        nat_stage: bool,
+    ) -> tuple[NfOutcome, Step | None]:
+        assert self.ruleset is not None and self._env is not None
+        if nat_stage and (self.entry is None or self.entry.nat_done(NAT_MANIP[hook])):
+            # nat chains see only the first packet of a connection (§6.4).
+            passthrough = NfOutcome(
+                probability=1, verdict="ACCEPT", packet=self._nf_packet(packet, iif, oif),  # type: ignore[arg-type]
+                nat=None, trace=(),
+            )
+            return passthrough, None
+        outcomes = traverse(self.ruleset, table, hook.value, self._nf_packet(packet, iif, oif),
+                            self._env)
+        if len(outcomes) != 1:
+            raise NotModelled(
+                f"{table}/{hook.value} in {self.namespace.name} splits into {len(outcomes)} "
+                "load-balanced branches (statistic rules come with the kube-proxy issue)"
+            )
+        outcome = outcomes[0]
+        if outcome.packet.ct is not None and self.entry is not None:
+            self.entry = replace(self.entry, mark=outcome.packet.ct.mark)
+        hits = [hit for hit in outcome.trace if not hit.is_policy]
+        decisions = tuple(
+            Decision("iptables", hit.text, table=hit.table, chain=hit.chain, position=hit.position)
+            for hit in hits
+        )
+        details = tuple(f"{hit.table}/{hit.chain} #{hit.position}: {hit.effect}" for hit in hits)
+        if hits:
+            summary = f"{table}/{hook.value}: " + "; ".join(
+                f"{hit.chain} #{hit.position} {hit.effect}" for hit in hits
+            )
+        else:
+            summary = f"{table}/{hook.value}: no rule matched, policy {outcome.verdict}"
+        marks = f" (mark {packet.mark:#x} → {outcome.packet.mark:#x})" if (
+            outcome.packet.mark != packet.mark
+        ) else ""
+        return outcome, Step("netfilter", summary + marks, decided_by=decisions, details=details)
+
+    def _nf_packet(self, packet: Packet, iif: str | None, oif: str | None) -> NfPacket:
+        ctstate = self.lookup.ctstate if self.lookup is not None else "UNTRACKED"
+        entry = self.entry if ctstate in ("NEW", "ESTABLISHED", "RELATED") else None
+        if entry is None and ctstate in ("NEW", "ESTABLISHED", "RELATED"):
+            ctstate = "UNTRACKED"
+        direction = self.lookup.direction if self.lookup is not None else "ORIGINAL"
+        icmp = packet.proto == "icmp"
+        return NfPacket(
+            src=packet.src,
+            dst=packet.dst,
+            proto=packet.proto,
+            sport=packet.sport,
+            dport=packet.dport,
+            icmp_type=(0 if packet.tcp_flags == "reply" else 8) if icmp else None,
+            icmp_code=0 if icmp else None,
+            icmp_id=_ICMP_ID if icmp else None,
+            tcp_flags=_TCP_FLAGS.get(packet.tcp_flags or "", frozenset()),
+            iif=iif,
+            oif=oif,
+            mark=packet.mark,
+            ctstate=ctstate,
+            ct=entry,
+            ct_direction=direction,
+        )
+
+    def _conntrack_in(self, packet: Packet) -> Step:
+        table = self.conntrack.get(self.namespace.name, ConntrackTable())
+        flags = _TCP_FLAGS.get(packet.tcp_flags or "", frozenset())
+        table, lookup = conntrack_in(table, _tuple(packet), tcp_flags=flags)
+        self.conntrack[self.namespace.name] = table
+        self.lookup = lookup
+        self.entry = lookup.entry
+        if lookup.entry is None:
+            return Step("conntrack", f"conntrack: {lookup.ctstate} packet, no entry")
+        if lookup.ctstate == "NEW" and not lookup.confirmed:
+            return Step("conntrack", f"conntrack: new entry for {packet.five_tuple()} (NEW)")
+        return Step(
+            "conntrack",
+            f"conntrack: matches {conntrack_list_line(lookup.entry)} "
+            f"({lookup.direction.lower()} direction, {lookup.ctstate})",
+            decided_by=(Decision("conntrack", conntrack_list_line(lookup.entry)),),
+        )
+
+    def _nat(
+        self,
+        hook: Hook,
+        packet: Packet,
+        outcome: NfOutcome,
+        oif: str | None,
+        nexthop: IPv4Address | None,
+    ) -> tuple[Packet, Step | None]:
+        if self.entry is None or self.lookup is None:
+            return packet, None
+        manip = NAT_MANIP[hook]
+        entry = self.entry
+        if not entry.confirmed and not entry.nat_done(manip):
+            request = outcome.nat
+            if request is None:
+                entry = null_binding(entry, manip)
+            else:
+                address = request.to_address
+                if address is None:  # MASQUERADE: the outgoing device's address (§6.5)
+                    assert oif is not None
+                    address = select_source(self.namespace, oif, nexthop)
+                    if address is None:
+                        raise NotModelled(f"MASQUERADE on {oif} without any IPv4 address")
+                table = self.conntrack.get(self.namespace.name, ConntrackTable())
+                port = choose_nat_port(
+                    table, entry, request, address, _port_chooser(str(entry.original))
+                )
+                entry = apply_nat(entry, request, address, port)
+            self.entry = entry
+            self.lookup = replace(self.lookup, entry=entry)
+        rewritten = _from_tuple(
+            packet, nat_rewrite_at(hook, _tuple(packet), entry, self.lookup.direction)
+        )
+        if rewritten == packet:
+            return packet, None
+        what = "source" if manip == "SRC" else "destination"
+        undo = " (the reply undoes the original's binding)" if (
+            self.lookup.direction == "REPLY"
+        ) else ""
+        return rewritten, Step(
+            "nat",
+            f"NAT rewrites the {what}: {packet.five_tuple()} → {rewritten.five_tuple()}{undo}",
+            before=packet,
+            after=rewritten,
+        )
+
+    def _confirm(self) -> ConntrackRecord | None:
+        if not self.active or self.entry is None:
+            return None
+        table = self.conntrack.get(self.namespace.name, ConntrackTable())
+        if self.entry.confirmed:
+            table = table.update(self.entry)
+        else:
+            table = table.confirm(self.entry)
+        self.conntrack[self.namespace.name] = table
+        stored = next(e for e in table if e.original == self.entry.original)
+        self.entry = stored
+        text = conntrack_list_line(stored)
+        return ConntrackRecord(self.namespace.name, text, stored.mark, stored.snat or stored.dnat)
+
+    def _addr_type(self, address: IPv4Address, dev: str | None) -> str:
+        if dev is not None:
+            own = any(
+                a.family == 4 and a.interface.ip == address
+                for a in self.namespace.addresses_of(dev)
+            )
+            return "LOCAL" if own else "UNICAST"
+        if is_local_address(self.namespace, address):
+            return "LOCAL"
+        for route in local_table(self.namespace):
+            if route.type == "broadcast" and route.dst.network_address == address:
+                return "BROADCAST"
+        return "UNICAST"
+
+    def _drop_reason(self, outcome: NfOutcome) -> str:
+        last = outcome.trace[-1] if outcome.trace else None
+        if last is None:
+            return f"netfilter verdict {outcome.verdict}"
+        where = f"{last.table}/{last.chain}"
+        if last.position is not None:
+            where += f" #{last.position}: {last.text}"
+        return f"{outcome.verdict} by {where}"

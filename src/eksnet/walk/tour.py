@@ -1,0 +1,75 @@
+"""The talk's walks, in talk order, on the demo cluster (talk-walks.md §3).
+
+Each entry is a question (from, to, protocol, ports) and the Linux views the talk shows with it;
+the answers come from the walk engine like any other walk. Later issues add W3 onwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eksnet.walk.model import Protocol
+
+NODE_1 = "node/ip-192-168-1-50.eu-west-2.compute.internal"
+POD_51 = "pod/default/app2-7c9f8d6b5-k5x2p"
+POD_61 = "pod/default/rating-6d8b7c9f5-q6m4t"
+POD_71 = "pod/default/app1-5f7d9c6b8-w7r2n"
+POD_81 = "pod/default/app1-5f7d9c6b8-z8h4k"
+
+
+@dataclass(frozen=True, slots=True)
+class TourWalk:
+    id: str
+    title: str
+    talk: str
+    """Where the walk is in the talk: slide titles and transcript times."""
+    src: str
+    dst: str
+    proto: Protocol
+    sport: int | None
+    dport: int | None
+    views: tuple[tuple[str, str], ...] = ()
+    """(target, command) pairs shown before the walk, as the talk's slides show them."""
+
+
+TOUR: tuple[TourWalk, ...] = (
+    TourWalk(
+        id="W0",
+        title="Anatomy of node 1; ingress/egress on a node (pod 61 → pod 71)",
+        talk='"Examining interface with VPC CNI", "Ingress/egress on a node" (08:20–11:35)',
+        src=POD_61,
+        dst=POD_71,
+        proto="tcp",
+        sport=42000,
+        dport=80,
+        views=(
+            (NODE_1, "ip addr show eni69e05c2a0e5"),
+            (POD_61, "ip a"),
+            (POD_61, "ip route"),
+            (POD_61, "arp -n"),
+            (NODE_1, "ip route show table 2"),
+            (NODE_1, "ip route show table main"),
+            (NODE_1, "ip rule show"),
+        ),
+    ),
+    TourWalk(
+        id="W1",
+        title="Pod to pod on the same node (pod 51 → pod 61)",
+        talk='"Life of a packet – pod to pod on the same node" (11:35–12:25)',
+        src=POD_51,
+        dst=POD_61,
+        proto="tcp",
+        sport=41000,
+        dport=80,
+    ),
+    TourWalk(
+        id="W2",
+        title="Pod to pod across nodes (pod 51 → pod 81) and return",
+        talk='"Life of a packet – pod to pod across nodes" and "(return)" (12:25–15:18)',
+        src=POD_51,
+        dst=POD_81,
+        proto="tcp",
+        sport=41000,
+        dport=80,
+    ),
+)

@@ -1,0 +1,65 @@
+"""Parsing the kernel's tools into the walk vocabulary (pure, on measured sample lines)."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+from eksnet.lab.capture import (
+    CaptureTarget,
+    observations,
+    parse_conntrack,
+    parse_route_get,
+    parse_tcpdump,
+)
+
+TCPDUMP = """\
+1764489600.072790 a6:eb:d1:7b:97:24 > aa:98:ac:1d:83:3e, ethertype IPv4 (0x0800), length 74: (tos 0x0, ttl 64, id 60089, offset 0, flags [DF], proto TCP (6), length 60)
+    10.0.1.23.41684 > 10.0.1.57.8080: Flags [S], cksum 0x1c2b (incorrect -> 0x8d2f), seq 1509398815, win 64240, length 0
+1764489600.072801 aa:98:ac:1d:83:3e > a6:eb:d1:7b:97:24, ethertype IPv4 (0x0800), length 74: (tos 0x0, ttl 63, id 0, offset 0, flags [DF], proto TCP (6), length 60)
+    10.0.1.57.8080 > 10.0.1.23.41684: Flags [S.], cksum 0x1c2b, seq 696890911, ack 1509398816, win 65160, length 0
+1764489600.176809 a6:eb:d1:7b:97:24 > aa:98:ac:1d:83:3e, ethertype IPv4 (0x0800), length 98: (tos 0x0, ttl 64, id 1, offset 0, flags [DF], proto ICMP (1), length 84)
+    10.0.1.23 > 10.0.1.57: ICMP echo request, id 16208, seq 1, length 64
+1764489600.268046 a6:eb:d1:7b:97:24 > aa:98:ac:1d:83:3e, ethertype IPv4 (0x0800), length 47: (tos 0x0, ttl 64, id 2, offset 0, flags [DF], proto UDP (17), length 33)
+    10.0.1.23.40011 > 10.0.1.57.53: 0 [0q] (5)
+"""
+
+
+def test_tcpdump_frames_become_packets() -> None:
+    frames = parse_tcpdump(TCPDUMP)
+    assert [f.packet.proto for f in frames] == ["tcp", "tcp", "icmp", "udp"]
+    syn, synack, ping, dns = (f.packet for f in frames)
+    assert (syn.src, syn.sport, syn.dst, syn.dport) == (IPv4Address("10.0.1.23"), 41684,
+                                                        IPv4Address("10.0.1.57"), 8080)
+    assert (syn.src_mac, syn.dst_mac, syn.tcp_flags, syn.ttl) == (
+        "a6:eb:d1:7b:97:24", "aa:98:ac:1d:83:3e", "S", 64)
+    assert synack.tcp_flags == "S." and synack.ttl == 63
+    assert ping.sport is None and "echo request" in frames[2].summary
+    assert dns.dport == 53  # decoded as DNS by tcpdump: keyed on addresses, not on "UDP"
+
+
+def test_direction_comes_from_the_interface_mac() -> None:
+    target = CaptureTarget("pod-a", "eksnet-x-pod-a", "eth0", "a6:eb:d1:7b:97:24")
+    directions = [o.observation.direction for o in observations(target, parse_tcpdump(TCPDUMP))]
+    assert directions == ["out", "in", "out", "out"]
+
+
+def test_route_get_forms() -> None:
+    got = parse_route_get("8.8.8.8 from 10.0.1.57 via 10.0.1.100 dev eth0 table 2\n"
+                          "    cache iif enib\n")
+    assert (got.type, got.dev, got.via, got.table) == ("unicast", "eth0", "10.0.1.100", "2")
+    local = parse_route_get("local 10.0.1.5 dev lo table local src 10.0.1.5 uid 0\n    cache\n")
+    assert (local.type, local.dev, local.table) == ("local", "lo", "local")
+    main = parse_route_get("10.0.1.23 dev enia src 10.0.1.5 uid 0\n    cache\n")
+    assert main.table == "main" and main.via is None
+    error = parse_route_get("", "RTNETLINK answers: Invalid argument\n")
+    assert error.error == "RTNETLINK answers: Invalid argument"
+
+
+def test_conntrack_lines() -> None:
+    (entry,) = parse_conntrack(
+        "tcp      6 118 TIME_WAIT src=10.0.1.23 dst=203.0.113.10 sport=52450 dport=80 "
+        "src=203.0.113.10 dst=10.0.1.5 sport=80 dport=47454 [ASSURED] mark=128 use=1\n")
+    assert entry.proto == "tcp" and entry.mark == 128
+    assert dict(entry.original)["dst"] == "203.0.113.10"
+    assert dict(entry.reply) == {"src": "203.0.113.10", "dst": "10.0.1.5", "sport": "80",
+                                 "dport": "47454"}

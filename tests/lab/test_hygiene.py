@@ -1,0 +1,30 @@
+"""The host namespace is byte-identical across lab up, verify and down."""
+
+from __future__ import annotations
+
+import pytest
+
+from eksnet.dataplane.state import DataplaneState
+from eksnet.lab import hygiene, lifecycle
+from eksnet.lab.names import LabNames
+from eksnet.lab.verify import verify_walk
+from tests.lab.walks import w1
+
+pytestmark = pytest.mark.lab
+
+
+def test_host_namespace_unchanged(capable: None, demo_state: DataplaneState) -> None:
+    names = LabNames("eksnet-tx-hyg-")
+    lifecycle.down(names)
+    before = hygiene.snapshot()
+    try:
+        lifecycle.up(demo_state, names)
+        lifecycle.settle(names)
+        assert verify_walk(demo_state, w1(), names).agree
+        during = hygiene.snapshot()
+    finally:
+        lifecycle.down(names)
+    after = hygiene.snapshot()
+    assert hygiene.compare(before, during) == []
+    assert hygiene.compare(before, after) == []
+    assert lifecycle.lab_netns(names) == ()

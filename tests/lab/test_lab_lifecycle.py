@@ -1,0 +1,110 @@
+"""`lab up` / `lab exec` / `lab down` on the demo cluster, on the real kernel."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from eksnet.lab import lifecycle
+from eksnet.lab.names import LabNames
+
+pytestmark = pytest.mark.lab
+
+NODE_1 = "node/ip-192-168-1-50.eu-west-2.compute.internal"
+POD_61 = "pod/default/rating-6d8b7c9f5-q6m4t"
+
+SLIDE_RULES = """\
+0:\tfrom all lookup local
+512:\tfrom all to 192.168.1.51 lookup main
+512:\tfrom all to 192.168.1.61 lookup main
+1024:\tfrom all fwmark 0x80/0x80 lookup main
+1536:\tfrom 192.168.1.61 lookup 2
+32766:\tfrom all lookup main
+32767:\tfrom all lookup default"""
+
+SLIDE_TABLE_2 = "default via 192.168.1.1 dev eth1\n192.168.1.1 dev eth1 scope link"
+
+
+def lab_exec(env: dict[str, str], target: str, *command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "eksnet.lab.cli", "exec", target, "--", *command],
+        capture_output=True, text=True, env=env, check=False,
+    )
+
+
+def stripped(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())
+
+
+def test_slide_outputs_through_lab_exec(demo_lab: LabNames, lab_env: dict[str, str]) -> None:
+    rules = lab_exec(lab_env, NODE_1, "ip", "rule", "show")
+    assert rules.returncode == 0, rules.stderr
+    assert stripped(rules.stdout) == SLIDE_RULES
+    table = lab_exec(lab_env, NODE_1, "ip", "route", "show", "table", "2")
+    assert stripped(table.stdout) == SLIDE_TABLE_2
+
+
+def test_pod_61_is_the_slide_pod(demo_lab: LabNames, lab_env: dict[str, str]) -> None:
+    shown = lab_exec(lab_env, POD_61, "ip", "a").stdout
+    assert "3: eth0@if39: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 9001" in shown
+    assert "link/ether 6a:40:16:85:c3:34" in shown
+    assert "inet 192.168.1.61/32 scope global eth0" in shown
+    assert "inet6 fe80::6a40:16ff:fe85:c334/64 scope link" in shown  # pinned, not EUI-64
+    assert "tentative" not in shown
+    neigh = lab_exec(lab_env, POD_61, "ip", "neigh").stdout
+    assert "169.254.1.1 dev eth0 lladdr 06:5e:c8:ae:85:be PERMANENT" in neigh
+
+
+def test_exec_refuses_what_is_not_a_lab_namespace(demo_lab: LabNames,
+                                                   lab_env: dict[str, str]) -> None:
+    for target in ("ip/192.168.1.50", "node/not-a-node", "host", "pod/default/nope"):
+        result = lab_exec(lab_env, target, "ip", "link")
+        assert result.returncode != 0, target
+        assert "error:" in result.stderr
+
+
+def test_links_live_only_in_lab_namespaces(demo_lab: LabNames, demo_state: object) -> None:
+    host_links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True,
+                                check=True).stdout
+    for name in ("enib9b00b57dd4", "eni69e05c2a0e5", "vpc0", "x0"):
+        assert f": {name}" not in host_links and f": {name}@" not in host_links
+
+
+def test_status_lists_every_namespace(demo_lab: LabNames, demo_state: object) -> None:
+    from eksnet.dataplane.state import DataplaneState
+
+    assert isinstance(demo_state, DataplaneState)
+    rows = lifecycle.status(demo_lab, demo_state)
+    assert len(rows) == len(demo_state.namespaces) + 1
+    assert all(row.exists for row in rows)
+
+
+def test_fabric_answers_arp_for_a_secondary_ip_with_the_owner_eni_mac(demo_lab: LabNames) -> None:
+    node_1 = demo_lab.netns("ip-192-168-1-50.eu-west-2.compute.internal")
+    subprocess.run(["ip", "-n", node_1, "neigh", "flush", "dev", "eth0"], check=True)
+    # pod 81's address is a secondary IP of node 2's eth1; nothing in node 2 answers ARP for it
+    subprocess.run(["ip", "netns", "exec", node_1, sys.executable, "-c",
+                    "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM);"
+                    "s.sendto(b'x', ('192.168.1.81', 9))"], check=True)
+    neigh = subprocess.run(["ip", "-n", node_1, "neigh", "show", "192.168.1.81"],
+                           capture_output=True, text=True, check=True).stdout
+    assert "lladdr 02:00:c0:a8:01:50" in neigh
+
+
+def test_second_up_is_refused_and_down_is_idempotent(capable: None, demo_state: object) -> None:
+    from eksnet.dataplane.state import DataplaneState
+    from eksnet.lab.system import LabError
+
+    assert isinstance(demo_state, DataplaneState)
+    names = LabNames("eksnet-tx-idem-")
+    lifecycle.down(names)
+    try:
+        lifecycle.up(demo_state, names)
+        with pytest.raises(LabError, match="already up"):
+            lifecycle.up(demo_state, names)
+    finally:
+        assert lifecycle.down(names) == len(demo_state.namespaces) + 1
+    assert lifecycle.down(names) == 0
+    assert lifecycle.lab_netns(names) == ()

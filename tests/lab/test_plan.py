@@ -1,0 +1,183 @@
+"""The plan is pure: commands checked without root, on a small hand-built state."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface
+
+import pytest
+
+from eksnet.dataplane.state import (
+    Address,
+    DataplaneState,
+    Eni,
+    Link,
+    LinkPeer,
+    Namespace,
+    Neighbour,
+    Route,
+    Rule,
+    Subnet,
+    VpcState,
+)
+from eksnet.lab.names import LabNames
+from eksnet.lab.plan import PlanError, build_plan, eui64_link_local, ip_batch
+
+NODE = "node-a"
+POD = "cni-pod-1"
+
+
+def mini_state(*, pod_peer_back: bool = True) -> DataplaneState:
+    """One node with two ENIs (eth1's connected route deleted, as ipamd does) and one pod."""
+    lo = Link(1, "lo", "loopback", "00:00:00:00:00:00", 65536, qlen=1000)
+    node = Namespace(
+        name=NODE,
+        kind="node",
+        owner=NODE,
+        links=(
+            lo,
+            Link(2, "eth0", "device", "02:00:0a:00:01:05", 9001, qdisc="mq", qlen=1000),
+            Link(3, "eth1", "device", "02:00:0a:00:01:06", 9001, qdisc="mq", qlen=1000),
+            Link(12, "enia", "veth", "2e:00:00:00:00:01", 9001,
+                 peer=LinkPeer(3, "eth0", netns=POD)),
+        ),
+        addresses=(
+            Address("lo", IPv4Interface("127.0.0.1/8"), scope="host"),
+            Address("eth0", IPv4Interface("10.0.1.5/24"), broadcast=IPv4Address("10.0.1.255")),
+            Address("eth1", IPv4Interface("10.0.1.6/24"), broadcast=IPv4Address("10.0.1.255")),
+        ),
+        routes=(
+            Route(254, IPv4Network("0.0.0.0/0"), gateway=IPv4Address("10.0.1.1"), dev="eth0"),
+            Route(254, IPv4Network("10.0.1.0/24"), dev="eth0", proto="kernel", scope="link",
+                  src=IPv4Address("10.0.1.5")),
+            Route(2, IPv4Network("0.0.0.0/0"), gateway=IPv4Address("10.0.1.1"), dev="eth1"),
+            Route(2, IPv4Network("10.0.1.1/32"), dev="eth1", scope="link"),
+            Route(254, IPv4Network("10.0.1.23/32"), dev="enia", scope="link"),
+        ),
+        rules=(
+            Rule(0, table=255),
+            Rule(512, table=254, dst=IPv4Network("10.0.1.23/32")),
+            Rule(1024, table=254, fwmark=0x80, fwmask=0x80),
+            Rule(32766, table=254),
+            Rule(32767, table=253),
+        ),
+        sysctls=(("net.ipv4.ip_forward", "1"),),
+    )
+    pod_peer = LinkPeer(12, "enia", netnsid=0) if pod_peer_back else LinkPeer(99, "x", netnsid=0)
+    pod = Namespace(
+        name=POD,
+        kind="pod",
+        owner="default/pod-1",
+        links=(lo, Link(3, "eth0", "veth", "2a:00:00:00:00:01", 9001, peer=pod_peer,
+                        ipv6_addrgen=False)),
+        addresses=(
+            Address("eth0", IPv4Interface("10.0.1.23/32")),
+            Address("eth0", IPv6Interface("fe80::1:2:3:4/64"), scope="link"),
+        ),
+        routes=(
+            Route(254, IPv4Network("0.0.0.0/0"), gateway=IPv4Address("169.254.1.1"), dev="eth0"),
+            Route(254, IPv4Network("169.254.1.1/32"), dev="eth0", scope="link"),
+        ),
+        neighbours=(Neighbour(IPv4Address("169.254.1.1"), "eth0", "2e:00:00:00:00:01"),),
+    )
+    vpc = VpcState(
+        id="vpc-1",
+        cidrs=(IPv4Network("10.0.0.0/16"),),
+        subnets=(Subnet("a", IPv4Network("10.0.1.0/24"), "az-a", "02:00:0a:00:01:01", "rtb"),),
+        enis=(
+            Eni("eni-5", "a", "02:00:0a:00:01:05", IPv4Address("10.0.1.5"),
+                secondary_ips=(IPv4Address("10.0.1.23"),), node=NODE, device="eth0"),
+            Eni("eni-6", "a", "02:00:0a:00:01:06", IPv4Address("10.0.1.6"),
+                prefixes=(IPv4Network("10.0.1.32/28"),), node=NODE, device="eth1",
+                source_dest_check=False),
+        ),
+    )
+    return DataplaneState((node, pod), vpc)
+
+
+NAMES = LabNames("eksnet-unit-")
+
+
+def test_host_batch_creates_everything_inside_namespaces() -> None:
+    plan = build_plan(mini_state(), NAMES)
+    adds = [line for line in plan.host_batch if line.startswith("link add")]
+    assert plan.host_batch[:3] == (
+        "netns add eksnet-unit-node-a",
+        "netns add eksnet-unit-cni-pod-1",
+        "netns add eksnet-unit-vpc",
+    )
+    # ifindex order, both ends placed with `netns`, MAC/MTU/qlen on both ends
+    assert adds == [
+        "link add eth0 index 2 address 02:00:0a:00:01:05 mtu 9001 txqueuelen 1000 netns "
+        "eksnet-unit-node-a numtxqueues 2 numrxqueues 2 type veth peer name x0 mtu 9001 "
+        "netns eksnet-unit-vpc",
+        "link add eth1 index 3 address 02:00:0a:00:01:06 mtu 9001 txqueuelen 1000 netns "
+        "eksnet-unit-node-a numtxqueues 2 numrxqueues 2 type veth peer name x1 mtu 9001 "
+        "netns eksnet-unit-vpc",
+        "link add enia index 12 address 2e:00:00:00:00:01 mtu 9001 txqueuelen 0 netns "
+        "eksnet-unit-node-a type veth peer name eth0 index 3 address 2a:00:00:00:00:01 "
+        "mtu 9001 txqueuelen 0 netns eksnet-unit-cni-pod-1",
+    ]
+    assert all(" netns " in line for line in adds)
+
+
+def test_node_batch_deletes_kernel_route_the_state_lacks_and_replaces_rules() -> None:
+    batch = ip_batch(mini_state().namespace(NODE))
+    assert "route del 10.0.1.0/24 dev eth1 table 254 proto kernel" in batch
+    assert not any(line.startswith("route add 10.0.1.0/24") for line in batch)
+    assert not any("127.0.0.1" in line for line in batch)  # lo's address is the kernel's
+    # device routes before gateway routes, so the gateway is reachable when added
+    adds = [line for line in batch if line.startswith("route add")]
+    assert adds.index("route add 10.0.1.1/32 dev eth1 table 2 proto boot scope link") < adds.index(
+        "route add 0.0.0.0/0 via 10.0.1.1 dev eth1 table 2 proto boot scope global"
+    )
+    rules = [line for line in batch if line.startswith("rule")]
+    assert rules == [
+        "rule del pref 32766 lookup 254",
+        "rule del pref 32767 lookup 253",
+        "rule add pref 512 to 10.0.1.23/32 lookup 254",
+        "rule add pref 1024 fwmark 0x80/0x80 lookup 254",
+        "rule add pref 32766 lookup 254",
+        "rule add pref 32767 lookup 253",
+    ]
+
+
+def test_pinned_link_local_turns_address_generation_off_before_the_link_is_up() -> None:
+    batch = list(ip_batch(mini_state().namespace(POD)))
+    assert batch.index("link set dev eth0 addrgenmode none") < batch.index("link set dev eth0 up")
+    assert "addr add fe80::1:2:3:4/64 scope link dev eth0" in batch
+    assert "neigh replace 169.254.1.1 lladdr 2e:00:00:00:00:01 dev eth0 nud permanent" in batch
+
+
+def test_eui64() -> None:
+    assert str(eui64_link_local("06:5e:c8:ae:85:be")) == "fe80::45e:c8ff:feae:85be/64"
+    assert str(eui64_link_local("6a:40:16:85:c3:34")) == "fe80::6840:16ff:fe85:c334/64"
+
+
+def test_fabric_owns_every_eni_address_and_honours_the_check_flag() -> None:
+    plan = build_plan(mini_state(), NAMES).fabric
+    assert '"x0" . 10.0.1.23/32' in plan.nft
+    assert '"x1" . 10.0.1.32/28' in plan.nft
+    assert 'set unchecked { type ifname; elements = { "x1" } }' in plan.nft
+    neigh = [line for line in plan.ip_batch if line.startswith("neigh")]
+    assert "neigh replace 10.0.1.1 lladdr 02:00:0a:00:01:01 dev vpc0 nud permanent" in neigh
+    assert "neigh replace 10.0.1.23 lladdr 02:00:0a:00:01:05 dev vpc0 nud permanent" in neigh
+    assert len(neigh) == 1 + 2 + 1 + 16  # gateway, eth0's two, eth1's primary and its /28
+
+
+def test_unpaired_veth_is_refused() -> None:
+    state = mini_state()
+    pod = state.namespace(POD)
+    lonely = Namespace(POD, "pod", "default/pod-1", links=(
+        pod.links[0], Link(3, "eth0", "veth", "2a:00:00:00:00:01", 9001,
+                           peer=LinkPeer(5, "nowhere", netnsid=0))))
+    node = state.namespace(NODE)
+    bare = Namespace(NODE, "node", NODE, links=node.links[:3])
+    with pytest.raises(PlanError, match="no namespace names this veth's peer"):
+        build_plan(DataplaneState((bare, lonely), state.vpc), NAMES)
+
+
+def test_names_stay_under_the_prefix() -> None:
+    assert NAMES.netns("x") == "eksnet-unit-x"
+    assert NAMES.is_lab("eksnet-unit-vpc") and not NAMES.is_lab("eksnet-probe-1")
+    with pytest.raises(ValueError):
+        LabNames("lab-")

@@ -1,0 +1,75 @@
+"""W1 of talk-walks.md §3 (pod 51 → pod 61, same node), written by hand from the spec.
+
+It lets the lab's verification be tested end to end independently of the walk engine; the
+engine's own walks are verified in `test_verify.py::test_tour_walks_agree_with_the_kernel`.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+from eksnet.walk.model import (
+    ConntrackRecord,
+    Decision,
+    Disposition,
+    Endpoint,
+    Flow,
+    Hop,
+    Packet,
+    Step,
+    Walk,
+    Where,
+)
+
+NODE_1 = "ip-192-168-1-50.eu-west-2.compute.internal"
+POD_51 = "cni-3f1c2b7e-9a4d-4c60-8e21-5b7d0a9c4f51"
+POD_61 = "cni-04b6218d-0a3c-2466-aea7-ee1f8d4cb935"
+A51, A61 = IPv4Address("192.168.1.51"), IPv4Address("192.168.1.61")
+M51, V51 = "2a:00:c0:a8:01:33", "2e:00:c0:a8:01:33"
+M61, V61 = "6a:40:16:85:c3:34", "06:5e:c8:ae:85:be"
+
+
+def _hop(where: Where, iif: str | None, oif: str | None, pin: Packet | None,
+         pout: Packet | None, route: Decision | None = None) -> Hop:
+    steps = [Step("route", "route", (route,), before=pin or pout)] if route else []
+    if oif is None:
+        steps.append(Step("deliver", "delivered"))
+    return Hop(where, iif, oif, tuple(steps) or (Step("originate", "sent"),), pin, pout)
+
+
+def w1(*, wrong_mac: bool = False) -> Walk:
+    pod51, pod61 = Where("pod", POD_51), Where("pod", POD_61)
+    node = Where("node", NODE_1)
+    syn = Packet(A51, A61, "tcp", 41000, 80, tcp_flags="S")
+    ack = Packet(A61, A51, "tcp", 80, 41000, tcp_flags="S.")
+    fwd_main = Decision("route", "192.168.1.61 dev eni69e05c2a0e5 scope link", table="main")
+    back_main = Decision("route", "192.168.1.51 dev enib9b00b57dd4 scope link", table="main")
+    pod_default = Decision("route", "default via 169.254.1.1 dev eth0", table="main")
+    flow = Flow(Endpoint("pod", "default/app2-7c9f8d6b5-k5x2p", A51),
+                Endpoint("pod", "default/rating-6d8b7c9f5-q6m4t", A61), "tcp", 41000, 80)
+    back_flow = Flow(flow.dst, flow.src, "tcp", 80, 41000)
+    out_mac = "02:00:00:00:00:99" if wrong_mac else V61
+    reply = Walk(
+        flow=back_flow, direction="return",
+        hops=(
+            _hop(pod61, None, "eth0", None, ack.but(src_mac=M61, dst_mac=V61), pod_default),
+            _hop(node, "eni69e05c2a0e5", "enib9b00b57dd4", ack.but(src_mac=M61, dst_mac=V61),
+                 ack.but(src_mac=V51, dst_mac=M51, ttl=63), back_main),
+            _hop(pod51, "eth0", None, ack.but(src_mac=V51, dst_mac=M51, ttl=63), None),
+        ),
+        disposition=Disposition("delivered", pod51, "socket"),
+    )
+    return Walk(
+        flow=flow, direction="forward",
+        hops=(
+            _hop(pod51, None, "eth0", None, syn.but(src_mac=M51, dst_mac=V51), pod_default),
+            _hop(node, "enib9b00b57dd4", "eni69e05c2a0e5", syn.but(src_mac=M51, dst_mac=V51),
+                 syn.but(src_mac=out_mac, dst_mac=M61, ttl=63), fwd_main),
+            _hop(pod61, "eth0", None, syn.but(src_mac=out_mac, dst_mac=M61, ttl=63), None),
+        ),
+        disposition=Disposition("delivered", pod61, "socket"),
+        conntrack=(ConntrackRecord(
+            NODE_1, "tcp 6 src=192.168.1.51 dst=192.168.1.61 sport=41000 dport=80 "
+            "src=192.168.1.61 dst=192.168.1.51 sport=80 dport=41000", mark=0, nat=False),),
+        reply=reply,
+    )
