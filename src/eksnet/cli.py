@@ -118,7 +118,7 @@ def _print_walk(result: Walk, *, as_json: bool, verbose: bool, title: str | None
 
         typer.echo(json.dumps(walk_document(result), indent=2, ensure_ascii=False))
         return
-    Console(highlight=False).print(walk_renderable(result, verbose=verbose, title=title))
+    Console(highlight=False, soft_wrap=True).print(walk_renderable(result, verbose=verbose, title=title))
 
 
 @app.command(
@@ -153,7 +153,7 @@ def tour_command(
 
     def body() -> None:
         loaded = load(cluster)
-        console = Console(highlight=False)
+        console = Console(highlight=False, soft_wrap=True)
         selected = [t for t in TOUR if not only or t.id in only]
         verdicts: list[bool] = []
         for tour_walk in selected:

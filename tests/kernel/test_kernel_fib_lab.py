@@ -177,26 +177,32 @@ def generate(rng: random.Random, name: str) -> Scenario:
         taken.add((table, dst, metric or 0))
         s.user_routes.append(route)
 
-    # Rules (none at all in some scenarios: then local and main stay merged).
+    # Rules (none at all in some scenarios: then local and main stay merged). Each selector is
+    # drawn on its own, so most rules have one or two and some of them match the queries.
     if rng.random() < 0.85:
         for _ in range(rng.randint(1, 7)):
             priority = rng.randint(1, 32000)
             action: RuleAction = rng.choice(
-                ["lookup"] * 6 + ["goto", "nop", "blackhole", "unreachable", "prohibit"])
-            fwmark = rng.choice([None, None, 0x80])
+                ["lookup"] * 8 + ["goto", "nop", "blackhole", "unreachable", "prohibit"])
+            fwmark = 0x80 if rng.random() < 0.25 else None
+
+            def maybe(p: float, *choices: object) -> object:
+                return rng.choice(choices) if rng.random() < p else None
+
             rule = Rule(
                 priority,
                 action=action,
-                table=rng.choice([100, 101, 102, 253, 254, 255]) if action == "lookup" else None,
-                src=rng.choice([None, None, N("10.1.0.0/24"), N("192.0.2.0/24"),
-                                N("10.1.0.1/32"), N("10.3.0.1/32")]),
-                dst=rng.choice([None, None, N(rng.choice(PREFIXES[1:]))]),
+                table=rng.choice([100, 100, 101, 101, 102, 253, 254, 255])
+                if action == "lookup" else None,
+                src=maybe(0.3, N("10.1.0.0/24"), N("192.0.2.0/24"), N("10.1.0.1/32"),
+                          N("10.3.0.1/32"), N("10.1.0.50/32")),  # type: ignore[arg-type]
+                dst=maybe(0.3, *(N(p) for p in PREFIXES[1:])),  # type: ignore[arg-type]
                 fwmark=fwmark,
                 fwmask=rng.choice([None, 0x80]) if fwmark else None,
-                iif=rng.choice([None, None, None, "d0", "d1", "lo", "d3"]),
-                oif=rng.choice([None, None, None, "d0", "d2"]),
+                iif=maybe(0.25, "d0", "d1", "lo", "d3"),  # type: ignore[arg-type]
+                oif=maybe(0.1, "d0", "d2"),  # type: ignore[arg-type]
                 goto=rng.randint(priority + 1, 32765) if action == "goto" else None,
-                invert=rng.random() < 0.15,
+                invert=rng.random() < 0.1,
             )
             if rule not in s.rules:
                 s.rules.append(rule)
@@ -313,7 +319,8 @@ def queries(rng: random.Random) -> list[list[str]]:
             args += ["from", rng.choice(SOURCES), "iif", rng.choice(["d0", "d0", "d1", "d3", "lo"])]
         else:
             if rng.random() < 0.3:
-                args += ["from", rng.choice(SOURCES + ["10.9.9.9", "127.0.0.1"])]
+                args += ["from", rng.choice(["10.1.0.1", "10.3.0.1", "10.9.9.9", "10.1.0.9",
+                                             "127.0.0.1", "10.5.0.1", "192.0.2.9"])]
             if rng.random() < 0.2:
                 args += ["oif", rng.choice(["d0", "d2", "d3", "d4"])]
         if rng.random() < 0.35:

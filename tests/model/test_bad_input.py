@@ -121,8 +121,12 @@ def test_a_list_is_not_a_cluster() -> None:
         # A typo in a top-level section.
         ("kubeProxy: {", "kubeproxy: {", "kubeproxy:", "kubeproxy"),
         # A typo in a subnet.
-        ("cidr: 192.168.2.0/24, routeTable:", "cidr: 192.168.2.0/24, routeTabel: rtb-public, "
-         "routeTable:", "routeTabel", "vpc.subnets.1.routeTabel"),
+        (
+            "cidr: 192.168.2.0/24, routeTable:",
+            "cidr: 192.168.2.0/24, routeTabel: rtb-public, routeTable:",
+            "routeTabel",
+            "vpc.subnets.1.routeTabel",
+        ),
     ],
 )
 def test_unknown_field_is_named_at_its_line(old: str, new: str, fragment: str, path: str) -> None:
@@ -138,7 +142,13 @@ def test_unknown_field_is_named_at_its_line(old: str, new: str, fragment: str, p
         # A pod without `ip` is reported at that pod's mapping.
         ("eni: eth1, ip: 192.168.1.81,", "eni: eth1,", POD81, None, "pods.3.ip"),
         # An ENI without its `id`: node 3's eth0 mapping, which starts with `- {linux: eth0`.
-        ("id: eni-01a00000000000090, ", "", "- {linux: eth0", "subnet: public-b", "nodes.2.enis.0.id"),
+        (
+            "id: eni-01a00000000000090, ",
+            "",
+            "- {linux: eth0",
+            "subnet: public-b",
+            "nodes.2.enis.0.id",
+        ),
         # The cluster without `region`: reported at the top-level mapping (its first key).
         ("region: eu-west-2\n", "", "name: talk", None, "region"),
     ],
@@ -240,7 +250,11 @@ def test_overlapping_subnets() -> None:
 def test_subnet_outside_the_vpc_cidr() -> None:
     text = edit("cidr: 192.168.3.0/24", "cidr: 10.0.3.0/24")
     assert_reported(
-        error_of(text), line_of(text, "10.0.3.0/24"), "public-c", "outside the VPC", "192.168.0.0/16"
+        error_of(text),
+        line_of(text, "10.0.3.0/24"),
+        "public-c",
+        "outside the VPC",
+        "192.168.0.0/16",
     )
 
 
@@ -309,9 +323,7 @@ def test_one_address_on_two_enis_names_both_lines() -> None:
     text = edit("secondaryIps: [192.168.1.71]", "secondaryIps: [192.168.1.71, 192.168.1.51]")
     first = line_of(text, "secondaryIps: [192.168.1.51]")
     second = line_of(text, "[192.168.1.71, 192.168.1.51]")
-    assert_reported(
-        error_of(text), second, "192.168.1.51 is used twice", f"also at line {first}"
-    )
+    assert_reported(error_of(text), second, "192.168.1.51 is used twice", f"also at line {first}")
 
 
 def test_eni_primary_ip_that_is_another_enis_primary_ip() -> None:
@@ -347,7 +359,7 @@ def test_ten_secondary_ips_exceed_an_m5_large_eni() -> None:
 
 def eni_line(linux: str, ifindex: int, device: int, last_octet: int) -> str:
     return (
-        f'      - {{linux: {linux}, ifindex: {ifindex}, id: eni-01a000000000000{last_octet}, '
+        f"      - {{linux: {linux}, ifindex: {ifindex}, id: eni-01a000000000000{last_octet}, "
         f'device: {device}, mac: "02:00:c0:a8:02:{last_octet:02x}", '
         f"primaryIp: 192.168.2.{last_octet}}}\n"
     )
@@ -376,7 +388,9 @@ def test_four_enis_exceed_an_m5_large() -> None:
 
 def test_a_larger_instance_type_on_the_node_lifts_the_limit() -> None:
     text = with_node3_enis(eni_line("eth2", 4, 2, 110), eni_line("eth3", 5, 3, 120))
-    text = edit("    subnet: public-b\n", "    subnet: public-b\n    instanceType: m5.xlarge\n", text)
+    text = edit(
+        "    subnet: public-b\n", "    subnet: public-b\n    instanceType: m5.xlarge\n", text
+    )
     assert len(parse_cluster(text, SOURCE).nodes[2].enis) == 4
 
 
@@ -396,9 +410,7 @@ def test_unknown_instance_type_in_node_defaults_names_the_defaults_line() -> Non
 
 
 def test_pod_on_an_unknown_node() -> None:
-    text = edit(
-        f"node: {NODE3},", "node: ip-192-168-2-99.eu-west-2.compute.internal,"
-    )
+    text = edit(f"node: {NODE3},", "node: ip-192-168-2-99.eu-west-2.compute.internal,")
     assert_reported(
         error_of(text),
         line_of(text, "ip-192-168-2-99"),

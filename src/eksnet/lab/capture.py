@@ -141,8 +141,9 @@ class Capture:
             seen = ""
             while "listening on" not in seen:
                 left = deadline - time.monotonic()
-                ready, _, _ = select.select([proc.stderr], [], [], max(left, 0))
-                if not ready:
+                poller = select.poll()
+                poller.register(proc.stderr, select.POLLIN)
+                if not poller.poll(max(left, 0) * 1000):
                     raise LabError(f"tcpdump on {target.netns}/{target.interface} did not start")
                 line = proc.stderr.readline()
                 if not line:

@@ -7,8 +7,7 @@ simulated forward walk and its `reply`:
 * the wire: the first packet of each direction (TCP `S` / `S.`, the UDP datagram and its answer,
   the ICMP echo request and reply) must appear on the same namespace interfaces, in the same
   order, with the same MACs, addresses, ports, TTL and TCP flags as `Walk.wire()` predicts, and
-  on no other captured interface (captures cover every interface of every node, whose host veths
-  see everything their pods send, and every pod the walk touches, so a divergent path shows);
+  on no other captured interface (see `capture_targets` for why a divergent path shows);
 * routing: `ip route get` per hop, with the packet's source, ingress interface and mark, must
   leave by the hop's `oif`, via the predicted gateway, from the predicted table;
 * conntrack: every entry the walk predicts exists in that node with the same tuples and mark;
@@ -261,19 +260,24 @@ def _destination(state: DataplaneState, walk: Walk) -> tuple[Namespace, Packet] 
 
 
 def capture_targets(state: DataplaneState, names: LabNames, walk: Walk) -> list[CaptureTarget]:
-    """Every interface of every node (their host veths see all pod traffic too) and of every
-    pod a hop of the walk (either way) is in."""
+    """Every interface of every namespace a hop of the walk (either way) is in, and the ENI
+    devices of every other node. A packet straying from the predicted path either stays in a
+    touched node (all of whose interfaces, host veths included, are captured) or leaves it by an
+    ENI and enters another node by one of its ENIs, so any divergent path is seen, with one
+    tcpdump per interface that matters rather than one per veth of the cluster."""
     touched = {hop.where.name for hop in walk.hops}
     if walk.reply is not None:
         touched |= {hop.where.name for hop in walk.reply.hops}
     targets = []
     for namespace in state.namespaces:
-        if namespace.kind != "node" and namespace.name not in touched:
+        full = namespace.name in touched
+        if not full and namespace.kind != "node":
             continue
         for link in namespace.links:
-            if link.kind != "loopback":
-                targets.append(CaptureTarget(namespace.name, names.netns(namespace.name),
-                                             link.name, link.mac))
+            if link.kind == "loopback" or (not full and link.kind != "device"):
+                continue
+            targets.append(CaptureTarget(namespace.name, names.netns(namespace.name),
+                                         link.name, link.mac))
     return targets
 
 
@@ -283,8 +287,9 @@ def _agent(netns: str, *args: str) -> list[str]:
 
 def _read_json(proc: subprocess.Popen[str], timeout: float) -> dict[str, object]:
     assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    line = proc.stdout.readline() if ready else ""
+    poller = select.poll()
+    poller.register(proc.stdout, select.POLLIN)
+    line = proc.stdout.readline() if poller.poll(timeout * 1000) else ""
     if not line:
         return {"ok": False, "error": "agent gave no answer"}
     result: dict[str, object] = json.loads(line)
