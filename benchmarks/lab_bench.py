@@ -160,7 +160,7 @@ def measure(label: str, state: DataplaneState, walk: Walk | None, names: LabName
     lifecycle.down(names)
     bare = bare_build(state, names)
     start = time.perf_counter()
-    lifecycle.up(state, names)
+    timings = lifecycle.up(state, names)
     up = time.perf_counter() - start
     settle = lifecycle.settle(names, timeout=30)
     verify = float("nan")
@@ -169,13 +169,19 @@ def measure(label: str, state: DataplaneState, walk: Walk | None, names: LabName
         start = time.perf_counter()
         verdict = verify_walk(state, walk, names)
         verify = time.perf_counter() - start
-        agree = "agree" if verdict.agree else f"DIFFERS {verdict.unexplained()[:2]}"
+        if walk.hops[0].packet_out is None:  # the generated walk: delivery only
+            lost = [d for d in verdict.differences if d.kind == "disposition"]
+            agree = "delivered" if not lost else "NOT DELIVERED"
+        else:
+            agree = "agree" if verdict.agree else f"DIFFERS {verdict.unexplained()[:2]}"
     start = time.perf_counter()
     count = lifecycle.down(names)
     down = time.perf_counter() - start
     print(f"{label:<28} namespaces {count:>5}  bare {bare:6.2f} s  up {up:6.2f} s "
           f"({up / bare:4.1f}× bare)  DAD settle {settle:5.2f} s  verify {verify:5.2f} s "
           f"[{agree}]  down {down:6.2f} s", flush=True)
+    phases = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in timings.phases.items())
+    print(f"{'':<28} up phases: {phases}", flush=True)
 
 
 def main(argv: list[str]) -> None:

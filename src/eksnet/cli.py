@@ -82,7 +82,9 @@ def walk_command(
     src: Annotated[str, typer.Argument(help="pod/NS/NAME, node/NAME or ip/ADDR")],
     dst: Annotated[str, typer.Argument(help="pod/NS/NAME, node/NAME or ip/ADDR")],
     port: Annotated[int | None, typer.Option("--port", help="Destination port.")] = None,
-    sport: Annotated[int | None, typer.Option("--sport", help="Source port (default 41000).")] = None,
+    sport: Annotated[
+        int | None, typer.Option("--sport", help="Source port (default 41000).")
+    ] = None,
     proto: Annotated[str, typer.Option("--proto", help="tcp, udp or icmp.")] = "tcp",
     cluster: ClusterOption = None,
     variant: VariantOption = None,
@@ -96,8 +98,14 @@ def walk_command(
         protocol = _protocol(proto)
         loaded = load(cluster, variant)
         result = run_walk(
-            loaded.state, src, dst, proto=protocol, dport=port, sport=sport,
-            labels=loaded.labels, with_reply=not no_return,
+            loaded.state,
+            src,
+            dst,
+            proto=protocol,
+            dport=port,
+            sport=sport,
+            labels=loaded.labels,
+            with_reply=not no_return,
         )
         _print_walk(result, as_json=as_json, verbose=verbose)
 
@@ -118,7 +126,9 @@ def _print_walk(result: Walk, *, as_json: bool, verbose: bool, title: str | None
 
         typer.echo(json.dumps(walk_document(result), indent=2, ensure_ascii=False))
         return
-    Console(highlight=False, soft_wrap=True).print(walk_renderable(result, verbose=verbose, title=title))
+    Console(highlight=False, soft_wrap=True).print(
+        walk_renderable(result, verbose=verbose, title=title)
+    )
 
 
 @app.command(
@@ -173,10 +183,17 @@ def _tour_walk(console: Console, loaded: Loaded, tour_walk: TourWalk, verbose: b
         namespace = resolve_namespace(loaded.state, parse_target(target))
         label = loaded.labels.get(namespace.name, target)
         console.print(f"[bold]{label}$[/bold] {command}")
-        console.out(run_command(loaded.state, namespace, command.split()), end="")
+        # The command's own bytes, tabs included: exactly what the real command prints.
+        console.file.write(run_command(loaded.state, namespace, command.split()))
+        console.file.flush()
     result = run_walk(
-        loaded.state, tour_walk.src, tour_walk.dst, proto=tour_walk.proto,
-        dport=tour_walk.dport, sport=tour_walk.sport, labels=loaded.labels,
+        loaded.state,
+        tour_walk.src,
+        tour_walk.dst,
+        proto=tour_walk.proto,
+        dport=tour_walk.dport,
+        sport=tour_walk.sport,
+        labels=loaded.labels,
     )
     console.print(walk_renderable(result, verbose=verbose, title=f"{tour_walk.id}"))
     return result

@@ -1,4 +1,4 @@
-"""The three kinds of error eksnet reports, kept apart (ARCHITECTURE.md, "Rules that keep it simple").
+"""The kinds of error eksnet reports, kept apart (ARCHITECTURE.md, "Rules that keep it simple").
 
 * `InputError`: the input is wrong; says where (file, line) and how to fix it.
 * `NotModelled`: the input asks for something eksnet does not model yet; says exactly what.
@@ -24,8 +24,14 @@ class EksnetError(Exception):
 class InputError(EksnetError):
     """Bad input: a malformed manifest, an unknown pod, an overlapping CIDR, a truncated dump."""
 
-    def __init__(self, message: str, *, source: str | None = None, line: int | None = None,
-                 fix: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        line: int | None = None,
+        fix: str | None = None,
+    ) -> None:
         self.message = message
         self.source = source
         self.line = line

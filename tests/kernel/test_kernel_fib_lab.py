@@ -40,7 +40,7 @@ from eksnet.render.route_get import ip_route_get
 
 pytestmark = pytest.mark.lab
 
-SEEDS = range(10)
+SEEDS = range(24)
 QUERIES_PER_SCENARIO = 70
 A = IPv4Address
 N = IPv4Network
@@ -75,6 +75,7 @@ SOURCES = ["10.1.0.50", "10.3.0.7", "192.0.2.9", "198.51.100.1", "8.8.4.4", "10.
 class Scenario:
     """A namespace state and the `ip` commands that build the same state in the kernel."""
 
+    pairs: tuple[tuple[str, str, bool], ...] = PAIRS
     sysctls_before: list[tuple[str, str]] = field(default_factory=list)
     sysctls_after: list[tuple[str, str]] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
@@ -82,6 +83,8 @@ class Scenario:
     routes: list[Route] = field(default_factory=list)
     user_routes: list[Route] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)
+    after_addresses: list[str] = field(default_factory=list)
+    """Extra `ip` batch lines run right after the addresses (e.g. deleting a connected route)."""
 
     def namespace(self, name: str) -> Namespace:
         return Namespace(
@@ -94,18 +97,24 @@ class Scenario:
         )
 
 
-def generate(rng: random.Random, name: str) -> Scenario:
-    s = Scenario()
+def add_links(s: Scenario, name: str) -> dict[str, bool]:
+    """lo, then each pair as the kernel registers it (the peer first); returns who is up."""
     s.links.append(Link(1, "lo", "loopback", "00:00:00:00:00:00", 65536))
     index = 2
     up = {"lo": True}
-    for first, peer, is_up in PAIRS:
+    for first, peer, is_up in s.pairs:
         s.links.append(Link(index, peer, "veth", "02:00:00:00:00:%02x" % index, 1500, up=is_up,
                             peer=LinkPeer(index + 1, first, netns=name)))
         s.links.append(Link(index + 1, first, "veth", "02:00:00:00:00:%02x" % (index + 1), 1500,
                             up=is_up, peer=LinkPeer(index, peer, netns=name)))
         up[first] = up[peer] = is_up
         index += 2
+    return up
+
+
+def generate(rng: random.Random, name: str) -> Scenario:
+    s = Scenario()
+    up = add_links(s, name)
 
     # Sysctls: all/default before the devices exist, per device afterwards (the state's order).
     s.sysctls_before.append(("net.ipv4.conf.all.rp_filter", str(rng.choice([0, 0, 1, 2]))))
@@ -296,7 +305,7 @@ def apply(name: str, s: Scenario) -> None:
 
     sysctl(s.sysctls_before)
     lines = ["link set lo up"]
-    for first, peer, is_up in PAIRS:
+    for first, peer, is_up in s.pairs:
         lines.append(f"link add {first} type veth peer name {peer}")
         if is_up:
             lines += [f"link set {first} up", f"link set {peer} up"]
@@ -305,6 +314,7 @@ def apply(name: str, s: Scenario) -> None:
     lines = []
     for address in s.addresses[1:]:
         lines.append(f"addr add {address.interface} dev {address.dev}")
+    lines += s.after_addresses
     lines += [route_command(r) for r in s.user_routes]
     lines += [rule_command(r) for r in s.rules]
     if lines:
@@ -357,6 +367,26 @@ def local_table_text(ns: Namespace) -> str:
     return "\n".join(lines)
 
 
+def compare(name: str, scenario: Scenario, asked: list[list[str]], label: str) -> None:
+    ns = scenario.namespace(name)
+    kernel_local = normalise(must(["ip", "-n", name, "route", "show", "table", "local"]))
+    assert local_table_text(ns) == kernel_local
+    mismatches = []
+    for args in asked:
+        expected = kernel_answer(name, args)
+        got = model_answer(ns, args)
+        if got != expected:
+            mismatches.append(f"ip route get {' '.join(args)}\n  kernel: {expected}\n"
+                              f"  model:  {got}")
+    if mismatches:
+        setup = [route_command(r) for r in scenario.user_routes]
+        setup += [rule_command(r) for r in scenario.rules]
+        setup += [f"sysctl {k}={v}" for k, v in scenario.sysctls_before + scenario.sysctls_after]
+        setup += [f"addr {a.interface} dev {a.dev}" for a in scenario.addresses]
+        pytest.fail(f"{len(mismatches)}/{len(asked)} answers differ ({label}):\n"
+                    + "\n".join(mismatches[:15]) + "\nsetup:\n  " + "\n  ".join(setup))
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_route_get_matches_the_kernel(seed: int) -> None:
     require_capabilities()
@@ -364,22 +394,61 @@ def test_route_get_matches_the_kernel(seed: int) -> None:
     with throwaway_namespace() as name:
         scenario = generate(rng, name)
         apply(name, scenario)
-        ns = scenario.namespace(name)
-        kernel_local = normalise(must(["ip", "-n", name, "route", "show", "table", "local"]))
-        assert local_table_text(ns) == kernel_local
-        mismatches = []
-        checked = 0
-        for args in queries(rng):
-            expected = kernel_answer(name, args)
-            got = model_answer(ns, args)
-            checked += 1
-            if got != expected:
-                mismatches.append(f"ip route get {' '.join(args)}\n  kernel: {expected}\n"
-                                  f"  model:  {got}")
-        if mismatches:
-            setup = [route_command(r) for r in scenario.user_routes]
-            setup += [rule_command(r) for r in scenario.rules]
-            setup += [f"sysctl {k}={v}" for k, v in scenario.sysctls_before + scenario.sysctls_after]
-            setup += [f"addr {a.interface} dev {a.dev}" for a in scenario.addresses]
-            pytest.fail(f"{len(mismatches)}/{checked} answers differ (seed {seed}):\n"
-                        + "\n".join(mismatches[:15]) + "\nsetup:\n  " + "\n  ".join(setup))
+        compare(name, scenario, queries(rng), f"seed {seed}")
+
+
+def vpc_cni_node(name: str, eth0_rp_filter: int) -> Scenario:
+    """The node of vpc-cni.md §2.9 (pod A behind enia on eth0, pod B behind enib on eth1)."""
+    s = Scenario(pairs=(("eth0", "ext0", True), ("eth1", "ext1", True), ("enia", "poda", True),
+                        ("enib", "podb", True)))
+    add_links(s, name)
+    s.sysctls_before.append(("net.ipv4.ip_forward", "1"))
+    s.sysctls_after.append(("net.ipv4.conf.eth0.rp_filter", str(eth0_rp_filter)))
+    s.addresses += [
+        Address("lo", IPv4Interface("127.0.0.1/8"), scope="host"),
+        Address("eth0", IPv4Interface("10.0.1.5/19")),
+        Address("eth1", IPv4Interface("10.0.2.20/19")),
+    ]
+    s.routes.append(Route(254, N("10.0.0.0/19"), dev="eth0", proto="kernel", scope="link",
+                          src=A("10.0.1.5")))
+    s.after_addresses.append("route del 10.0.0.0/19 dev eth1 table main")  # ipamd does this
+    s.user_routes += [
+        Route(254, N("0.0.0.0/0"), gateway=A("10.0.0.1"), dev="eth0"),
+        Route(254, N("10.0.1.23/32"), dev="enia", scope="link"),
+        Route(254, N("10.0.2.57/32"), dev="enib", scope="link"),
+        Route(2, N("10.0.0.1/32"), dev="eth1", scope="link"),
+        Route(2, N("0.0.0.0/0"), gateway=A("10.0.0.1"), dev="eth1"),
+    ]
+    s.rules += [
+        Rule(512, table=254, dst=N("10.0.1.23/32")),
+        Rule(512, table=254, dst=N("10.0.2.57/32")),
+        Rule(1024, table=254, fwmark=0x80, fwmask=0x80),
+        Rule(1536, table=2, src=N("10.0.2.57/32")),
+        Rule(32765, table=2, src=N("10.0.2.20/32")),
+    ]
+    return s
+
+
+VPC_CNI_QUERIES = [
+    "8.8.8.8", "10.0.1.23", "10.0.2.57", "10.0.1.5", "10.0.2.20", "10.0.31.255", "10.0.5.9",
+    "8.8.8.8 from 10.0.2.20", "10.0.5.9 from 10.0.2.20", "10.0.2.57 fibmatch",
+    "10.0.5.9 from 10.0.2.57 iif enib", "8.8.8.8 from 10.0.2.57 iif enib",
+    "10.0.1.23 from 10.0.2.57 iif enib", "10.0.1.5 from 10.0.2.57 iif enib",
+    "8.8.8.8 from 10.0.1.23 iif enia", "10.0.2.57 from 10.0.1.23 iif enia",
+    "10.0.2.57 from 8.8.8.8 iif eth0", "10.0.1.23 from 8.8.8.8 iif eth0",
+    "10.0.2.57 from 10.0.1.23 iif eth0", "10.0.1.5 from 10.0.2.57 iif eth0",
+    "10.0.2.57 from 10.0.9.9 iif eth0", "10.0.1.23 from 10.0.2.57 iif eth1",
+    "8.8.8.8 from 10.0.2.57 iif eth0", "10.0.1.5 from 10.0.1.5 iif eth0",
+    "10.0.2.57 from 127.0.0.1 iif eth0",
+]
+
+
+@pytest.mark.parametrize("eth0_rp_filter", [2, 1, 0])
+def test_vpc_cni_node_matches_the_kernel(eth0_rp_filter: int) -> None:
+    require_capabilities()
+    with throwaway_namespace() as name:
+        scenario = vpc_cni_node(name, eth0_rp_filter)
+        apply(name, scenario)
+        asked = [q.split() for q in VPC_CNI_QUERIES]
+        asked += [[*q, "mark", "0x80"] for q in asked if "fibmatch" not in q]
+        compare(name, scenario, asked, f"VPC CNI node, eth0.rp_filter={eth0_rp_filter}")

@@ -24,7 +24,9 @@ _NETNS_NAMESPACE = uuid.UUID("5f0a3c1e-2b4d-4e6f-8a9b-0c1d2e3f4a5b")
 
 
 def host_veth_name(namespace: str, name: str, prefix: str = "eni") -> str:
-    """`eni` + the first 11 hex digits of SHA-1("<namespace>.<pod>") (`pkg/networkutils/names.go`)."""
+    """`eni` + the first 11 hex digits of SHA-1("<namespace>.<pod>").
+
+    As `pkg/networkutils/names.go` of the VPC CNI does it; the separator is a dot."""
     digest = hashlib.sha1(f"{namespace}.{name}".encode()).hexdigest()
     return f"{prefix}{digest[:11]}"
 
@@ -104,9 +106,7 @@ def pod_network(
     rules = [Rule(TO_POD_RULE_PRIORITY, table=TABLE_MAIN, dst=pod_host)]
     table = route_table_id(eni_device)
     if table != TABLE_MAIN:
-        if features.single_from_rule:
-            rules.append(Rule(FROM_POD_RULE_PRIORITY, table=table, src=pod_host))
-        elif settings.external_snat:
+        if features.single_from_rule or settings.external_snat:
             rules.append(Rule(FROM_POD_RULE_PRIORITY, table=table, src=pod_host))
         else:  # ≤ v1.7: one rule per VPC CIDR; other traffic falls through to main
             rules += [

@@ -47,7 +47,7 @@ class CniFeatures:
     """v1.23.0: the veth's host end is created straight in the host netns, so the pod's eth0 is
     ifindex 2 (before: the pair was made in the pod netns, eth0 = 3, host end moved out)."""
     nftables_connmark: bool
-    """v1.23.0: with an nf_tables iptables the connmark rules live in nftables `table ip aws-cni`."""
+    """v1.23.0: with an nf_tables iptables, connmark rules live in nftables `table ip aws-cni`."""
 
 
 def features(version_text: str) -> CniFeatures:
@@ -109,7 +109,8 @@ def settings(env: Mapping[str, str]) -> CniSettings:
         connmark = int(env.get("AWS_VPC_K8S_CNI_CONNMARK", "0x80"), 0)
     except ValueError:
         raise InputError(
-            f"cni.env.AWS_VPC_K8S_CNI_CONNMARK: {env['AWS_VPC_K8S_CNI_CONNMARK']!r} is not a number",
+            f"cni.env.AWS_VPC_K8S_CNI_CONNMARK: {env['AWS_VPC_K8S_CNI_CONNMARK']!r} "
+            "is not a number",
             fix="write a mark like 0x80",
         ) from None
     prefix = env.get("AWS_VPC_K8S_CNI_VETHPREFIX", "eni")

@@ -22,7 +22,9 @@ from typing import Literal
 Scope = Literal["global", "link", "host"]
 """Route and address scopes, as `ip` names them (`universe` prints as `global`)."""
 
-RouteType = Literal["unicast", "local", "broadcast", "blackhole", "unreachable", "prohibit", "throw"]
+RouteType = Literal[
+    "unicast", "local", "broadcast", "blackhole", "unreachable", "prohibit", "throw"
+]
 RuleAction = Literal["lookup", "goto", "nop", "blackhole", "unreachable", "prohibit"]
 LinkKind = Literal["loopback", "veth", "device"]
 """`device` is a physical-looking interface: an ENI as the instance sees it (`eth0`, `eth1`)."""
@@ -33,7 +35,11 @@ NamespaceKind = Literal["node", "pod"]
 TABLE_LOCAL = 255
 TABLE_MAIN = 254
 TABLE_DEFAULT = 253
-TABLE_NAMES: Mapping[int, str] = {TABLE_LOCAL: "local", TABLE_MAIN: "main", TABLE_DEFAULT: "default"}
+TABLE_NAMES: Mapping[int, str] = {
+    TABLE_LOCAL: "local",
+    TABLE_MAIN: "main",
+    TABLE_DEFAULT: "default",
+}
 """The names iproute2 prints for the reserved table ids (`/etc/iproute2/rt_tables`)."""
 
 
@@ -200,9 +206,10 @@ class Namespace:
         if len(set(indexes)) != len(indexes):
             raise ValueError(f"namespace {self.name}: duplicate ifindexes")
         known = set(names)
-        for item in (*self.addresses, *self.neighbours):
-            if item.dev not in known:
-                raise ValueError(f"namespace {self.name}: unknown device {item.dev}")
+        devices = [a.dev for a in self.addresses] + [n.dev for n in self.neighbours]
+        for dev in devices:
+            if dev not in known:
+                raise ValueError(f"namespace {self.name}: unknown device {dev}")
         for route in self.routes:
             if route.dev is not None and route.dev not in known:
                 raise ValueError(f"namespace {self.name}: route {route.dst} on unknown {route.dev}")

@@ -11,7 +11,11 @@ from rich.text import Text
 
 from eksnet.walk.model import Hop, Packet, Step, Walk
 
-_DISPOSITION_STYLE = {"delivered": "bold green", "dropped": "bold red", "not-modelled": "bold yellow"}
+_DISPOSITION_STYLE = {
+    "delivered": "bold green",
+    "dropped": "bold red",
+    "not-modelled": "bold yellow",
+}
 
 
 def _frame(packet: Packet | None) -> str:
@@ -36,8 +40,10 @@ def _step_line(step: Step, indent: str = "       ") -> list[Text]:
         lines.append(Text(f"{indent}    ← {decision.text}", style="dim"))
     if step.rewrote:
         lines.append(
-            Text(f"{indent}    rewrite: {_frame(step.before)}  ⇒  {_frame(step.after)}",
-                 style="magenta")
+            Text(
+                f"{indent}    rewrite: {_frame(step.before)}  ⇒  {_frame(step.after)}",
+                style="magenta",
+            )
         )
     return lines
 

@@ -104,9 +104,7 @@ def deliver(
             )
         target = owner_of(vpc, dst)
         if target is None:
-            return Delivery(
-                "dropped", f"route {dst}: local, but no ENI owns {dst}", via=subnet
-            )
+            return Delivery("dropped", f"route {dst}: local, but no ENI owns {dst}", via=subnet)
         receiving = vpc.subnet(target.subnet)
         return Delivery(
             "routed",

@@ -40,8 +40,7 @@ def _decisions(namespace: Namespace, result: FibResult | FibError) -> tuple[Deci
 
 def _missed(namespace: Namespace, result: FibResult | FibError) -> tuple[str, ...]:
     return tuple(
-        f"{rule_line(visit.rule, namespace).rstrip()}  → {visit.outcome}"
-        for visit in result.trace
+        f"{rule_line(visit.rule, namespace).rstrip()}  → {visit.outcome}" for visit in result.trace
     )
 
 

@@ -254,8 +254,9 @@ def _originate(journey: _Journey, position: _Origin) -> _Outcome:
     if hooked.dropped is not None:
         return _finish_drop(journey, namespace, None, steps, None, None, hooked.dropped)
     if hooked.reroute:
-        route = output_route(namespace, hooked.packet.dst, src=hooked.packet.src,
-                             mark=hooked.packet.mark)
+        route = output_route(
+            namespace, hooked.packet.dst, src=hooked.packet.src, mark=hooked.packet.mark
+        )
         steps.append(describe.route_step(namespace, route, hooked.packet, output=True))
         if isinstance(route, FibError):
             return _finish_drop(journey, namespace, None, steps, None, None, route_reason(route))
@@ -272,18 +273,25 @@ def _arrive(journey: _Journey, position: _Arrive) -> _Outcome:
     if packet.dst_mac != link.mac:
         steps.append(Step("drop", f"frame for {packet.dst_mac}, not {link.name}'s {link.mac}"))
         return _finish_drop(
-            journey, namespace, link.name, steps, packet, None,
+            journey,
+            namespace,
+            link.name,
+            steps,
+            packet,
+            None,
             f"{link.name} drops a frame addressed to another MAC ({packet.dst_mac})",
         )
     passage = nf.Passage(journey.conntrack, namespace)
     hooked = passage.prerouting(packet, iif=link.name)
     steps += hooked.steps
     if hooked.dropped is not None:
-        return _finish_drop(journey, namespace, link.name, steps, position.packet, None,
-                            hooked.dropped)
+        return _finish_drop(
+            journey, namespace, link.name, steps, position.packet, None, hooked.dropped
+        )
     packet = hooked.packet
-    decision = input_route(namespace, src=packet.src, dst=packet.dst, iif=link.name,
-                           mark=packet.mark)
+    decision = input_route(
+        namespace, src=packet.src, dst=packet.dst, iif=link.name, mark=packet.mark
+    )
     steps += describe.input_route_steps(namespace, decision, packet)
     if decision.kind == "drop" or decision.fib is None or isinstance(decision.fib, FibError):
         reason = decision.reason or "no route"
@@ -293,25 +301,45 @@ def _arrive(journey: _Journey, position: _Arrive) -> _Outcome:
         steps += local.steps
         journey.records += local.records
         if local.dropped is not None:
-            return _finish_drop(journey, namespace, link.name, steps, position.packet, None,
-                                local.dropped)
+            return _finish_drop(
+                journey, namespace, link.name, steps, position.packet, None, local.dropped
+            )
         return _deliver(journey, namespace, link.name, steps, local.packet, entered=position.packet)
     if packet.ttl <= 1:
-        return _finish_drop(journey, namespace, link.name, steps, position.packet, None,
-                            "TTL exceeded while forwarding")
+        return _finish_drop(
+            journey,
+            namespace,
+            link.name,
+            steps,
+            position.packet,
+            None,
+            "TTL exceeded while forwarding",
+        )
     packet = packet.but(ttl=packet.ttl - 1)
     steps.append(
-        Step("forward", f"forwarded: ip_forward on {link.name}, TTL {packet.ttl + 1} → {packet.ttl}",
-             decided_by=(Decision("sysctl", f"net.ipv4.conf.{link.name}.forwarding = 1"),),
-             after=packet)
+        Step(
+            "forward",
+            f"forwarded: ip_forward on {link.name}, TTL {packet.ttl + 1} → {packet.ttl}",
+            decided_by=(Decision("sysctl", f"net.ipv4.conf.{link.name}.forwarding = 1"),),
+            after=packet,
+        )
     )
     forwarded = passage.forward(packet, iif=link.name, oif=decision.fib.dev)
     steps += forwarded.steps
     if forwarded.dropped is not None:
-        return _finish_drop(journey, namespace, link.name, steps, position.packet, None,
-                            forwarded.dropped)
-    return _send(journey, namespace, passage, link.name, steps, forwarded.packet, decision.fib,
-                 entered=position.packet)
+        return _finish_drop(
+            journey, namespace, link.name, steps, position.packet, None, forwarded.dropped
+        )
+    return _send(
+        journey,
+        namespace,
+        passage,
+        link.name,
+        steps,
+        forwarded.packet,
+        decision.fib,
+        entered=position.packet,
+    )
 
 
 def _send(
@@ -340,9 +368,7 @@ def _send(
         return _finish_drop(journey, namespace, iif, steps, entered, None, neighbour.step.summary)
     frame = packet.but(src_mac=out.mac, dst_mac=neighbour.mac)
     steps.append(Step("transmit", f"transmitted on {out.name}", before=packet, after=frame))
-    journey.hops.append(
-        Hop(journey.where(namespace), iif, out.name, tuple(steps), entered, frame)
-    )
+    journey.hops.append(Hop(journey.where(namespace), iif, out.name, tuple(steps), entered, frame))
     if out.kind == "veth":
         assert out.peer is not None
         peer_namespace = _peer_namespace(journey.state, namespace, out)
@@ -350,11 +376,19 @@ def _send(
     if out.kind == "device":
         eni = fabric.eni_of_device(journey.state.vpc, namespace.name, out.name)
         if eni is None:
-            return _End(Disposition("not-modelled", journey.where(namespace),
-                                    f"{out.name} on {namespace.name} is not an ENI of the VPC"))
+            return _End(
+                Disposition(
+                    "not-modelled",
+                    journey.where(namespace),
+                    f"{out.name} on {namespace.name} is not an ENI of the VPC",
+                )
+            )
         return _Fabric(eni.id, frame)
-    return _End(Disposition("not-modelled", journey.where(namespace),
-                            f"transmit on a {out.kind} link ({out.name})"))
+    return _End(
+        Disposition(
+            "not-modelled", journey.where(namespace), f"transmit on a {out.kind} link ({out.name})"
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,10 +404,15 @@ def _neighbour(
     the peer namespace across a veth, from the VPC fabric on an ENI)."""
     for neighbour in namespace.neighbours:
         if neighbour.dev == out.name and neighbour.dst == nexthop:
-            text = f"{neighbour.dst} dev {neighbour.dev} lladdr {neighbour.lladdr} {neighbour.state}"
+            text = (
+                f"{neighbour.dst} dev {neighbour.dev} lladdr {neighbour.lladdr} {neighbour.state}"
+            )
             return _NeighbourAnswer(
-                Step("neighbour", f"neighbour {nexthop} is {neighbour.lladdr} ({neighbour.state})",
-                     decided_by=(Decision("neighbour", text),)),
+                Step(
+                    "neighbour",
+                    f"neighbour {nexthop} is {neighbour.lladdr} ({neighbour.state})",
+                    decided_by=(Decision("neighbour", text),),
+                ),
                 neighbour.lladdr,
             )
     sender = describe.arp_sender(namespace, out.name, packet)
@@ -388,13 +427,19 @@ def _neighbour(
         )
         if owns:
             return _NeighbourAnswer(
-                Step("neighbour", f"{ask}: {peer_link.name} in the peer namespace answers "
-                     f"{peer_link.mac}", decided_by=(Decision("neighbour", ask),)),
+                Step(
+                    "neighbour",
+                    f"{ask}: {peer_link.name} in the peer namespace answers {peer_link.mac}",
+                    decided_by=(Decision("neighbour", ask),),
+                ),
                 peer_link.mac,
             )
         return _NeighbourAnswer(
-            Step("drop", f"{ask}: no answer (nothing on the peer owns {nexthop}); neighbour "
-                 "FAILED, the packet is dropped"),
+            Step(
+                "drop",
+                f"{ask}: no answer (nothing on the peer owns {nexthop}); neighbour "
+                "FAILED, the packet is dropped",
+            ),
             None,
         )
     eni = fabric.eni_of_device(journey.state.vpc, namespace.name, out.name)
@@ -408,8 +453,11 @@ def _neighbour(
         )
     who = "the subnet router" if answer.answered_by == "router" else answer.answered_by
     return _NeighbourAnswer(
-        Step("neighbour", f"{ask}: the VPC answers {answer.mac} ({who})",
-             decided_by=(Decision("vpc", f"ARP {nexthop} is-at {answer.mac} ({who})"),)),
+        Step(
+            "neighbour",
+            f"{ask}: the VPC answers {answer.mac} ({who})",
+            decided_by=(Decision("vpc", f"ARP {nexthop} is-at {answer.mac} ({who})"),),
+        ),
         answer.mac,
     )
 
@@ -424,8 +472,14 @@ def _deliver(
     entered: Packet | None = None,
 ) -> _End:
     where = journey.where(namespace)
-    steps.append(Step("deliver", f"delivered to the local socket {packet.dst}"
-                      + (f":{packet.dport}" if packet.dport is not None else ""), after=packet))
+    steps.append(
+        Step(
+            "deliver",
+            f"delivered to the local socket {packet.dst}"
+            + (f":{packet.dport}" if packet.dport is not None else ""),
+            after=packet,
+        )
+    )
     journey.hops.append(Hop(where, iif, None, tuple(steps), entered, None))
     reason = f"delivered to {where.label or namespace.owner} ({packet.dst})"
     if journey.destination is not None and journey.destination != namespace.name:
@@ -482,29 +536,46 @@ def _through_vpc(journey: _Journey, position: _Fabric) -> _Outcome:
     where = Where("vpc", vpc.id, "VPC")
     assert packet.src_mac is not None and packet.dst_mac is not None
     delivery = fabric.deliver(
-        vpc, sender, src=packet.src, dst=packet.dst, src_mac=packet.src_mac,
+        vpc,
+        sender,
+        src=packet.src,
+        dst=packet.dst,
+        src_mac=packet.src_mac,
         dst_mac=packet.dst_mac,
     )
     steps = [
-        Step("vpc-source-check",
-             f"source/destination check on {sender.id}: "
-             + ("passes" if sender.owns(packet.src) else "fails"),
-             decided_by=(Decision("vpc", f"{sender.id} owns "
-                                  f"{', '.join(map(str, sender.addresses()))}"),)),
+        Step(
+            "vpc-source-check",
+            f"source/destination check on {sender.id}: "
+            + ("passes" if sender.owns(packet.src) else "fails"),
+            decided_by=(
+                Decision("vpc", f"{sender.id} owns {', '.join(map(str, sender.addresses()))}"),
+            ),
+        ),
     ]
-    if delivery.kind in ("dropped", "not-modelled"):
-        kind = "drop" if delivery.kind == "dropped" else "not-modelled"
-        steps.append(Step(kind, delivery.reason))
+    if delivery.kind == "dropped":
+        steps.append(Step("drop", delivery.reason))
         journey.hops.append(Hop(where, sender.id, None, tuple(steps), packet, None))
-        return _End(Disposition("dropped" if kind == "drop" else "not-modelled", where,
-                                delivery.reason))
+        return _End(Disposition("dropped", where, delivery.reason))
+    if delivery.kind == "not-modelled":
+        steps.append(Step("not-modelled", delivery.reason))
+        journey.hops.append(Hop(where, sender.id, None, tuple(steps), packet, None))
+        return _End(Disposition("not-modelled", where, delivery.reason))
     assert delivery.to is not None and delivery.to.node is not None
-    steps.append(Step("security-group",
-                      "security groups and NACLs: not evaluated (not modelled yet)"))
+    steps.append(
+        Step("security-group", "security groups and NACLs: not evaluated (not modelled yet)")
+    )
     frame = packet.but(src_mac=delivery.src_mac, dst_mac=delivery.dst_mac)
     via = "the subnet router" if delivery.kind == "routed" else "layer 2"
-    steps.append(Step("vpc-deliver", f"{via}: {delivery.reason}",
-                      decided_by=(Decision("vpc", delivery.reason),), before=packet, after=frame))
+    steps.append(
+        Step(
+            "vpc-deliver",
+            f"{via}: {delivery.reason}",
+            decided_by=(Decision("vpc", delivery.reason),),
+            before=packet,
+            after=frame,
+        )
+    )
     journey.hops.append(Hop(where, sender.id, delivery.to.id, tuple(steps), packet, frame))
     assert delivery.to.device is not None
     return _Arrive(delivery.to.node, delivery.to.device, frame)

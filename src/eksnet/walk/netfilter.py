@@ -15,6 +15,7 @@ iptables rules has none.
 from __future__ import annotations
 
 import hashlib
+from fractions import Fraction
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -81,8 +82,9 @@ class HookResult:
 def _tuple(packet: Packet) -> Tuple:
     if packet.proto == "icmp":
         icmp_type = 0 if packet.tcp_flags == "reply" else 8
-        return Tuple(packet.src, packet.dst, "icmp", icmp_type=icmp_type, icmp_code=0,
-                     icmp_id=_ICMP_ID)
+        return Tuple(
+            packet.src, packet.dst, "icmp", icmp_type=icmp_type, icmp_code=0, icmp_id=_ICMP_ID
+        )
     return Tuple(packet.src, packet.dst, packet.proto, packet.sport, packet.dport)
 
 
@@ -194,12 +196,16 @@ class Passage:
         if nat_stage and (self.entry is None or self.entry.nat_done(NAT_MANIP[hook])):
             # nat chains see only the first packet of a connection (§6.4).
             passthrough = NfOutcome(
-                probability=1, verdict="ACCEPT", packet=self._nf_packet(packet, iif, oif),  # type: ignore[arg-type]
-                nat=None, trace=(),
+                probability=Fraction(1),
+                verdict="ACCEPT",
+                packet=self._nf_packet(packet, iif, oif),
+                nat=None,
+                trace=(),
             )
             return passthrough, None
-        outcomes = traverse(self.ruleset, table, hook.value, self._nf_packet(packet, iif, oif),
-                            self._env)
+        outcomes = traverse(
+            self.ruleset, table, hook.value, self._nf_packet(packet, iif, oif), self._env
+        )
         if len(outcomes) != 1:
             raise NotModelled(
                 f"{table}/{hook.value} in {self.namespace.name} splits into {len(outcomes)} "
@@ -220,9 +226,11 @@ class Passage:
             )
         else:
             summary = f"{table}/{hook.value}: no rule matched, policy {outcome.verdict}"
-        marks = f" (mark {packet.mark:#x} → {outcome.packet.mark:#x})" if (
-            outcome.packet.mark != packet.mark
-        ) else ""
+        marks = (
+            f" (mark {packet.mark:#x} → {outcome.packet.mark:#x})"
+            if (outcome.packet.mark != packet.mark)
+            else ""
+        )
         return outcome, Step("netfilter", summary + marks, decided_by=decisions, details=details)
 
     def _nf_packet(self, packet: Packet, iif: str | None, oif: str | None) -> NfPacket:
@@ -304,9 +312,11 @@ class Passage:
         if rewritten == packet:
             return packet, None
         what = "source" if manip == "SRC" else "destination"
-        undo = " (the reply undoes the original's binding)" if (
-            self.lookup.direction == "REPLY"
-        ) else ""
+        undo = (
+            " (the reply undoes the original's binding)"
+            if (self.lookup.direction == "REPLY")
+            else ""
+        )
         return rewritten, Step(
             "nat",
             f"NAT rewrites the {what}: {packet.five_tuple()} → {rewritten.five_tuple()}{undo}",
@@ -318,10 +328,8 @@ class Passage:
         if not self.active or self.entry is None:
             return None
         table = self.conntrack.get(self.namespace.name, ConntrackTable())
-        if self.entry.confirmed:
-            table = table.update(self.entry)
-        else:
-            table = table.confirm(self.entry)
+        confirmed = self.entry.confirmed
+        table = table.update(self.entry) if confirmed else table.confirm(self.entry)
         self.conntrack[self.namespace.name] = table
         stored = next(e for e in table if e.original == self.entry.original)
         self.entry = stored
