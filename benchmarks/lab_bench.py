@@ -38,8 +38,11 @@ from eksnet.lab.verify import verify_walk
 from eksnet.walk.model import Disposition, Endpoint, Flow, Hop, Packet, Step, Walk, Where
 
 LO = Link(1, "lo", "loopback", "00:00:00:00:00:00", 65536, qlen=1000)
-SYSCTLS = (("net.ipv4.ip_forward", "1"), ("net.ipv4.conf.all.rp_filter", "1"),
-           ("net.ipv4.conf.default.rp_filter", "1"))
+SYSCTLS = (
+    ("net.ipv4.ip_forward", "1"),
+    ("net.ipv4.conf.all.rp_filter", "1"),
+    ("net.ipv4.conf.default.rp_filter", "1"),
+)
 
 
 def _mac(prefix: int, address: IPv4Address) -> str:
@@ -48,21 +51,36 @@ def _mac(prefix: int, address: IPv4Address) -> str:
 
 
 def _iptables(node_ip: IPv4Address) -> Iptables:
-    return Iptables("legacy", "\n".join([
-        "*mangle", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]",
-        ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]",
-        '-A PREROUTING -i eth0 -m comment --comment "AWS, primary ENI" -m addrtype --dst-type '
-        "LOCAL --limit-iface-in -j CONNMARK --set-xmark 0x80/0x80",
-        '-A PREROUTING -i eni+ -m comment --comment "AWS, primary ENI" -j CONNMARK '
-        "--restore-mark --nfmask 0x80 --ctmask 0x80",
-        "COMMIT", "*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]",
-        ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]", ":AWS-SNAT-CHAIN-0 - [0:0]",
-        '-A POSTROUTING -m comment --comment "AWS SNAT CHAIN" -j AWS-SNAT-CHAIN-0',
-        '-A AWS-SNAT-CHAIN-0 -d 10.0.0.0/16 -m comment --comment "AWS SNAT CHAIN" -j RETURN',
-        '-A AWS-SNAT-CHAIN-0 ! -o vlan+ -m comment --comment "AWS, SNAT" -m addrtype ! '
-        f"--dst-type LOCAL -j SNAT --to-source {node_ip} --random-fully",
-        "COMMIT", "",
-    ]))
+    return Iptables(
+        "legacy",
+        "\n".join(
+            [
+                "*mangle",
+                ":PREROUTING ACCEPT [0:0]",
+                ":INPUT ACCEPT [0:0]",
+                ":FORWARD ACCEPT [0:0]",
+                ":OUTPUT ACCEPT [0:0]",
+                ":POSTROUTING ACCEPT [0:0]",
+                '-A PREROUTING -i eth0 -m comment --comment "AWS, primary ENI" -m addrtype --dst-type '
+                "LOCAL --limit-iface-in -j CONNMARK --set-xmark 0x80/0x80",
+                '-A PREROUTING -i eni+ -m comment --comment "AWS, primary ENI" -j CONNMARK '
+                "--restore-mark --nfmask 0x80 --ctmask 0x80",
+                "COMMIT",
+                "*nat",
+                ":PREROUTING ACCEPT [0:0]",
+                ":INPUT ACCEPT [0:0]",
+                ":OUTPUT ACCEPT [0:0]",
+                ":POSTROUTING ACCEPT [0:0]",
+                ":AWS-SNAT-CHAIN-0 - [0:0]",
+                '-A POSTROUTING -m comment --comment "AWS SNAT CHAIN" -j AWS-SNAT-CHAIN-0',
+                '-A AWS-SNAT-CHAIN-0 -d 10.0.0.0/16 -m comment --comment "AWS SNAT CHAIN" -j RETURN',
+                '-A AWS-SNAT-CHAIN-0 ! -o vlan+ -m comment --comment "AWS, SNAT" -m addrtype ! '
+                f"--dst-type LOCAL -j SNAT --to-source {node_ip} --random-fully",
+                "COMMIT",
+                "",
+            ]
+        ),
+    )
 
 
 def generated_state(nodes: int, pods_per_node: int) -> DataplaneState:
@@ -95,38 +113,90 @@ def generated_state(nodes: int, pods_per_node: int) -> DataplaneState:
         for index, (ip, eni) in enumerate(pods):
             veth = f"enib{n:04d}{index:05d}"
             pod_ns = f"cni-bench-{n:03d}-{index:03d}"
-            links.append(Link(10 + index, veth, "veth", _mac(0x2E, ip), 9001,
-                              peer=LinkPeer(3, "eth0", netns=pod_ns)))
+            links.append(
+                Link(
+                    10 + index,
+                    veth,
+                    "veth",
+                    _mac(0x2E, ip),
+                    9001,
+                    peer=LinkPeer(3, "eth0", netns=pod_ns),
+                )
+            )
             routes.append(Route(254, IPv4Network(f"{ip}/32"), dev=veth, scope="link"))
             rules.append(Rule(512, table=254, dst=IPv4Network(f"{ip}/32")))
             if eni == "eth1":
                 tail.append(Rule(1536, table=2, src=IPv4Network(f"{ip}/32")))
-            namespaces.append(Namespace(
-                name=pod_ns, kind="pod", owner=f"bench/pod-{n}-{index}",
-                links=(LO, Link(3, "eth0", "veth", _mac(0x2A, ip), 9001,
-                                peer=LinkPeer(10 + index, veth, netnsid=0))),
-                addresses=(Address("eth0", IPv4Interface(f"{ip}/32")),),
-                routes=(Route(254, IPv4Network("169.254.1.1/32"), dev="eth0", scope="link"),
-                        Route(254, IPv4Network("0.0.0.0/0"), gateway=IPv4Address("169.254.1.1"),
-                              dev="eth0")),
-                neighbours=(Neighbour(IPv4Address("169.254.1.1"), "eth0", _mac(0x2E, ip)),),
-                sysctls=SYSCTLS,
-            ))
+            namespaces.append(
+                Namespace(
+                    name=pod_ns,
+                    kind="pod",
+                    owner=f"bench/pod-{n}-{index}",
+                    links=(
+                        LO,
+                        Link(
+                            3,
+                            "eth0",
+                            "veth",
+                            _mac(0x2A, ip),
+                            9001,
+                            peer=LinkPeer(10 + index, veth, netnsid=0),
+                        ),
+                    ),
+                    addresses=(Address("eth0", IPv4Interface(f"{ip}/32")),),
+                    routes=(
+                        Route(254, IPv4Network("169.254.1.1/32"), dev="eth0", scope="link"),
+                        Route(
+                            254,
+                            IPv4Network("0.0.0.0/0"),
+                            gateway=IPv4Address("169.254.1.1"),
+                            dev="eth0",
+                        ),
+                    ),
+                    neighbours=(Neighbour(IPv4Address("169.254.1.1"), "eth0", _mac(0x2E, ip)),),
+                    sysctls=SYSCTLS,
+                )
+            )
         prefix = subnet.cidr.prefixlen
         broadcast = subnet.cidr.broadcast_address
-        namespaces.append(Namespace(
-            name=name, kind="node", owner=name, links=tuple(links),
-            addresses=(Address("eth0", IPv4Interface(f"{eth0_ip}/{prefix}"), broadcast=broadcast),
-                       Address("eth1", IPv4Interface(f"{eth1_ip}/{prefix}"), broadcast=broadcast)),
-            routes=tuple(routes),
-            rules=(*rules, *tail, Rule(32766, table=254), Rule(32767, table=253)),
-            sysctls=(*SYSCTLS, ("net.ipv4.conf.eth0.rp_filter", "2")),
-            iptables=_iptables(eth0_ip),
-        ))
-        enis.append(Eni(f"eni-{n}-0", subnet.name, _mac(0x02, eth0_ip), eth0_ip,
-                        tuple(ip for ip, e in pods if e == "eth0"), node=name, device="eth0"))
-        enis.append(Eni(f"eni-{n}-1", subnet.name, _mac(0x02, eth1_ip), eth1_ip,
-                        tuple(ip for ip, e in pods if e == "eth1"), node=name, device="eth1"))
+        namespaces.append(
+            Namespace(
+                name=name,
+                kind="node",
+                owner=name,
+                links=tuple(links),
+                addresses=(
+                    Address("eth0", IPv4Interface(f"{eth0_ip}/{prefix}"), broadcast=broadcast),
+                    Address("eth1", IPv4Interface(f"{eth1_ip}/{prefix}"), broadcast=broadcast),
+                ),
+                routes=tuple(routes),
+                rules=(*rules, *tail, Rule(32766, table=254), Rule(32767, table=253)),
+                sysctls=(*SYSCTLS, ("net.ipv4.conf.eth0.rp_filter", "2")),
+                iptables=_iptables(eth0_ip),
+            )
+        )
+        enis.append(
+            Eni(
+                f"eni-{n}-0",
+                subnet.name,
+                _mac(0x02, eth0_ip),
+                eth0_ip,
+                tuple(ip for ip, e in pods if e == "eth0"),
+                node=name,
+                device="eth0",
+            )
+        )
+        enis.append(
+            Eni(
+                f"eni-{n}-1",
+                subnet.name,
+                _mac(0x02, eth1_ip),
+                eth1_ip,
+                tuple(ip for ip, e in pods if e == "eth1"),
+                node=name,
+                device="eth1",
+            )
+        )
     vpc = VpcState("vpc-bench", (IPv4Network("10.0.0.0/16"),), subnets, tuple(enis))
     return DataplaneState(tuple(namespaces), vpc)
 
@@ -141,10 +211,15 @@ def cross_node_walk(state: DataplaneState) -> Walk:
     flow = Flow(Endpoint("pod", src.owner, a), Endpoint("pod", dst.owner, b), "tcp", 41000, 80)
     where_a, where_b = Where("pod", src.name), Where("pod", dst.name)
     syn = Packet(a, b, "tcp", 41000, 80, tcp_flags="S")
-    return Walk(flow, "forward", (
-        Hop(where_a, None, "eth0", (Step("originate", "sent"),), None, None),
-        Hop(where_b, "eth0", None, (Step("deliver", "delivered"),), syn, None),
-    ), Disposition("delivered", where_b, "socket"))
+    return Walk(
+        flow,
+        "forward",
+        (
+            Hop(where_a, None, "eth0", (Step("originate", "sent"),), None, None),
+            Hop(where_b, "eth0", None, (Step("deliver", "delivered"),), syn, None),
+        ),
+        Disposition("delivered", where_b, "socket"),
+    )
 
 
 def bare_build(state: DataplaneState, names: LabNames) -> float:
@@ -177,9 +252,12 @@ def measure(label: str, state: DataplaneState, walk: Walk | None, names: LabName
     start = time.perf_counter()
     count = lifecycle.down(names)
     down = time.perf_counter() - start
-    print(f"{label:<28} namespaces {count:>5}  bare {bare:6.2f} s  up {up:6.2f} s "
-          f"({up / bare:4.1f}× bare)  DAD settle {settle:5.2f} s  verify {verify:5.2f} s "
-          f"[{agree}]  down {down:6.2f} s", flush=True)
+    print(
+        f"{label:<28} namespaces {count:>5}  bare {bare:6.2f} s  up {up:6.2f} s "
+        f"({up / bare:4.1f}× bare)  DAD settle {settle:5.2f} s  verify {verify:5.2f} s "
+        f"[{agree}]  down {down:6.2f} s",
+        flush=True,
+    )
     phases = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in timings.phases.items())
     print(f"{'':<28} up phases: {phases}", flush=True)
 

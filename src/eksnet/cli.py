@@ -219,3 +219,7 @@ _mount_lab()
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -28,10 +28,18 @@ def test_tcpdump_frames_become_packets() -> None:
     frames = parse_tcpdump(TCPDUMP)
     assert [f.packet.proto for f in frames] == ["tcp", "tcp", "icmp", "udp"]
     syn, synack, ping, dns = (f.packet for f in frames)
-    assert (syn.src, syn.sport, syn.dst, syn.dport) == (IPv4Address("10.0.1.23"), 41684,
-                                                        IPv4Address("10.0.1.57"), 8080)
+    assert (syn.src, syn.sport, syn.dst, syn.dport) == (
+        IPv4Address("10.0.1.23"),
+        41684,
+        IPv4Address("10.0.1.57"),
+        8080,
+    )
     assert (syn.src_mac, syn.dst_mac, syn.tcp_flags, syn.ttl) == (
-        "a6:eb:d1:7b:97:24", "aa:98:ac:1d:83:3e", "S", 64)
+        "a6:eb:d1:7b:97:24",
+        "aa:98:ac:1d:83:3e",
+        "S",
+        64,
+    )
     assert synack.tcp_flags == "S." and synack.ttl == 63
     assert ping.sport is None and "echo request" in frames[2].summary
     assert dns.dport == 53  # decoded as DNS by tcpdump: keyed on addresses, not on "UDP"
@@ -44,8 +52,9 @@ def test_direction_comes_from_the_interface_mac() -> None:
 
 
 def test_route_get_forms() -> None:
-    got = parse_route_get("8.8.8.8 from 10.0.1.57 via 10.0.1.100 dev eth0 table 2\n"
-                          "    cache iif enib\n")
+    got = parse_route_get(
+        "8.8.8.8 from 10.0.1.57 via 10.0.1.100 dev eth0 table 2\n    cache iif enib\n"
+    )
     assert (got.type, got.dev, got.via, got.table) == ("unicast", "eth0", "10.0.1.100", "2")
     local = parse_route_get("local 10.0.1.5 dev lo table local src 10.0.1.5 uid 0\n    cache\n")
     assert (local.type, local.dev, local.table) == ("local", "lo", "local")
@@ -58,8 +67,13 @@ def test_route_get_forms() -> None:
 def test_conntrack_lines() -> None:
     (entry,) = parse_conntrack(
         "tcp      6 118 TIME_WAIT src=10.0.1.23 dst=203.0.113.10 sport=52450 dport=80 "
-        "src=203.0.113.10 dst=10.0.1.5 sport=80 dport=47454 [ASSURED] mark=128 use=1\n")
+        "src=203.0.113.10 dst=10.0.1.5 sport=80 dport=47454 [ASSURED] mark=128 use=1\n"
+    )
     assert entry.proto == "tcp" and entry.mark == 128
     assert dict(entry.original)["dst"] == "203.0.113.10"
-    assert dict(entry.reply) == {"src": "203.0.113.10", "dst": "10.0.1.5", "sport": "80",
-                                 "dport": "47454"}
+    assert dict(entry.reply) == {
+        "src": "203.0.113.10",
+        "dst": "10.0.1.5",
+        "sport": "80",
+        "dport": "47454",
+    }

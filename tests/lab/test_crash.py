@@ -21,8 +21,13 @@ def start_up(names: LabNames, stop_at: str | None) -> subprocess.Popen[str]:
     env = dict(os.environ, **{PREFIX_ENV: names.prefix})
     if stop_at:
         env[CHECKPOINT_ENV] = stop_at
-    return subprocess.Popen([sys.executable, "-m", "eksnet.lab.cli", "up"], env=env,
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "eksnet.lab.cli", "up"],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
 
 
 def wait_checkpoint(proc: subprocess.Popen[str], name: str) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from tests.lab.walks import w1
 
 from eksnet.dataplane.state import DataplaneState
 from eksnet.lab import hygiene, lifecycle
 from eksnet.lab.names import LabNames
 from eksnet.lab.verify import verify_walk
-from tests.lab.walks import w1
 
 pytestmark = pytest.mark.lab
 

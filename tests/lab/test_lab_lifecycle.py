@@ -30,7 +30,10 @@ SLIDE_TABLE_2 = "default via 192.168.1.1 dev eth1\n192.168.1.1 dev eth1 scope li
 def lab_exec(env: dict[str, str], target: str, *command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "eksnet.lab.cli", "exec", target, "--", *command],
-        capture_output=True, text=True, env=env, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
 
 
@@ -57,8 +60,9 @@ def test_pod_61_is_the_slide_pod(demo_lab: LabNames, lab_env: dict[str, str]) ->
     assert "169.254.1.1 dev eth0 lladdr 06:5e:c8:ae:85:be PERMANENT" in neigh
 
 
-def test_exec_refuses_what_is_not_a_lab_namespace(demo_lab: LabNames,
-                                                   lab_env: dict[str, str]) -> None:
+def test_exec_refuses_what_is_not_a_lab_namespace(
+    demo_lab: LabNames, lab_env: dict[str, str]
+) -> None:
     for target in ("ip/192.168.1.50", "node/not-a-node", "host", "pod/default/nope"):
         result = lab_exec(lab_env, target, "ip", "link")
         assert result.returncode != 0, target
@@ -66,8 +70,9 @@ def test_exec_refuses_what_is_not_a_lab_namespace(demo_lab: LabNames,
 
 
 def test_links_live_only_in_lab_namespaces(demo_lab: LabNames, demo_state: object) -> None:
-    host_links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True,
-                                check=True).stdout
+    host_links = subprocess.run(
+        ["ip", "-o", "link"], capture_output=True, text=True, check=True
+    ).stdout
     for name in ("enib9b00b57dd4", "eni69e05c2a0e5", "vpc0", "x0"):
         assert f": {name}" not in host_links and f": {name}@" not in host_links
 
@@ -85,11 +90,25 @@ def test_fabric_answers_arp_for_a_secondary_ip_with_the_owner_eni_mac(demo_lab: 
     node_1 = demo_lab.netns("ip-192-168-1-50.eu-west-2.compute.internal")
     subprocess.run(["ip", "-n", node_1, "neigh", "flush", "dev", "eth0"], check=True)
     # pod 81's address is a secondary IP of node 2's eth1; nothing in node 2 answers ARP for it
-    subprocess.run(["ip", "netns", "exec", node_1, sys.executable, "-c",
-                    "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM);"
-                    "s.sendto(b'x', ('192.168.1.81', 9))"], check=True)
-    neigh = subprocess.run(["ip", "-n", node_1, "neigh", "show", "192.168.1.81"],
-                           capture_output=True, text=True, check=True).stdout
+    subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            node_1,
+            sys.executable,
+            "-c",
+            "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM);"
+            "s.sendto(b'x', ('192.168.1.81', 9))",
+        ],
+        check=True,
+    )
+    neigh = subprocess.run(
+        ["ip", "-n", node_1, "neigh", "show", "192.168.1.81"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "lladdr 02:00:c0:a8:01:50" in neigh
 
 

@@ -37,8 +37,9 @@ def mini_state(*, pod_peer_back: bool = True) -> DataplaneState:
             lo,
             Link(2, "eth0", "device", "02:00:0a:00:01:05", 9001, qdisc="mq", qlen=1000),
             Link(3, "eth1", "device", "02:00:0a:00:01:06", 9001, qdisc="mq", qlen=1000),
-            Link(12, "enia", "veth", "2e:00:00:00:00:01", 9001,
-                 peer=LinkPeer(3, "eth0", netns=POD)),
+            Link(
+                12, "enia", "veth", "2e:00:00:00:00:01", 9001, peer=LinkPeer(3, "eth0", netns=POD)
+            ),
         ),
         addresses=(
             Address("lo", IPv4Interface("127.0.0.1/8"), scope="host"),
@@ -47,8 +48,14 @@ def mini_state(*, pod_peer_back: bool = True) -> DataplaneState:
         ),
         routes=(
             Route(254, IPv4Network("0.0.0.0/0"), gateway=IPv4Address("10.0.1.1"), dev="eth0"),
-            Route(254, IPv4Network("10.0.1.0/24"), dev="eth0", proto="kernel", scope="link",
-                  src=IPv4Address("10.0.1.5")),
+            Route(
+                254,
+                IPv4Network("10.0.1.0/24"),
+                dev="eth0",
+                proto="kernel",
+                scope="link",
+                src=IPv4Address("10.0.1.5"),
+            ),
             Route(2, IPv4Network("0.0.0.0/0"), gateway=IPv4Address("10.0.1.1"), dev="eth1"),
             Route(2, IPv4Network("10.0.1.1/32"), dev="eth1", scope="link"),
             Route(254, IPv4Network("10.0.1.23/32"), dev="enia", scope="link"),
@@ -67,8 +74,10 @@ def mini_state(*, pod_peer_back: bool = True) -> DataplaneState:
         name=POD,
         kind="pod",
         owner="default/pod-1",
-        links=(lo, Link(3, "eth0", "veth", "2a:00:00:00:00:01", 9001, peer=pod_peer,
-                        ipv6_addrgen=False)),
+        links=(
+            lo,
+            Link(3, "eth0", "veth", "2a:00:00:00:00:01", 9001, peer=pod_peer, ipv6_addrgen=False),
+        ),
         addresses=(
             Address("eth0", IPv4Interface("10.0.1.23/32")),
             Address("eth0", IPv6Interface("fe80::1:2:3:4/64"), scope="link"),
@@ -84,11 +93,25 @@ def mini_state(*, pod_peer_back: bool = True) -> DataplaneState:
         cidrs=(IPv4Network("10.0.0.0/16"),),
         subnets=(Subnet("a", IPv4Network("10.0.1.0/24"), "az-a", "02:00:0a:00:01:01", "rtb"),),
         enis=(
-            Eni("eni-5", "a", "02:00:0a:00:01:05", IPv4Address("10.0.1.5"),
-                secondary_ips=(IPv4Address("10.0.1.23"),), node=NODE, device="eth0"),
-            Eni("eni-6", "a", "02:00:0a:00:01:06", IPv4Address("10.0.1.6"),
-                prefixes=(IPv4Network("10.0.1.32/28"),), node=NODE, device="eth1",
-                source_dest_check=False),
+            Eni(
+                "eni-5",
+                "a",
+                "02:00:0a:00:01:05",
+                IPv4Address("10.0.1.5"),
+                secondary_ips=(IPv4Address("10.0.1.23"),),
+                node=NODE,
+                device="eth0",
+            ),
+            Eni(
+                "eni-6",
+                "a",
+                "02:00:0a:00:01:06",
+                IPv4Address("10.0.1.6"),
+                prefixes=(IPv4Network("10.0.1.32/28"),),
+                node=NODE,
+                device="eth1",
+                source_dest_check=False,
+            ),
         ),
     )
     return DataplaneState((node, pod), vpc)
@@ -167,9 +190,17 @@ def test_fabric_owns_every_eni_address_and_honours_the_check_flag() -> None:
 def test_unpaired_veth_is_refused() -> None:
     state = mini_state()
     pod = state.namespace(POD)
-    lonely = Namespace(POD, "pod", "default/pod-1", links=(
-        pod.links[0], Link(3, "eth0", "veth", "2a:00:00:00:00:01", 9001,
-                           peer=LinkPeer(5, "nowhere", netnsid=0))))
+    lonely = Namespace(
+        POD,
+        "pod",
+        "default/pod-1",
+        links=(
+            pod.links[0],
+            Link(
+                3, "eth0", "veth", "2a:00:00:00:00:01", 9001, peer=LinkPeer(5, "nowhere", netnsid=0)
+            ),
+        ),
+    )
     node = state.namespace(NODE)
     bare = Namespace(NODE, "node", NODE, links=node.links[:3])
     with pytest.raises(PlanError, match="no namespace names this veth's peer"):

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from tests.lab.walks import w1
 
 from eksnet.dataplane.state import DataplaneState
 from eksnet.lab.names import LabNames
 from eksnet.lab.verify import verify_walk
-from tests.lab.walks import w1
 
 pytestmark = pytest.mark.lab
 
 
-def test_hand_written_w1_agrees_with_the_kernel(demo_lab: LabNames,
-                                                demo_state: DataplaneState) -> None:
+def test_hand_written_w1_agrees_with_the_kernel(
+    demo_lab: LabNames, demo_state: DataplaneState
+) -> None:
     verdict = verify_walk(demo_state, w1(), demo_lab, "W1 (spec)")
     assert verdict.differences == (), verdict.differences
     assert verdict.agree
@@ -23,8 +24,10 @@ def test_a_wrong_prediction_is_caught(demo_lab: LabNames, demo_state: DataplaneS
     verdict = verify_walk(demo_state, w1(wrong_mac=True), demo_lab, "W1 (wrong MAC)")
     assert not verdict.agree
     kinds = {(d.kind, d.where) for d in verdict.unexplained()}
-    assert ("field:src_mac",
-            "ip-192-168-1-50.eu-west-2.compute.internal eni69e05c2a0e5 out") in kinds
+    assert (
+        "field:src_mac",
+        "ip-192-168-1-50.eu-west-2.compute.internal eni69e05c2a0e5 out",
+    ) in kinds
     assert ("field:src_mac", "cni-04b6218d-0a3c-2466-aea7-ee1f8d4cb935 eth0 in") in kinds
 
 

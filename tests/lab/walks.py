@@ -29,8 +29,14 @@ M51, V51 = "2a:00:c0:a8:01:33", "2e:00:c0:a8:01:33"
 M61, V61 = "6a:40:16:85:c3:34", "06:5e:c8:ae:85:be"
 
 
-def _hop(where: Where, iif: str | None, oif: str | None, pin: Packet | None,
-         pout: Packet | None, route: Decision | None = None) -> Hop:
+def _hop(
+    where: Where,
+    iif: str | None,
+    oif: str | None,
+    pin: Packet | None,
+    pout: Packet | None,
+    route: Decision | None = None,
+) -> Hop:
     steps = [Step("route", "route", (route,), before=pin or pout)] if route else []
     if oif is None:
         steps.append(Step("deliver", "delivered"))
@@ -45,31 +51,56 @@ def w1(*, wrong_mac: bool = False) -> Walk:
     fwd_main = Decision("route", "192.168.1.61 dev eni69e05c2a0e5 scope link", table="main")
     back_main = Decision("route", "192.168.1.51 dev enib9b00b57dd4 scope link", table="main")
     pod_default = Decision("route", "default via 169.254.1.1 dev eth0", table="main")
-    flow = Flow(Endpoint("pod", "default/app2-7c9f8d6b5-k5x2p", A51),
-                Endpoint("pod", "default/rating-6d8b7c9f5-q6m4t", A61), "tcp", 41000, 80)
+    flow = Flow(
+        Endpoint("pod", "default/app2-7c9f8d6b5-k5x2p", A51),
+        Endpoint("pod", "default/rating-6d8b7c9f5-q6m4t", A61),
+        "tcp",
+        41000,
+        80,
+    )
     back_flow = Flow(flow.dst, flow.src, "tcp", 80, 41000)
     out_mac = "02:00:00:00:00:99" if wrong_mac else V61
     reply = Walk(
-        flow=back_flow, direction="return",
+        flow=back_flow,
+        direction="return",
         hops=(
             _hop(pod61, None, "eth0", None, ack.but(src_mac=M61, dst_mac=V61), pod_default),
-            _hop(node, "eni69e05c2a0e5", "enib9b00b57dd4", ack.but(src_mac=M61, dst_mac=V61),
-                 ack.but(src_mac=V51, dst_mac=M51, ttl=63), back_main),
+            _hop(
+                node,
+                "eni69e05c2a0e5",
+                "enib9b00b57dd4",
+                ack.but(src_mac=M61, dst_mac=V61),
+                ack.but(src_mac=V51, dst_mac=M51, ttl=63),
+                back_main,
+            ),
             _hop(pod51, "eth0", None, ack.but(src_mac=V51, dst_mac=M51, ttl=63), None),
         ),
         disposition=Disposition("delivered", pod51, "socket"),
     )
     return Walk(
-        flow=flow, direction="forward",
+        flow=flow,
+        direction="forward",
         hops=(
             _hop(pod51, None, "eth0", None, syn.but(src_mac=M51, dst_mac=V51), pod_default),
-            _hop(node, "enib9b00b57dd4", "eni69e05c2a0e5", syn.but(src_mac=M51, dst_mac=V51),
-                 syn.but(src_mac=out_mac, dst_mac=M61, ttl=63), fwd_main),
+            _hop(
+                node,
+                "enib9b00b57dd4",
+                "eni69e05c2a0e5",
+                syn.but(src_mac=M51, dst_mac=V51),
+                syn.but(src_mac=out_mac, dst_mac=M61, ttl=63),
+                fwd_main,
+            ),
             _hop(pod61, "eth0", None, syn.but(src_mac=out_mac, dst_mac=M61, ttl=63), None),
         ),
         disposition=Disposition("delivered", pod61, "socket"),
-        conntrack=(ConntrackRecord(
-            NODE_1, "tcp 6 src=192.168.1.51 dst=192.168.1.61 sport=41000 dport=80 "
-            "src=192.168.1.61 dst=192.168.1.51 sport=80 dport=41000", mark=0, nat=False),),
+        conntrack=(
+            ConntrackRecord(
+                NODE_1,
+                "tcp 6 src=192.168.1.51 dst=192.168.1.61 sport=41000 dport=80 "
+                "src=192.168.1.61 dst=192.168.1.51 sport=80 dport=41000",
+                mark=0,
+                nat=False,
+            ),
+        ),
         reply=reply,
     )

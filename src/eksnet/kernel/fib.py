@@ -328,7 +328,7 @@ def _nexthop_usable(ns: Namespace, route: Route, key: FlowKey) -> bool:
     """
     if route.dev is None:
         return True
-    if not ns.link(route.dev).up:
+    if route.scope != "host" and not ns.link(route.dev).up:
         return False
     return key.oif is None or route.dev == key.oif
 

@@ -122,10 +122,27 @@ class Capture:
             for target in self.targets:
                 self._procs.append(
                     subprocess.Popen(
-                        ["ip", "netns", "exec", target.netns, "tcpdump", "--immediate-mode", "-tt", "-n",
-                         "-e", "-v",
-                         "-l", "-s", "160", "-i", target.interface, "ip"],
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                        [
+                            "ip",
+                            "netns",
+                            "exec",
+                            target.netns,
+                            "tcpdump",
+                            "--immediate-mode",
+                            "-tt",
+                            "-n",
+                            "-e",
+                            "-v",
+                            "-l",
+                            "-s",
+                            "160",
+                            "-i",
+                            target.interface,
+                            "ip",
+                        ],
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        text=True,
                     )
                 )
             self._wait_listening()
@@ -202,8 +219,15 @@ def parse_route_get(text: str, error: str = "") -> RouteGet:
         return RouteGet("error", None, None, "", error.strip() or "no output")
     tokens = text.splitlines()[0].split()
     kind = "unicast"
-    if tokens and tokens[0] in ("local", "broadcast", "unreachable", "prohibit", "blackhole",
-                                "multicast", "throw"):
+    if tokens and tokens[0] in (
+        "local",
+        "broadcast",
+        "unreachable",
+        "prohibit",
+        "blackhole",
+        "multicast",
+        "throw",
+    ):
         kind = tokens[0]
     values: dict[str, str] = {}
     for word, value in zip(tokens, tokens[1:], strict=False):

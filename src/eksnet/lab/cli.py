@@ -26,8 +26,12 @@ from eksnet.lab.system import LabError
 from eksnet.lab.verify import Verdict, verify_walk
 from eksnet.walk.model import Walk
 
-lab_app = typer.Typer(name="lab", help="Build the cluster's data plane in real network namespaces "
-                      "and prove the walks on the kernel.", no_args_is_help=True)
+lab_app = typer.Typer(
+    name="lab",
+    help="Build the cluster's data plane in real network namespaces "
+    "and prove the walks on the kernel.",
+    no_args_is_help=True,
+)
 console = Console(stderr=True)
 out = Console()
 
@@ -58,8 +62,14 @@ class _RichProgress(Progress):
 
 
 def _progress() -> RichProgress:
-    return RichProgress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=console, transient=False)
+    return RichProgress(
+        TextColumn("{task.description:<24}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 def _fail(error: EksnetError) -> typer.Exit:
@@ -68,8 +78,11 @@ def _fail(error: EksnetError) -> typer.Exit:
 
 
 @lab_app.command()
-def up(cluster: str | None = typer.Option(None, "--cluster", help="cluster file (default: the "
-                                           "demo `talk`)")) -> None:
+def up(
+    cluster: str | None = typer.Option(
+        None, "--cluster", help="cluster file (default: the demo `talk`)"
+    ),
+) -> None:
     """Build the lab: one namespace per node and pod, the VPC fabric, the whole state."""
     names = LabNames.from_env()
     try:
@@ -121,8 +134,12 @@ def status() -> None:
     for column in ("namespace", "kind", "state name", "exists"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row.netns, row.kind, row.state_name or "—",
-                      "yes" if row.exists else "[red]missing[/red]")
+        table.add_row(
+            row.netns,
+            row.kind,
+            row.state_name or "—",
+            "yes" if row.exists else "[red]missing[/red]",
+        )
     out.print(table)
 
 
@@ -134,14 +151,17 @@ def lab_netns_for(target: str, names: LabNames) -> str:
         state = lifecycle.lab_state(names, load_state)
         netns = names.netns(resolve_namespace(state, parse_target(target)).name)
     if netns not in lifecycle.lab_netns(names):
-        raise InputError(f"{target} has no lab namespace ({netns} does not exist)",
-                         fix="run `eksnet lab up`")
+        raise InputError(
+            f"{target} has no lab namespace ({netns} does not exist)", fix="run `eksnet lab up`"
+        )
     return netns
 
 
 @lab_app.command(name="exec", context_settings={"allow_interspersed_args": False})
-def exec_(target: str = typer.Argument(..., help="node/NAME, pod/NS/NAME or vpc"),
-          command: list[str] = typer.Argument(..., help="the command, after --")) -> None:
+def exec_(
+    target: str = typer.Argument(..., help="node/NAME, pod/NS/NAME or vpc"),
+    command: list[str] = typer.Argument(..., help="the command, after --"),
+) -> None:
     """Run a real command inside a lab namespace (`ip netns exec`)."""
     names = LabNames.from_env()
     try:
@@ -159,8 +179,9 @@ def exec_(target: str = typer.Argument(..., help="node/NAME, pod/NS/NAME or vpc"
 # --- verify --------------------------------------------------------------------------------------
 
 
-def verify_walks(state: DataplaneState, walks: Sequence[tuple[str, Walk]],
-                 names: LabNames | None = None) -> list[Verdict]:
+def verify_walks(
+    state: DataplaneState, walks: Sequence[tuple[str, Walk]], names: LabNames | None = None
+) -> list[Verdict]:
     return [verify_walk(state, walk, names, label) for label, walk in walks]
 
 
@@ -171,11 +192,15 @@ def _tour_walks(state: DataplaneState, wanted: Sequence[str]) -> list[tuple[str,
     chosen = [t for t in TOUR if not wanted or t.id in wanted]
     unknown = set(wanted) - {t.id for t in TOUR}
     if unknown:
-        raise InputError(f"unknown walk {', '.join(sorted(unknown))}",
-                         fix="one of " + ", ".join(t.id for t in TOUR))
+        raise InputError(
+            f"unknown walk {', '.join(sorted(unknown))}",
+            fix="one of " + ", ".join(t.id for t in TOUR),
+        )
     return [
-        (f"{t.id} {t.title}",
-         simulate(state, t.src, t.dst, proto=t.proto, dport=t.dport, sport=t.sport))
+        (
+            f"{t.id} {t.title}",
+            simulate(state, t.src, t.dst, proto=t.proto, dport=t.dport, sport=t.sport),
+        )
         for t in chosen
     ]
 
@@ -198,8 +223,12 @@ def render_verdicts(verdicts: Sequence[Verdict]) -> Table:
             + (f" — known: {d.known.id}: {d.known.reason}" if d.known else "")
             for d in verdict.differences
         ]
-        table.add_row(verdict.label, verdict.flow, word,
-                      "\n".join(details) or "forward and return, hop by hop")
+        table.add_row(
+            verdict.label,
+            verdict.flow,
+            word,
+            "\n".join(details) or "forward and return, hop by hop",
+        )
     return table
 
 
@@ -209,8 +238,9 @@ def verify(
     port: int | None = typer.Option(None, "--port", help="destination port (with SRC DST)"),
     proto: str = typer.Option("tcp", "--proto", help="tcp, udp or icmp (with SRC DST)"),
     sport: int | None = typer.Option(None, "--sport", help="source port (with SRC DST)"),
-    cluster: str | None = typer.Option(None, "--cluster", help="cluster file; builds a "
-                                       "temporary lab when none is up"),
+    cluster: str | None = typer.Option(
+        None, "--cluster", help="cluster file; builds a temporary lab when none is up"
+    ),
 ) -> None:
     """Send each walk's packets for real and compare with the simulator, forward and return."""
     names = LabNames.from_env()
@@ -226,15 +256,20 @@ def verify(
         else:
             record = lifecycle.read_run_file(names)
             if cluster is not None and record.cluster != _abspath(cluster):
-                raise InputError(f"the lab up holds {record.cluster or 'the demo'}, not {cluster}",
-                                 fix="run `eksnet lab down` first")
+                raise InputError(
+                    f"the lab up holds {record.cluster or 'the demo'}, not {cluster}",
+                    fix="run `eksnet lab down` first",
+                )
             state = load_state(record.cluster)
         if len(wanted) == 2 and all("/" in w for w in wanted):
             from eksnet.walk.engine import walk as simulate
 
-            selected = [(f"{wanted[0]} → {wanted[1]}",
-                         simulate(state, wanted[0], wanted[1], proto=proto, dport=port,
-                                  sport=sport))]
+            selected = [
+                (
+                    f"{wanted[0]} → {wanted[1]}",
+                    simulate(state, wanted[0], wanted[1], proto=proto, dport=port, sport=sport),
+                )
+            ]
         else:
             selected = _tour_walks(state, wanted)
         verdicts = verify_walks(state, selected, names)

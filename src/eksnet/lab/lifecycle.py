@@ -61,8 +61,14 @@ class Timings:
 # --- up -----------------------------------------------------------------------------------------
 
 
-def up(state: DataplaneState, names: LabNames, *, cluster: str | None = None,
-       progress: Progress | None = None, keep_on_error: bool = False) -> Timings:
+def up(
+    state: DataplaneState,
+    names: LabNames,
+    *,
+    cluster: str | None = None,
+    progress: Progress | None = None,
+    keep_on_error: bool = False,
+) -> Timings:
     """Build the lab for `state`; on any failure or interruption, remove what was built."""
     system.require_capabilities()
     existing = lab_netns(names)
@@ -103,17 +109,20 @@ def apply_plan(plan: LabPlan, progress: Progress, timings: Timings) -> None:
         system.ip_batch(None, plan.host_batch)
         progress.advance()
     checkpoint("links")
-    with timings.measure("configure namespaces"), tempfile.TemporaryDirectory(
-        prefix="eksnet-lab-"
-    ) as locks:
+    with (
+        timings.measure("configure namespaces"),
+        tempfile.TemporaryDirectory(prefix="eksnet-lab-") as locks,
+    ):
         progress.phase("configure namespaces", len(plan.namespaces) + 1)
         work: list[NamespacePlan | FabricPlan] = [plan.fabric, *plan.namespaces]
         half = len(work) // 2
-        system.parallel(lambda item: _configure(item, locks), work[:half],
-                        on_done=lambda _: progress.advance())
+        system.parallel(
+            lambda item: _configure(item, locks), work[:half], on_done=lambda _: progress.advance()
+        )
         checkpoint("half-configured")
-        system.parallel(lambda item: _configure(item, locks), work[half:],
-                        on_done=lambda _: progress.advance())
+        system.parallel(
+            lambda item: _configure(item, locks), work[half:], on_done=lambda _: progress.advance()
+        )
     checkpoint("configured")
 
 
@@ -128,7 +137,9 @@ def configure_namespace(plan: NamespacePlan, locks: str) -> None:
     """Sysctls (all/default first, as the state orders them), then `ip -batch`, qdiscs, and
     iptables-restore with the node's backend."""
     if plan.sysctls:
-        system.netns_exec(plan.netns, ["sysctl", "-q", "-w", *(f"{k}={v}" for k, v in plan.sysctls)])
+        system.netns_exec(
+            plan.netns, ["sysctl", "-q", "-w", *(f"{k}={v}" for k, v in plan.sysctls)]
+        )
     system.ip_batch(plan.netns, plan.ip_batch)
     if plan.tc_batch:
         system.run(["tc", "-n", plan.netns, "-batch", "-"], stdin="\n".join(plan.tc_batch) + "\n")
@@ -146,12 +157,14 @@ def restore_iptables(netns: str, iptables: Iptables, locks: str) -> None:
 
 
 def configure_fabric(plan: FabricPlan) -> None:
-    system.netns_exec(plan.netns, ["sysctl", "-q", "-e", "-w",
-                                   *(f"{k}={v}" for k, v in plan.sysctls)])
+    system.netns_exec(
+        plan.netns, ["sysctl", "-q", "-e", "-w", *(f"{k}={v}" for k, v in plan.sysctls)]
+    )
     system.ip_batch(plan.netns, plan.ip_batch)
     if plan.bridge_batch:
-        system.netns_exec(plan.netns, ["bridge", "-batch", "-"],
-                          stdin="\n".join(plan.bridge_batch) + "\n")
+        system.netns_exec(
+            plan.netns, ["bridge", "-batch", "-"], stdin="\n".join(plan.bridge_batch) + "\n"
+        )
     system.netns_exec(plan.netns, ["nft", "-f", "-"], stdin=plan.nft)
 
 
@@ -184,8 +197,11 @@ def settle(names: LabNames, *, progress: Progress | None = None, timeout: float 
     report.phase("IPv6 DAD", len(pending))
     while pending:
         busy = system.parallel(
-            lambda ns: bool(system.run(["ip", "-n", ns, "-6", "addr", "show", "tentative"],
-                                       check=False).stdout.strip()),
+            lambda ns: bool(
+                system.run(
+                    ["ip", "-n", ns, "-6", "addr", "show", "tentative"], check=False
+                ).stdout.strip()
+            ),
             pending,
         )
         done = [ns for ns, is_busy in zip(pending, busy, strict=True) if not is_busy]
@@ -212,8 +228,11 @@ def down(names: LabNames, *, progress: Progress | None = None) -> int:
     report.phase("remove namespaces", len(doomed) + 1)
     kill_processes(doomed)
     if doomed:
-        system.run(["ip", "-force", "-batch", "-"],
-                   stdin="".join(f"netns delete {ns}\n" for ns in doomed), check=False)
+        system.run(
+            ["ip", "-force", "-batch", "-"],
+            stdin="".join(f"netns delete {ns}\n" for ns in doomed),
+            check=False,
+        )
     left = lab_netns(names)
     report.advance(len(doomed) + 1)
     with contextlib.suppress(FileNotFoundError):
@@ -261,11 +280,10 @@ def read_run_file(names: LabNames) -> RunRecord:
         with open(names.run_file, encoding="utf-8") as handle:
             record = json.load(handle)
     except FileNotFoundError:
-        raise LabError(
-            f"no lab is up with prefix {names.prefix!r} (run `eksnet lab up`)"
-        ) from None
-    return RunRecord(record["prefix"], record["cluster"], dict(record["namespaces"]),
-                     record["fabric"])
+        raise LabError(f"no lab is up with prefix {names.prefix!r} (run `eksnet lab up`)") from None
+    return RunRecord(
+        record["prefix"], record["cluster"], dict(record["namespaces"]), record["fabric"]
+    )
 
 
 def lab_state(names: LabNames, loader: Callable[[str | None], DataplaneState]) -> DataplaneState:

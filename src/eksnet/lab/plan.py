@@ -106,8 +106,10 @@ def veth_pairs(state: DataplaneState) -> tuple[tuple[LinkEnd, LinkEnd], ...]:
                     f"{namespace.name}/{link.name}: peer {link.peer.netns}/{link.peer.name} "
                     "does not exist"
                 ) from None
-            if peer.ifindex != link.peer.ifindex or peer.peer is None or (
-                peer.peer.name != link.name or peer.peer.ifindex != link.ifindex
+            if (
+                peer.ifindex != link.peer.ifindex
+                or peer.peer is None
+                or (peer.peer.name != link.name or peer.peer.ifindex != link.ifindex)
             ):
                 raise PlanError(f"{namespace.name}/{link.name} and its peer disagree")
             key = frozenset({(namespace.name, link.name), (peer_ns.name, peer.name)})
@@ -120,7 +122,9 @@ def veth_pairs(state: DataplaneState) -> tuple[tuple[LinkEnd, LinkEnd], ...]:
     for namespace in state.namespaces:
         for link in namespace.links:
             if link.kind == "veth" and (namespace.name, link.name) not in covered:
-                raise PlanError(f"{namespace.name}/{link.name}: no namespace names this veth's peer")
+                raise PlanError(
+                    f"{namespace.name}/{link.name}: no namespace names this veth's peer"
+                )
     return tuple(sorted(pairs.values(), key=lambda pair: pair[0].link.ifindex))
 
 
@@ -236,7 +240,10 @@ def kernel_connected_routes(namespace: Namespace) -> tuple[tuple[IPv4Network, st
     one per primary IPv4 address shorter than /32 on a non-loopback link (linux-dataplane §2.6)."""
     seen: list[tuple[IPv4Network, str]] = []
     for address in namespace.addresses:
-        if not isinstance(address.interface, IPv4Interface) or address.interface.network.prefixlen == 32:
+        if (
+            not isinstance(address.interface, IPv4Interface)
+            or address.interface.network.prefixlen == 32
+        ):
             continue
         if namespace.link(address.dev).kind == "loopback":
             continue

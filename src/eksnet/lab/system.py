@@ -35,11 +35,22 @@ class Result:
     stderr: str
 
 
-def run(argv: Sequence[str], *, stdin: str | None = None, check: bool = True,
-        env: dict[str, str] | None = None, timeout: float | None = 60) -> Result:
+def run(
+    argv: Sequence[str],
+    *,
+    stdin: str | None = None,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    timeout: float | None = 60,
+) -> Result:
     """Run one command; with `check`, a non-zero exit raises `LabError` with its stderr."""
     completed = subprocess.run(
-        list(argv), input=stdin, capture_output=True, text=True, env=env, timeout=timeout,
+        list(argv),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
         check=False,
     )
     result = Result(tuple(argv), completed.returncode, completed.stdout, completed.stderr)
@@ -62,8 +73,13 @@ def _failure(result: Result, stdin: str | None) -> str:
     return f"{' '.join(result.argv[:6])}: {text}{where}"
 
 
-def parallel(func: Callable[[T], R], items: Iterable[T], *, workers: int | None = None,
-             on_done: Callable[[T], None] | None = None) -> list[R]:
+def parallel(
+    func: Callable[[T], R],
+    items: Iterable[T],
+    *,
+    workers: int | None = None,
+    on_done: Callable[[T], None] | None = None,
+) -> list[R]:
     """Apply `func` to every item on a thread pool (each call mostly waits on a child process);
     the first exception is re-raised after the pool stops taking new work."""
     todo = list(items)

@@ -47,8 +47,17 @@ from eksnet.lab.system import LabError
 from eksnet.walk.model import Direction, Hop, Packet, Walk, WireObservation
 
 AGENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent.py")
-COMPARED_FIELDS = ("src", "dst", "proto", "sport", "dport", "src_mac", "dst_mac", "ttl",
-                   "tcp_flags")
+COMPARED_FIELDS = (
+    "src",
+    "dst",
+    "proto",
+    "sport",
+    "dport",
+    "src_mac",
+    "dst_mac",
+    "ttl",
+    "tcp_flags",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +96,9 @@ def _where(obs: WireObservation) -> str:
     return f"{obs.namespace} {obs.interface} {obs.direction}"
 
 
-def classify(walk: Walk, observed: Iterable[TimedObservation]) -> dict[Direction, list[TimedObservation]]:
+def classify(
+    walk: Walk, observed: Iterable[TimedObservation]
+) -> dict[Direction, list[TimedObservation]]:
     """Split captured frames into the forward and the return packet of the flow."""
     forward_pairs = {(o.packet.src, o.packet.dst) for o in walk.wire()}
     back_pairs = {(o.packet.src, o.packet.dst) for o in walk.reply.wire()} if walk.reply else set()
@@ -125,8 +136,13 @@ def first_per_interface(items: Sequence[TimedObservation]) -> list[TimedObservat
     return result
 
 
-def compare_wire(direction: Direction, expected: Sequence[WireObservation],
-                 observed: Sequence[TimedObservation], *, nat_ports: bool = False) -> list[Difference]:
+def compare_wire(
+    direction: Direction,
+    expected: Sequence[WireObservation],
+    observed: Sequence[TimedObservation],
+    *,
+    nat_ports: bool = False,
+) -> list[Difference]:
     """Same interfaces, same order, same headers."""
     wanted = {_where(o): (index, o) for index, o in enumerate(expected)}
     got = first_per_interface(observed)
@@ -135,28 +151,51 @@ def compare_wire(direction: Direction, expected: Sequence[WireObservation],
     differences: list[Difference] = []
     for key, (_, obs) in wanted.items():
         if key not in got_keys:
-            differences.append(Difference(direction, "wire-missing", key, _packet_text(obs.packet),
-                                          "no such frame captured"))
+            differences.append(
+                Difference(
+                    direction,
+                    "wire-missing",
+                    key,
+                    _packet_text(obs.packet),
+                    "no such frame captured",
+                )
+            )
     for item in got:
         key = _where(item.observation)
         if key not in wanted:
-            differences.append(Difference(direction, "wire-unexpected", key, "no frame here",
-                                          _packet_text(item.observation.packet)))
+            differences.append(
+                Difference(
+                    direction,
+                    "wire-unexpected",
+                    key,
+                    "no frame here",
+                    _packet_text(item.observation.packet),
+                )
+            )
     common_expected = [k for k in wanted if k in got_keys]
     common_observed = [k for k in got_keys if k in wanted]
     if common_expected != common_observed:
-        differences.append(Difference(direction, "wire-order", "interfaces",
-                                      " → ".join(common_expected), " → ".join(common_observed)))
+        differences.append(
+            Difference(
+                direction,
+                "wire-order",
+                "interfaces",
+                " → ".join(common_expected),
+                " → ".join(common_observed),
+            )
+        )
     for item in got:
         key = _where(item.observation)
         if key in wanted:
-            differences += _compare_packet(direction, key, wanted[key][1].packet,
-                                           item.observation.packet, nat_ports)
+            differences += _compare_packet(
+                direction, key, wanted[key][1].packet, item.observation.packet, nat_ports
+            )
     return differences
 
 
-def _compare_packet(direction: Direction, where: str, expected: Packet, observed: Packet,
-                    nat_ports: bool) -> list[Difference]:
+def _compare_packet(
+    direction: Direction, where: str, expected: Packet, observed: Packet, nat_ports: bool
+) -> list[Difference]:
     differences = []
     for name in COMPARED_FIELDS:
         want, got = getattr(expected, name), getattr(observed, name)
@@ -202,12 +241,15 @@ def compare_route(direction: Direction, hop: Hop, got: RouteGet) -> list[Differe
     via, table = predicted_route(hop)
     differences = []
     if hop.oif is not None and got.type == "unicast" and got.dev != hop.oif:
-        differences.append(Difference(direction, "route", where, f"dev {hop.oif}", f"dev {got.dev}"))
+        differences.append(
+            Difference(direction, "route", where, f"dev {hop.oif}", f"dev {got.dev}")
+        )
     if via is not None and got.via != via:
         differences.append(Difference(direction, "route", where, f"via {via}", f"via {got.via}"))
     if table is not None and _table_name(table) != _table_name(got.table):
-        differences.append(Difference(direction, "route", where, f"table {table}",
-                                      f"table {got.table}"))
+        differences.append(
+            Difference(direction, "route", where, f"table {table}", f"table {got.table}")
+        )
     return differences
 
 
@@ -215,7 +257,9 @@ def _table_name(table: str) -> str:
     return {"254": "main", "255": "local", "253": "default"}.get(table, table)
 
 
-def compare_conntrack(walk: Walk, entries: dict[str, tuple[ConntrackEntry, ...]]) -> list[Difference]:
+def compare_conntrack(
+    walk: Walk, entries: dict[str, tuple[ConntrackEntry, ...]]
+) -> list[Difference]:
     differences = []
     for record in walk.conntrack:
         want = parse_conntrack_line(record.text)
@@ -224,15 +268,19 @@ def compare_conntrack(walk: Walk, entries: dict[str, tuple[ConntrackEntry, ...]]
         candidates = [e for e in entries.get(record.namespace, ()) if e.original == want.original]
         where = f"{record.namespace} conntrack"
         if not candidates:
-            differences.append(Difference("forward", "conntrack", where, record.text,
-                                          "no entry with this original tuple"))
+            differences.append(
+                Difference(
+                    "forward", "conntrack", where, record.text, "no entry with this original tuple"
+                )
+            )
             continue
         got = candidates[0]
         if got.reply != want.reply and not record.nat:
             differences.append(Difference("forward", "conntrack", where, record.text, got.text))
         if got.mark != record.mark:
-            differences.append(Difference("forward", "conntrack", where, f"mark={record.mark}",
-                                          f"mark={got.mark}"))
+            differences.append(
+                Difference("forward", "conntrack", where, f"mark={record.mark}", f"mark={got.mark}")
+            )
     return differences
 
 
@@ -276,8 +324,9 @@ def capture_targets(state: DataplaneState, names: LabNames, walk: Walk) -> list[
         for link in namespace.links:
             if link.kind == "loopback" or (not full and link.kind != "device"):
                 continue
-            targets.append(CaptureTarget(namespace.name, names.netns(namespace.name),
-                                         link.name, link.mac))
+            targets.append(
+                CaptureTarget(namespace.name, names.netns(namespace.name), link.name, link.mac)
+            )
     return targets
 
 
@@ -298,13 +347,17 @@ def _read_json(proc: subprocess.Popen[str], timeout: float) -> dict[str, object]
 
 def not_verifiable(label: str, walk: Walk, why: str) -> Verdict:
     known = divergences.known("not-verifiable")[0]
-    return Verdict(label, walk.flow.first_packet().five_tuple(),
-                   (Difference("forward", "not-verifiable", "walk", why, "not sent", known),),
-                   verifiable=False)
+    return Verdict(
+        label,
+        walk.flow.first_packet().five_tuple(),
+        (Difference("forward", "not-verifiable", "walk", why, "not sent", known),),
+        verifiable=False,
+    )
 
 
-def verify_walk(state: DataplaneState, walk: Walk, names: LabNames | None = None,
-                label: str = "") -> Verdict:
+def verify_walk(
+    state: DataplaneState, walk: Walk, names: LabNames | None = None, label: str = ""
+) -> Verdict:
     """Send `walk`'s first packet in the lab built from `state` and compare (forward and return)."""
     names = names or LabNames.from_env()
     label = label or walk.flow.first_packet().five_tuple()
@@ -317,7 +370,11 @@ def verify_walk(state: DataplaneState, walk: Walk, names: LabNames | None = None
     if source.where.kind not in ("pod", "node"):
         return not_verifiable(label, walk, f"the walk starts in {source.where.kind}")
     flow = walk.flow
-    if walk.disposition is not None and walk.disposition.kind == "delivered" and destination is None:
+    if (
+        walk.disposition is not None
+        and walk.disposition.kind == "delivered"
+        and destination is None
+    ):
         return not_verifiable(label, walk, "the destination is not a lab namespace")
 
     nodes = [names.netns(ns.name) for ns in state.nodes()]
@@ -328,17 +385,44 @@ def verify_walk(state: DataplaneState, walk: Walk, names: LabNames | None = None
             if destination is not None and flow.proto != "icmp":
                 namespace, packet = destination
                 listener = subprocess.Popen(
-                    _agent(names.netns(namespace.name), "listen", "--proto", flow.proto,
-                           "--addr", str(packet.dst), "--port", str(packet.dport),
-                           "--timeout", "3"),
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                    _agent(
+                        names.netns(namespace.name),
+                        "listen",
+                        "--proto",
+                        flow.proto,
+                        "--addr",
+                        str(packet.dst),
+                        "--port",
+                        str(packet.dport),
+                        "--timeout",
+                        "3",
+                    ),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
                 if not _read_json(listener, 5).get("ready"):
                     raise LabError(f"listener in {namespace.name} did not start")
             send = system.run(
-                _agent(names.netns(source.where.name), "send", "--proto", flow.proto,
-                       "--src", str(flow.src.address), "--sport", str(flow.sport or 0),
-                       "--dst", str(flow.dst.address), "--dport", str(flow.dport or 0),
-                       "--timeout", "1.5"), check=False, timeout=10)
+                _agent(
+                    names.netns(source.where.name),
+                    "send",
+                    "--proto",
+                    flow.proto,
+                    "--src",
+                    str(flow.src.address),
+                    "--sport",
+                    str(flow.sport or 0),
+                    "--dst",
+                    str(flow.dst.address),
+                    "--dport",
+                    str(flow.dport or 0),
+                    "--timeout",
+                    "1.5",
+                ),
+                check=False,
+                timeout=10,
+            )
             sent = json.loads(send.stdout.splitlines()[-1]) if send.stdout else {"ok": False}
             received: dict[str, object] = {"ok": sent.get("ok", False)}
             if listener is not None:
@@ -352,22 +436,29 @@ def verify_walk(state: DataplaneState, walk: Walk, names: LabNames | None = None
     routes = _route_gets(walk, names)
     conntrack = {
         ns.name: parse_conntrack(
-            system.netns_exec(names.netns(ns.name), ["conntrack", "-L"], check=False).stdout)
+            system.netns_exec(names.netns(ns.name), ["conntrack", "-L"], check=False).stdout
+        )
         for ns in state.nodes()
     }
     return judge(label, walk, observed, routes, conntrack, bool(received.get("ok")))
 
 
-def judge(label: str, walk: Walk, observed: Sequence[TimedObservation],
-          routes: dict[tuple[Direction, int], RouteGet],
-          conntrack: dict[str, tuple[ConntrackEntry, ...]], delivered: bool) -> Verdict:
+def judge(
+    label: str,
+    walk: Walk,
+    observed: Sequence[TimedObservation],
+    routes: dict[tuple[Direction, int], RouteGet],
+    conntrack: dict[str, tuple[ConntrackEntry, ...]],
+    delivered: bool,
+) -> Verdict:
     """The comparison itself, on parsed observations (pure, unit-tested)."""
     split = classify(walk, observed)
     nat = any(step.kind == "nat" and step.rewrote for hop in walk.hops for step in hop.steps)
     differences = compare_wire("forward", list(walk.wire()), split["forward"], nat_ports=nat)
     if walk.reply is not None:
-        differences += compare_wire("return", list(walk.reply.wire()), split["return"],
-                                    nat_ports=nat)
+        differences += compare_wire(
+            "return", list(walk.reply.wire()), split["return"], nat_ports=nat
+        )
     for direction, one in _directions(walk):
         for index, hop in enumerate(one.hops):
             got = routes.get((direction, index))
@@ -378,12 +469,18 @@ def judge(label: str, walk: Walk, observed: Sequence[TimedObservation],
     if walk.reply is not None and walk.reply.disposition is not None:
         expected_delivery = expected_delivery and walk.reply.disposition.kind == "delivered"
     if expected_delivery != delivered:
-        differences.append(Difference(
-            "forward", "disposition", walk.disposition.where.name if walk.disposition else "walk",
-            "delivered" if expected_delivery else "dropped",
-            "delivered" if delivered else "not delivered"))
-    return Verdict(label, walk.flow.first_packet().five_tuple(), tuple(differences),
-                   tuple(observed))
+        differences.append(
+            Difference(
+                "forward",
+                "disposition",
+                walk.disposition.where.name if walk.disposition else "walk",
+                "delivered" if expected_delivery else "dropped",
+                "delivered" if delivered else "not delivered",
+            )
+        )
+    return Verdict(
+        label, walk.flow.first_packet().five_tuple(), tuple(differences), tuple(observed)
+    )
 
 
 def _directions(walk: Walk) -> list[tuple[Direction, Walk]]:
@@ -401,12 +498,22 @@ def _route_gets(walk: Walk, names: LabNames) -> dict[tuple[Direction, int], Rout
             packet = route_step_packet(hop)
             if hop.where.kind not in ("pod", "node") or packet is None or hop.oif is None:
                 continue
-            argv = ["ip", "-n", names.netns(hop.where.name), "route", "get", str(packet.dst),
-                    "from", str(packet.src)]
+            argv = [
+                "ip",
+                "-n",
+                names.netns(hop.where.name),
+                "route",
+                "get",
+                str(packet.dst),
+                "from",
+                str(packet.src),
+            ]
             if hop.iif is not None:
                 argv += ["iif", hop.iif]
             if packet.mark:
                 argv += ["mark", f"{packet.mark:#x}"]
             jobs.append(((direction, index), argv))
     results = system.parallel(lambda job: system.run(job[1], check=False), jobs)
-    return {key: parse_route_get(r.stdout, r.stderr) for (key, _), r in zip(jobs, results, strict=True)}
+    return {
+        key: parse_route_get(r.stdout, r.stderr) for (key, _), r in zip(jobs, results, strict=True)
+    }
