@@ -61,8 +61,8 @@ def _iptables(node_ip: IPv4Address) -> Iptables:
                 ":FORWARD ACCEPT [0:0]",
                 ":OUTPUT ACCEPT [0:0]",
                 ":POSTROUTING ACCEPT [0:0]",
-                '-A PREROUTING -i eth0 -m comment --comment "AWS, primary ENI" -m addrtype --dst-type '
-                "LOCAL --limit-iface-in -j CONNMARK --set-xmark 0x80/0x80",
+                '-A PREROUTING -i eth0 -m comment --comment "AWS, primary ENI" '
+                "-m addrtype --dst-type LOCAL --limit-iface-in -j CONNMARK --set-xmark 0x80/0x80",
                 '-A PREROUTING -i eni+ -m comment --comment "AWS, primary ENI" -j CONNMARK '
                 "--restore-mark --nfmask 0x80 --ctmask 0x80",
                 "COMMIT",
@@ -73,7 +73,8 @@ def _iptables(node_ip: IPv4Address) -> Iptables:
                 ":POSTROUTING ACCEPT [0:0]",
                 ":AWS-SNAT-CHAIN-0 - [0:0]",
                 '-A POSTROUTING -m comment --comment "AWS SNAT CHAIN" -j AWS-SNAT-CHAIN-0',
-                '-A AWS-SNAT-CHAIN-0 -d 10.0.0.0/16 -m comment --comment "AWS SNAT CHAIN" -j RETURN',
+                "-A AWS-SNAT-CHAIN-0 -d 10.0.0.0/16 "
+                '-m comment --comment "AWS SNAT CHAIN" -j RETURN',
                 '-A AWS-SNAT-CHAIN-0 ! -o vlan+ -m comment --comment "AWS, SNAT" -m addrtype ! '
                 f"--dst-type LOCAL -j SNAT --to-source {node_ip} --random-fully",
                 "COMMIT",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 from ipaddress import IPv4Address
+from typing import cast
 
 import pytest
 from hypothesis import given
@@ -16,6 +17,7 @@ from eksnet.kernel.conntrack import (
     ConntrackTable,
     CtTimeouts,
     NatRequest,
+    TcpState,
     Tuple,
     TupleTaken,
     apply_nat,
@@ -230,7 +232,7 @@ def test_conntrack_list_lines(line: str) -> None:
                           int(reply["sport"]))  # fmt: skip
     if new_source != (original.src, original.source_port):
         entry = apply_nat(entry, NatRequest("SNAT", new_source[0]), *new_source)
-    state = words[3] if proto == "tcp" else None
+    state = cast(TcpState, words[3]) if proto == "tcp" else None
     status = set(entry.status)
     if "[UNREPLIED]" not in line:
         status.add("SEEN_REPLY")
@@ -356,7 +358,11 @@ def test_seeded_chooser_is_reproducible(rng: random.Random) -> None:
     entry = new_entry(udp("10.0.1.23", "203.0.113.10", 40000, 53))
     fully = NatRequest("SNAT", A("10.0.1.5"), random_fully=True)
     seed = rng.random()
-    one = choose_nat_port(ConntrackTable(), entry, fully, A("10.0.1.5"), random.Random(seed).randint)
-    two = choose_nat_port(ConntrackTable(), entry, fully, A("10.0.1.5"), random.Random(seed).randint)
+    one = choose_nat_port(
+        ConntrackTable(), entry, fully, A("10.0.1.5"), random.Random(seed).randint
+    )
+    two = choose_nat_port(
+        ConntrackTable(), entry, fully, A("10.0.1.5"), random.Random(seed).randint
+    )
     assert one == two
     assert one is not None and 1024 <= one <= 65535

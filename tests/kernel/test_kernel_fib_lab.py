@@ -144,6 +144,8 @@ def generate(rng: random.Random, name: str) -> Scenario:
                                    secondary=True))
     if rng.random() < 0.4:
         s.addresses.append(Address("d0", IPv4Interface("10.2.0.1/24")))
+    if rng.random() < 0.4:  # never borrowed by other devices, even for link-scope routes
+        s.addresses.append(Address("d3", IPv4Interface("169.254.9.9/16"), scope="link"))
     for address in s.addresses:
         interface = address.interface
         assert isinstance(interface, IPv4Interface)
@@ -181,7 +183,7 @@ def generate(rng: random.Random, name: str) -> Scenario:
             src = rng.choice(own) if rng.random() < 0.2 else None
             route = Route(table, dst, gateway=gateway, dev=dev, src=src, metric=metric)
         else:
-            dev = rng.choice(["d0", "d1", "d2", "d3"])
+            dev = rng.choice(["d0", "d1", "d2", "d3", "lo"])
             route = Route(table, dst, dev=dev, scope="link", metric=metric)
         taken.add((table, dst, metric or 0))
         s.user_routes.append(route)
@@ -313,7 +315,8 @@ def apply(name: str, s: Scenario) -> None:
     sysctl(s.sysctls_after)
     lines = []
     for address in s.addresses[1:]:
-        lines.append(f"addr add {address.interface} dev {address.dev}")
+        scope = f" scope {address.scope}" if address.scope != "global" else ""
+        lines.append(f"addr add {address.interface} dev {address.dev}{scope}")
     lines += s.after_addresses
     lines += [route_command(r) for r in s.user_routes]
     lines += [rule_command(r) for r in s.rules]
@@ -332,7 +335,7 @@ def queries(rng: random.Random) -> list[list[str]]:
                 args += ["from", rng.choice(["10.1.0.1", "10.3.0.1", "10.9.9.9", "10.1.0.9",
                                              "127.0.0.1", "10.5.0.1", "192.0.2.9"])]
             if rng.random() < 0.2:
-                args += ["oif", rng.choice(["d0", "d2", "d3", "d4"])]
+                args += ["oif", rng.choice(["d0", "d1", "d2", "d3", "d4", "lo"])]
         if rng.random() < 0.35:
             args += ["mark", "0x80"]
         if rng.random() < 0.1:

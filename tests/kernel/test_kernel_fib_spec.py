@@ -417,6 +417,37 @@ def test_link_scope_addresses_are_skipped_for_global_routes() -> None:
     assert select_source(ns, "d0", None, "global") == A("10.3.0.1")
 
 
+def test_borrowing_skips_link_scope_addresses_and_localnet_counts_only_on_the_device() -> None:
+    # Measured on 6.18: with only 169.254.5.5/16 (scope link) on d0, `ip route get 8.8.8.8 oif d1`
+    # (d1 has no address) prints no source; 127.0.0.9/8 on d3 sources it only with
+    # d3.route_localnet = 1.
+    links = (LO, Link(2, "d0", "device", "02:00:00:00:00:02", 1500),
+             Link(3, "d1", "device", "02:00:00:00:00:03", 1500),
+             Link(4, "d3", "device", "02:00:00:00:00:04", 1500))
+    ns = Namespace(
+        name="t", kind="pod", owner="t", links=links,
+        addresses=(LO_ADDRESS, Address("d0", IPv4Interface("169.254.5.5/16"), scope="link"),
+                   Address("d3", IPv4Interface("127.0.0.9/8"), scope="host")),
+    )
+    assert ip_route_get(ns, "8.8.8.8 oif d1".split()) == "8.8.8.8 dev d1 uid 0\n    cache\n"
+    assert select_source(ns, "d3", None, "link") is None
+    localnet = replace(ns, sysctls=(("net.ipv4.conf.d3.route_localnet", "1"),))
+    assert select_source(localnet, "d3", None, "link") == A("127.0.0.9")
+    assert ip_route_get(localnet, "8.8.8.8 oif d3".split()).startswith("8.8.8.8 dev d3 src 127.0.0.9")
+
+
+def test_unicast_route_through_lo_is_flagged_local() -> None:
+    # Measured on 6.18: `ip route add 10.50.0.0/16 dev lo`; `ip route get 10.50.0.1` ->
+    # `10.50.0.1 dev lo src 10.1.0.1 uid 0` / `cache <local>`.
+    ns = Namespace(
+        name="t", kind="pod", owner="t",
+        links=(LO, Link(2, "d0", "device", "02:00:00:00:00:02", 1500)),
+        addresses=(LO_ADDRESS, Address("d0", IPv4Interface("10.1.0.1/24"))),
+        routes=(Route(254, N("10.50.0.0/16"), dev="lo", scope="link"),),
+    )
+    assert ip_route_get(ns, ["10.50.0.1"]) == "10.50.0.1 dev lo src 10.1.0.1 uid 0\n    cache <local>\n"
+
+
 # --- §3.2: rp_filter ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize(

@@ -409,11 +409,16 @@ def test_w6_host_originated_traffic_goes_cluster_wide(node1: Ruleset) -> None:
     outcomes = traverse(node1, "nat", "OUTPUT", packet, ENV)
     assert len(outcomes) == 3
     assert all(o.packet.mark == 0x4000 for o in outcomes)
-    assert [h.chain for h in outcomes[0].trace[3:5]] == ["KUBE-EXT-U6DUQYH3K73AFEIO", "KUBE-MARK-MASQ"]
+    assert [h.chain for h in outcomes[0].trace[3:5]] == [
+        "KUBE-EXT-U6DUQYH3K73AFEIO",
+        "KUBE-MARK-MASQ",
+    ]
 
 
 def test_hairpin_endpoint_marks_itself(node1: Ruleset) -> None:
-    packet = NfPacket.new_connection(A("192.168.1.71"), A("10.100.200.10"), "tcp", 4000, 80, iif="eni1")
+    packet = NfPacket.new_connection(
+        A("192.168.1.71"), A("10.100.200.10"), "tcp", 4000, 80, iif="eni1"
+    )
     first = traverse(node1, "nat", "PREROUTING", packet, ENV)[0]
     assert ("KUBE-SEP-CGDVTEPNP2RHKNBA", 1, "jump KUBE-MARK-MASQ") in steps(first)
     assert first.packet.mark == 0x4000
@@ -536,7 +541,9 @@ def test_nth_uses_the_counter_the_caller_supplies(semantics: Ruleset) -> None:
     def seen(count: int) -> NfEnv:
         return NfEnv(NO_LOCAL.addr_type, nth_count=lambda table, chain, position: count)
 
-    verdicts = [only(traverse(semantics, "filter", "OUTPUT", packet, seen(k))).verdict for k in range(6)]
+    verdicts = [
+        only(traverse(semantics, "filter", "OUTPUT", packet, seen(k))).verdict for k in range(6)
+    ]
     assert verdicts == ["ACCEPT", "DROP", "ACCEPT", "ACCEPT", "DROP", "ACCEPT"]
 
 
@@ -569,7 +576,9 @@ def kube_proxy_service(n: int) -> str:
     lines += [f":KUBE-SEP-{i} - [0:0]" for i in range(n)]
     lines.append("-A PREROUTING -p tcp -m tcp --dport 80 -j KUBE-SVC-X")
     for i in range(n):
-        statistic = f"-m statistic --mode random --probability {1 / (n - i):0.10f} " if i < n - 1 else ""
+        statistic = (
+            f"-m statistic --mode random --probability {1 / (n - i):0.10f} " if i < n - 1 else ""
+        )
         lines.append(f"-A KUBE-SVC-X {statistic}-j KUBE-SEP-{i}")
         lines.append(f"-A KUBE-SEP-{i} -p tcp -m tcp -j DNAT --to-destination 10.1.0.{i + 1}:8080")
     return "\n".join([*lines, "COMMIT", ""])

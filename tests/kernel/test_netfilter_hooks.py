@@ -12,15 +12,15 @@ from eksnet.kernel.hooks import (
 )
 
 # The spec's YAML block, verbatim in content (§1.1).
-SPEC_ORDER = {
-    "PREROUTING": [["defrag", -400], ["raw", -300], ["conntrack_in", -200], ["mangle", -150],
-                   ["nat_dst", -100]],
-    "INPUT": [["mangle", -150], ["filter", 0], ["security", 50], ["nat_src", 100], ["helper", 300],
-              ["confirm", 2147483647]],
-    "FORWARD": [["mangle", -150], ["filter", 0], ["security", 50]],
-    "OUTPUT": [["defrag", -400], ["raw", -300], ["conntrack_out", -200], ["mangle", -150],
-               ["nat_dst", -100], ["filter", 0], ["security", 50]],
-    "POSTROUTING": [["mangle", -150], ["nat_src", 100], ["helper", 300], ["confirm", 2147483647]],
+SPEC_ORDER: dict[str, list[tuple[str, int]]] = {
+    "PREROUTING": [("defrag", -400), ("raw", -300), ("conntrack_in", -200), ("mangle", -150),
+                   ("nat_dst", -100)],
+    "INPUT": [("mangle", -150), ("filter", 0), ("security", 50), ("nat_src", 100), ("helper", 300),
+              ("confirm", 2147483647)],
+    "FORWARD": [("mangle", -150), ("filter", 0), ("security", 50)],
+    "OUTPUT": [("defrag", -400), ("raw", -300), ("conntrack_out", -200), ("mangle", -150),
+               ("nat_dst", -100), ("filter", 0), ("security", 50)],
+    "POSTROUTING": [("mangle", -150), ("nat_src", 100), ("helper", 300), ("confirm", 2147483647)],
 }  # fmt: skip
 
 

@@ -154,9 +154,7 @@ def require_capabilities(backend: str) -> None:
     if os.geteuid() != 0:
         pytest.fail("lab test needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) to create namespaces")
     missing = [
-        tool
-        for tool in ("ip", "conntrack", *BACKENDS[backend])
-        if shutil.which(tool) is None
+        tool for tool in ("ip", "conntrack", *BACKENDS[backend]) if shutil.which(tool) is None
     ]
     if missing:
         pytest.fail(f"lab test needs {', '.join(missing)} on PATH")
@@ -250,13 +248,14 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
         ):
             sh("ip", "-n", node, *args)
         # server: the VPC and the internet
-        for args in (
+        server_setup: list[tuple[str, ...]] = [
             ("link", "set", "eth0", "up"),
             ("addr", "add", f"{SERVER_IP}/24", "dev", "eth0"),
             *(("addr", "add", f"{e}/32", "dev", "lo") for e in ENDPOINTS),
             ("route", "add", "10.99.1.0/24", "via", str(NODE_IP)),
-        ):
-            sh("ip", "-n", server, *args)
+        ]
+        for step in server_setup:
+            sh("ip", "-n", server, *step)
         lab.run(node, restore, stdin=NODE_RULES)
         lab.run(client, restore, stdin=DROP_UDP)
         lab.run(server, restore, stdin=DROP_UDP)
@@ -300,7 +299,9 @@ def predict(
             for path in paths:
                 packet = path.packet
                 if hook is not Hook.PREROUTING:
-                    packet = replace(packet, oif=oif, iif=None if hook is Hook.POSTROUTING else packet.iif)
+                    packet = replace(
+                        packet, oif=oif, iif=None if hook is Hook.POSTROUTING else packet.iif
+                    )
                 for outcome in traverse(ruleset, stage.table, hook.value, packet, ENV):
                     after = outcome.packet
                     if stage.kind in (StageKind.NAT_DST, StageKind.NAT_SRC):
@@ -345,7 +346,9 @@ def bind(
 def moved_counters(
     before: dict[tuple[str, str, int], int], after: dict[tuple[str, str, int], int]
 ) -> dict[tuple[str, str, int], int]:
-    return {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key, 0)}
+    return {
+        key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key, 0)
+    }
 
 
 def check_flow(
@@ -365,9 +368,12 @@ def check_flow(
     observed = lab.conntrack_line(sport)
     moved = moved_counters(before, lab.counters())
     words = observed.split()
-    reply_src = A(words[7].removeprefix("src="))
-    nat_port = int(words[-3].removeprefix("dport="))
-    branches = predict(ruleset, first, oif=oif, masquerade_source=masquerade_source, nat_port=nat_port)
+    sources = [w.removeprefix("src=") for w in words if w.startswith("src=")]
+    dports = [w.removeprefix("dport=") for w in words if w.startswith("dport=")]
+    reply_src, nat_port = A(sources[1]), int(dports[1])
+    branches = predict(
+        ruleset, first, oif=oif, masquerade_source=masquerade_source, nat_port=nat_port
+    )
     assert sum(p.probability for p in branches) == 1
     chosen = [p for p in branches if p.packet.ct is not None and p.packet.ct.reply.src == reply_src]
     assert len(chosen) == 1, (observed, branches)

@@ -260,7 +260,9 @@ def test_policy_counters_and_rule_counters() -> None:
 
 
 def test_ip_options_in_kernel_order_and_any_address_dropped() -> None:
-    rule = one_rule("-A FORWARD -m comment --comment c1 ! -p udp -o eth1 -d 0.0.0.0/0 ! -i lo -s 10.1.2.3")
+    rule = one_rule(
+        "-A FORWARD -m comment --comment c1 ! -p udp -o eth1 -d 0.0.0.0/0 ! -i lo -s 10.1.2.3"
+    )
     assert rule.matches == (
         AddressMatch("src", IPv4Network("10.1.2.3/32")),
         InterfaceMatch("in", "lo", invert=True),
@@ -326,7 +328,10 @@ def test_statistic_nth_and_inverted_random() -> None:
         ("CONNMARK --save-mark --nfmask 0x10 --ctmask 0x10", ConnmarkSaveTarget(0x10, 0x10)),
         ("REJECT", RejectTarget("icmp-port-unreachable")),
         ("REJECT --reject-with host-unreach", RejectTarget("icmp-host-unreachable")),
-        ("LOG --log-prefix \"x y\" --log-level 4", NoopTarget("LOG", ("--log-prefix", "x y", "--log-level", "4"))),
+        (
+            'LOG --log-prefix "x y" --log-level 4',
+            NoopTarget("LOG", ("--log-prefix", "x y", "--log-level", "4")),
+        ),
     ],
 )
 def test_target_forms(target: str, expected: object) -> None:
@@ -452,7 +457,11 @@ def test_restore_commands_other_than_append_are_not_modelled() -> None:
         ("*filter\n\n-A INPUT --frob -j ACCEPT\nCOMMIT\n", 3, "unknown option '--frob'"),
         ("*filter\n-A INPUT -p tcp --dport 80 --frob -j ACCEPT\nCOMMIT\n", 2, "unknown option"),
         ("*filter\n-A INPUT -j\nCOMMIT\n", 2, "requires an argument"),
-        ("*filter\n-A INPUT -m comment --comment \"y z\"w -j ACCEPT\nCOMMIT\n", 2, "bad argument 'w'"),
+        (
+            '*filter\n-A INPUT -m comment --comment "y z"w -j ACCEPT\nCOMMIT\n',
+            2,
+            "bad argument 'w'",
+        ),
         ("*filter\n-A INPUT -m comment ! --comment x\nCOMMIT\n", 2, "cannot be negated"),
         ("*filter\n-A INPUT -s 10.0.0.0/8 -s 10.1.0.0/16\nCOMMIT\n", 2, "multiple -s flags"),
         ("*filter\n-A INPUT -s 10.0.0.256\nCOMMIT\n", 2, "not an IPv4 address"),
@@ -467,15 +476,27 @@ def test_restore_commands_other_than_append_are_not_modelled() -> None:
         ("*nat\n-A PREROUTING -m tcp --dport 80 -j ACCEPT\nCOMMIT\n", 2, "requires '-p tcp'"),
         ("*nat\n-A PREROUTING ! -p tcp -m tcp --dport 80\nCOMMIT\n", 2, "requires '-p tcp'"),
         ("*nat\n-A PREROUTING -m multiport --dports 1,2\nCOMMIT\n", 2, "multiport needs"),
-        ("*nat\n-A PREROUTING -j DNAT --to-destination 1.1.1.1:80\nCOMMIT\n", 2, "port specification"),
+        (
+            "*nat\n-A PREROUTING -j DNAT --to-destination 1.1.1.1:80\nCOMMIT\n",
+            2,
+            "port specification",
+        ),
         ("*nat\n-A PREROUTING -p tcp -j DNAT\nCOMMIT\n", 2, "--to-destination is required"),
-        ("*filter\n-A INPUT -p tcp -j DNAT --to-destination 1.1.1.1\nCOMMIT\n", 2, "only valid in the nat table"),
+        (
+            "*filter\n-A INPUT -p tcp -j DNAT --to-destination 1.1.1.1\nCOMMIT\n",
+            2,
+            "only valid in the nat table",
+        ),
         ("*mangle\n-A INPUT -j REJECT\nCOMMIT\n", 2, "only valid in the filter table"),
         ("*filter\n-A INPUT -p udp -j REJECT --reject-with tcp-reset\nCOMMIT\n", 2, "tcp-reset"),
         ("*filter\n-A OUTPUT -j TRACE\nCOMMIT\n", 2, "raw table"),
         ("*filter\n-A OUTPUT -i eth0 -j ACCEPT\nCOMMIT\n", 2, "can't use -i with OUTPUT"),
         ("*nat\n-A PREROUTING -o eth0 -j ACCEPT\nCOMMIT\n", 2, "can't use -o with PREROUTING"),
-        ("*nat\n-A PREROUTING -j MASQUERADE\nCOMMIT\n", 2, "MASQUERADE target used from PREROUTING"),
+        (
+            "*nat\n-A PREROUTING -j MASQUERADE\nCOMMIT\n",
+            2,
+            "MASQUERADE target used from PREROUTING",
+        ),
         (
             "*nat\n:X - [0:0]\n-A POSTROUTING -j X\n-A X -p tcp -j DNAT --to-destination 1.2.3.4\nCOMMIT\n",
             4,
@@ -492,8 +513,16 @@ def test_restore_commands_other_than_append_are_not_modelled() -> None:
             "chain loop X -> Y -> X",
         ),
         ("*filter\n:X - [0:0]\n-A INPUT -g X\n-A X -j X\nCOMMIT\n", 4, "chain loop X -> X"),
-        ("*filter\n-A INPUT -m statistic --mode random --probability 1.5\nCOMMIT\n", 2, "between 0 and 1"),
-        ("*filter\n-A INPUT -m statistic --mode nth --every 2 --packet 2\nCOMMIT\n", 2, "--packet below"),
+        (
+            "*filter\n-A INPUT -m statistic --mode random --probability 1.5\nCOMMIT\n",
+            2,
+            "between 0 and 1",
+        ),
+        (
+            "*filter\n-A INPUT -m statistic --mode nth --every 2 --packet 2\nCOMMIT\n",
+            2,
+            "--packet below",
+        ),
         ("*filter\n-A INPUT -m mark --mark 0x1g\nCOMMIT\n", 2, "bad number"),
         ("*filter\n-A INPUT -m mark --mark 0x100000000\nCOMMIT\n", 2, "out of range"),
         ("*filter\n-A INPUT -m conntrack --ctstate NEWISH\nCOMMIT\n", 2, "bad ctstate"),

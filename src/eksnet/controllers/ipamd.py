@@ -149,15 +149,19 @@ def _connmark(
     action = f'-m comment --comment "AWS, CONNMARK" -j CONNMARK --set-xmark {mark}/{mark}'
     exempt = [(cidr, "VPC CIDR") for cidr in vpc_cidrs]
     exempt += [(cidr, "EXCLUDED CIDR") for cidr in settings.exclude_snat_cidrs]
-    if not features.single_chain_layout:
-        return _chained("AWS-CONNMARK-CHAIN", "AWS CONNMARK CHAIN", [c for c, _ in exempt], action)
-    rules = []
-    for cidr, kind in reversed(exempt):  # each RETURN was inserted at position 1
-        comment = (
+    commented = [
+        (
+            cidr,
             "AWS CONNMARK CHAIN"
             if features.plain_connmark_comment
-            else f"AWS CONNMARK CHAIN, {kind}"
+            else f"AWS CONNMARK CHAIN, {kind}",
         )
+        for cidr, kind in exempt
+    ]
+    if not features.single_chain_layout:
+        return _chained("AWS-CONNMARK-CHAIN", commented, action)
+    rules = []
+    for cidr, comment in reversed(commented):  # each RETURN was inserted at position 1
         rules.append(
             f'-A AWS-CONNMARK-CHAIN-0 {_cidr(cidr)}-m comment --comment "{comment}" -j RETURN'
         )
@@ -175,13 +179,11 @@ def _snat(
         '! -o vlan+ -m comment --comment "AWS, SNAT" -m addrtype ! --dst-type LOCAL '
         f"-j SNAT --to-source {primary_ip}{_snat_flag(settings)}"
     )
-    if not features.single_chain_layout:
-        return _chained(
-            "AWS-SNAT-CHAIN", "AWS SNAT CHAIN", [*vpc_cidrs, *settings.exclude_snat_cidrs], action
-        )
-    rules = []
     exempt = [(cidr, "AWS SNAT CHAIN") for cidr in vpc_cidrs]
     exempt += [(cidr, "AWS SNAT CHAIN EXCLUSION") for cidr in settings.exclude_snat_cidrs]
+    if not features.single_chain_layout:
+        return _chained("AWS-SNAT-CHAIN", exempt, action)
+    rules = []
     for cidr, comment in reversed(exempt):
         rules.append(f'-A AWS-SNAT-CHAIN-0 {_cidr(cidr)}-m comment --comment "{comment}" -j RETURN')
     rules.append(f"-A AWS-SNAT-CHAIN-0 {action}")
@@ -189,14 +191,15 @@ def _snat(
 
 
 def _chained(
-    prefix: str, comment: str, cidrs: list[IPv4Network], action: str
+    prefix: str, cidrs: list[tuple[IPv4Network, str]], action: str
 ) -> tuple[list[str], list[str]]:
     """The pre-v1.16.2 layout: chain N jumps to N+1 for destinations outside CIDR N, the last
-    chain holds the action (vpc-cni.md §2.7 variants)."""
+    chain holds the action (vpc-cni.md §2.7 variants). Each CIDR keeps its own comment
+    (`…, VPC CIDR` / `…, EXCLUDED CIDR`; `AWS SNAT CHAIN` / `… EXCLUSION`)."""
     chains = [f"{prefix}-{index}" for index in range(len(cidrs) + 1)]
     rules = [
         f'-A {chains[index]} ! -d {cidr} -m comment --comment "{comment}" -j {chains[index + 1]}'
-        for index, cidr in enumerate(cidrs)
+        for index, (cidr, comment) in enumerate(cidrs)
     ]
     rules.append(f"-A {chains[-1]} {action}")
     return chains, rules

@@ -276,11 +276,21 @@ def loopback_name(ns: Namespace) -> str:
 
 def is_local_address(ns: Namespace, address: IPv4Address) -> bool:
     """Whether `address` is ours: configured on any device (up or not), or covered by a `local`
-    route of the local table (127.0.0.5 via 127.0.0.0/8) — the kernel's `__ip_dev_find`."""
+    route of the local table (127.0.0.5 via 127.0.0.0/8) — the kernel's `__ip_dev_find`.
+
+    While local and main are merged (only the default rules) that lookup sees main's routes too:
+    measured on 6.18, `local 10.0.0.0/8 dev lo` added to main made 10.1.0.9 a valid `from`.
+    """
     if any(_interface(a).ip == address for a in _ipv4(ns)):
         return True
-    key = FlowKey(dst=address)
-    route = _table_match(ns, _tables(ns).get(TABLE_LOCAL, ()), key)
+    tables = _tables(ns)
+    routes = tables.get(TABLE_LOCAL, ())
+    if not has_custom_rules(ns):
+        routes += tables.get(TABLE_MAIN, ())
+    candidates = sorted(
+        (r for r in routes if address in r.dst), key=lambda r: (-r.dst.prefixlen, -r.table)
+    )
+    route = _first_match(ns, candidates, FlowKey(dst=address))
     return route is not None and route.type == "local"
 
 
@@ -476,11 +486,9 @@ def _merged_lookup(ns: Namespace, key: FlowKey) -> FibResult | FibError:
 
 
 def _address_scope_ok(ns: Namespace, address: Address, limit: int) -> bool:
-    """An address qualifies for a route of scope `limit` unless its own scope is narrower.
-
-    With `route_localnet` on the address's device, host-scope addresses (127.0.0.1) count as link
-    scope, so they can source link-scope traffic.
-    """
+    """An address of the output device qualifies for a route of scope `limit` unless its own
+    scope is narrower. With `route_localnet` on that device, host-scope addresses (127.0.0.9) count
+    as link scope, so they can source link-scope traffic (measured on 6.18)."""
     localnet = (
         SCOPE_VALUE["link"] if sysctl.route_localnet(ns, address.dev) else SCOPE_VALUE["host"]
     )
@@ -496,9 +504,10 @@ def select_source(
     the first primary of suitable scope. `target` is the route's gateway, or None for a device
     route — the kernel passes no destination there (measured: `10.2.0.128/25 dev d0` with
     10.1.0.1/24 and 10.2.0.1/24 on d0 sources 10.2.0.200 from 10.1.0.1). If `dev` has none, the
-    first primary address of suitable scope of any device, scanning from lo (whose 127.0.0.1 is
-    host scope and so skipped for link and global routes): that is how an address-less veth
-    sources packets from the node IP.
+    first primary address of suitable scope of any device, scanning from lo: that is how an
+    address-less veth sources packets from the node IP. Borrowed addresses are never link scope
+    (a 169.254/16 address on another device is not used) and 127.0.0.1 is host scope, so it is
+    skipped for link and global routes (measured on 6.18).
     """
     limit = SCOPE_VALUE[scope]
     primaries = [a for a in _ipv4(ns) if not a.secondary]
@@ -516,7 +525,11 @@ def select_source(
     order = sorted(ns.links, key=lambda link: link.kind != "loopback")
     for link in order:
         for address in primaries:
-            if address.dev == link.name and _address_scope_ok(ns, address, limit):
+            if (
+                address.dev == link.name
+                and address.scope != "link"
+                and SCOPE_VALUE[address.scope] <= limit
+            ):
                 return _interface(address).ip
     return None
 

@@ -7,6 +7,7 @@ linux-dataplane.md §9; starting and stopping the tools is the `Capture` context
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import select
@@ -230,7 +231,7 @@ def parse_route_get(text: str, error: str = "") -> RouteGet:
     ):
         kind = tokens[0]
     values: dict[str, str] = {}
-    for word, value in zip(tokens, tokens[1:], strict=False):
+    for word, value in itertools.pairwise(tokens):
         if word in _ROUTE_WORDS and word not in values:
             values[word] = value
     return RouteGet(kind, values.get("dev"), values.get("via"), values.get("table", "main"))

@@ -9,10 +9,11 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import Annotated, cast
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 from rich.table import Table
 
@@ -24,7 +25,7 @@ from eksnet.lab.lifecycle import Progress
 from eksnet.lab.names import LabNames
 from eksnet.lab.system import LabError
 from eksnet.lab.verify import Verdict, verify_walk
-from eksnet.walk.model import Walk
+from eksnet.walk.model import Protocol, Walk
 
 lab_app = typer.Typer(
     name="lab",
@@ -49,7 +50,7 @@ def load_state(cluster: str | None) -> DataplaneState:
 class _RichProgress(Progress):
     def __init__(self, progress: RichProgress) -> None:
         self.progress = progress
-        self.task: int | None = None
+        self.task: TaskID | None = None
 
     def phase(self, name: str, total: int) -> None:
         if self.task is not None:
@@ -159,8 +160,8 @@ def lab_netns_for(target: str, names: LabNames) -> str:
 
 @lab_app.command(name="exec", context_settings={"allow_interspersed_args": False})
 def exec_(
-    target: str = typer.Argument(..., help="node/NAME, pod/NS/NAME or vpc"),
-    command: list[str] = typer.Argument(..., help="the command, after --"),
+    target: Annotated[str, typer.Argument(help="node/NAME, pod/NS/NAME or vpc")],
+    command: Annotated[list[str], typer.Argument(help="the command, after --")],
 ) -> None:
     """Run a real command inside a lab namespace (`ip netns exec`)."""
     names = LabNames.from_env()
@@ -234,7 +235,9 @@ def render_verdicts(verdicts: Sequence[Verdict]) -> Table:
 
 @lab_app.command()
 def verify(
-    walks: list[str] = typer.Argument(None, help="tour walk ids (W0 W1 …), or SRC DST"),
+    walks: Annotated[
+        list[str] | None, typer.Argument(help="tour walk ids (W0 W1 …), or SRC DST")
+    ] = None,
     port: int | None = typer.Option(None, "--port", help="destination port (with SRC DST)"),
     proto: str = typer.Option("tcp", "--proto", help="tcp, udp or icmp (with SRC DST)"),
     sport: int | None = typer.Option(None, "--sport", help="source port (with SRC DST)"),
@@ -267,7 +270,14 @@ def verify(
             selected = [
                 (
                     f"{wanted[0]} → {wanted[1]}",
-                    simulate(state, wanted[0], wanted[1], proto=proto, dport=port, sport=sport),
+                    simulate(
+                        state,
+                        wanted[0],
+                        wanted[1],
+                        proto=cast(Protocol, proto),
+                        dport=port,
+                        sport=sport,
+                    ),
                 )
             ]
         else:

@@ -216,7 +216,7 @@ def eui64_link_local(mac: str) -> IPv6Interface:
     """The link-local the kernel generates from a MAC (U/L bit flipped, ff:fe in the middle)."""
     octets = [int(part, 16) for part in mac.split(":")]
     octets[0] ^= 0x02
-    eui = octets[:3] + [0xFF, 0xFE] + octets[3:]
+    eui = [*octets[:3], 255, 254, *octets[3:]]
     groups = [f"{(eui[i] << 8) | eui[i + 1]:x}" for i in range(0, 8, 2)]
     return IPv6Interface(f"fe80::{':'.join(groups)}/64")
 
