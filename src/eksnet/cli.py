@@ -156,7 +156,9 @@ def exec_command(
 def tour_command(
     cluster: ClusterOption = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Every step.")] = False,
-    lab: Annotated[bool, typer.Option("--lab", help="Prove each walk on the real kernel.")] = False,
+    lab: Annotated[
+        bool, typer.Option("--lab", help="Prove each walk on the real kernel (root).")
+    ] = False,
     only: Annotated[list[str] | None, typer.Option("--walk", help="Only these walk ids.")] = None,
 ) -> None:
     """The talk's walks in talk order (W0–W2 so far), forward and return."""
@@ -165,13 +167,12 @@ def tour_command(
         loaded = load(cluster)
         console = Console(highlight=False, soft_wrap=True)
         selected = [t for t in TOUR if not only or t.id in only]
-        verdicts: list[bool] = []
+        if lab:
+            if not _tour_with_lab(console, loaded, selected, verbose, cluster):
+                raise typer.Exit(1)
+            return
         for tour_walk in selected:
-            result = _tour_walk(console, loaded, tour_walk, verbose)
-            if lab:
-                verdicts.append(_lab_verdict(console, loaded, result))
-        if lab and not all(verdicts):
-            raise typer.Exit(1)
+            _tour_walk(console, loaded, tour_walk, verbose)
 
     guarded(body)
 
@@ -199,12 +200,36 @@ def _tour_walk(console: Console, loaded: Loaded, tour_walk: TourWalk, verbose: b
     return result
 
 
-def _lab_verdict(console: Console, loaded: Loaded, result: Walk) -> bool:
-    from eksnet.lab.cli import verify_walk
+def _tour_with_lab(
+    console: Console,
+    loaded: Loaded,
+    selected: list[TourWalk],
+    verbose: bool,
+    cluster: Path | None,
+) -> bool:
+    """Each walk, then the kernel's verdict on it; builds a temporary lab when none is up."""
+    from eksnet.lab import lifecycle
+    from eksnet.lab.cli import render_verdicts, verify_walk
+    from eksnet.lab.names import LabNames
 
-    verdict = verify_walk(loaded.state, result)
-    console.print(verdict.summary())
-    return bool(verdict.agrees)
+    names = LabNames.from_env()
+    temporary = not lifecycle.lab_netns(names)
+    source = str(cluster) if cluster is not None else None
+    try:
+        if temporary:
+            console.print("[dim]lab: building the cluster in network namespaces…[/dim]")
+            lifecycle.up(loaded.state, names, cluster=source)
+            lifecycle.settle(names)
+        agreed = True
+        for tour_walk in selected:
+            result = _tour_walk(console, loaded, tour_walk, verbose)
+            verdict = verify_walk(loaded.state, result, names, f"{tour_walk.id} on the kernel")
+            console.print(render_verdicts([verdict]))
+            agreed = agreed and verdict.agree
+        return agreed
+    finally:
+        if temporary:
+            lifecycle.down(names)
 
 
 def _mount_lab() -> None:

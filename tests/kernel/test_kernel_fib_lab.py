@@ -68,7 +68,9 @@ DESTINATIONS = [
     "10.2.0.1",
 ]
 SOURCES = ["10.1.0.50", "10.3.0.7", "192.0.2.9", "198.51.100.1", "8.8.4.4", "10.1.0.1",
-           "172.16.9.9", "10.3.0.0"]
+           "172.16.9.9", "10.3.0.0", "127.0.0.1", "10.1.0.255"]
+RULE_PRIORITIES = (100, 200, 300, 500, 1000, 20000)
+"""Few priorities, so rules share them and `goto` usually finds its target."""
 
 
 @dataclass
@@ -132,6 +134,8 @@ def generate(rng: random.Random, name: str) -> Scenario:
         s.sysctls_after.append(("net.ipv4.conf.d1.forwarding", "0"))
     if rng.random() < 0.3:
         s.sysctls_after.append(("net.ipv4.conf.d0.src_valid_mark", "1"))
+    if rng.random() < 0.2:
+        s.sysctls_after.append(("net.ipv4.conf.d0.route_localnet", "1"))
 
     # Addresses: lo's 127.0.0.1 appears when lo comes up; the rest in this order.
     s.addresses.append(Address("lo", IPv4Interface("127.0.0.1/8"), scope="host"))
@@ -192,7 +196,7 @@ def generate(rng: random.Random, name: str) -> Scenario:
     # drawn on its own, so most rules have one or two and some of them match the queries.
     if rng.random() < 0.85:
         for _ in range(rng.randint(1, 7)):
-            priority = rng.randint(1, 32000)
+            priority = rng.choice(RULE_PRIORITIES)
             action: RuleAction = rng.choice(
                 ["lookup"] * 8 + ["goto", "nop", "blackhole", "unreachable", "prohibit"])
             fwmark = 0x80 if rng.random() < 0.25 else None
@@ -212,12 +216,22 @@ def generate(rng: random.Random, name: str) -> Scenario:
                 fwmask=rng.choice([None, 0x80]) if fwmark else None,
                 iif=maybe(0.25, "d0", "d1", "lo", "d3"),  # type: ignore[arg-type]
                 oif=maybe(0.1, "d0", "d2"),  # type: ignore[arg-type]
-                goto=rng.randint(priority + 1, 32765) if action == "goto" else None,
+                goto=rng.choice([p for p in (*RULE_PRIORITIES, 32766) if p > priority])
+                if action == "goto" else None,
                 invert=rng.random() < 0.1,
             )
-            if rule not in s.rules:
+            if not any(clashes(rule, other) for other in s.rules):
                 s.rules.append(rule)
     return s
+
+
+def clashes(new: Rule, old: Rule) -> bool:
+    """Whether `ip rule add` of `new` fails with EEXIST after `old` (the kernel's `rule_exists`:
+    prefixes are compared only when the new rule has them; `not` and goto targets never are)."""
+    same = (new.priority, new.action, new.table, new.iif, new.oif, new.fwmark, new.fwmask) == (
+        old.priority, old.action, old.table, old.iif, old.oif, old.fwmark, old.fwmask)
+    return (same and (new.src is None or new.src == old.src)
+            and (new.dst is None or new.dst == old.dst))
 
 
 # --- rendering the scenario as `ip` commands --------------------------------------------------

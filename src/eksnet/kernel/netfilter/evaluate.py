@@ -131,6 +131,9 @@ def traverse(
     where it does not).
 
     A table the ruleset does not have accepts with an empty trace (its hook is not registered).
+    Whether a nat stage runs its rules at all is the caller's decision (first packet only and
+    binding not yet set up: `Stage.runs_rules_once_per_connection`, `ConntrackEntry.nat_done`);
+    the caller also turns `NfOutcome.nat` into a binding (`kernel.conntrack.apply_nat`).
     Raises NotModelled when a packet reaches an unmodelled match or target; ValueError when
     `chain` is not a built-in chain of `table`.
     """

@@ -105,22 +105,10 @@ PORT_PROTOCOLS = frozenset({6, 17, 33, 132})
 
 MULTIPORT_PROTOCOLS = frozenset({6, 17, 33, 132, 136})
 
-ADDRTYPES = frozenset(
-    {
-        "UNSPEC",
-        "UNICAST",
-        "LOCAL",
-        "BROADCAST",
-        "ANYCAST",
-        "MULTICAST",
-        "BLACKHOLE",
-        "UNREACHABLE",
-        "PROHIBIT",
-        "THROW",
-        "NAT",
-        "XRESOLVE",
-    }
-)
+ADDRTYPES = frozenset({
+    "UNSPEC", "UNICAST", "LOCAL", "BROADCAST", "ANYCAST", "MULTICAST", "BLACKHOLE",
+    "UNREACHABLE", "PROHIBIT", "THROW", "NAT", "XRESOLVE",
+})  # fmt: skip
 """Route types `-m addrtype` knows (`RTN_*`)."""
 
 CTSTATES = frozenset({"INVALID", "NEW", "ESTABLISHED", "RELATED", "UNTRACKED", "SNAT", "DNAT"})
@@ -234,49 +222,13 @@ MATCH_OPTIONS: Mapping[str, _OptionSpec] = MappingProxyType(
     }
 )
 
-UNMODELLED_MATCHES = frozenset(
-    {
-        "bpf",
-        "cgroup",
-        "cluster",
-        "connbytes",
-        "connlabel",
-        "connlimit",
-        "cpu",
-        "devgroup",
-        "dscp",
-        "ecn",
-        "hashlimit",
-        "helper",
-        "ipvs",
-        "iprange",
-        "length",
-        "limit",
-        "mac",
-        "osf",
-        "owner",
-        "physdev",
-        "pkttype",
-        "policy",
-        "quota",
-        "rateest",
-        "realm",
-        "recent",
-        "rpfilter",
-        "sctp",
-        "dccp",
-        "set",
-        "socket",
-        "string",
-        "tcpmss",
-        "time",
-        "tos",
-        "ttl",
-        "u32",
-        "esp",
-        "ah",
-    }
-)
+UNMODELLED_MATCHES = frozenset({
+    "bpf", "cgroup", "cluster", "connbytes", "connlabel", "connlimit", "cpu", "devgroup",
+    "dscp", "ecn", "hashlimit", "helper", "ipvs", "iprange", "length", "limit", "mac", "osf",
+    "owner", "physdev", "pkttype", "policy", "quota", "rateest", "realm", "recent", "rpfilter",
+    "sctp", "dccp", "set", "socket", "string", "tcpmss", "time", "tos", "ttl", "u32", "esp",
+    "ah",
+})  # fmt: skip
 """Real iptables match modules eksnet does not evaluate (NotModelled when reached)."""
 
 _MARK_SETTERS: _OptionSpec = {
@@ -338,37 +290,12 @@ TARGET_OPTIONS: Mapping[str, _OptionSpec] = MappingProxyType(
     }
 )
 
-UNMODELLED_TARGETS = frozenset(
-    {
-        "AUDIT",
-        "CHECKSUM",
-        "CLASSIFY",
-        "CLUSTERIP",
-        "CONNSECMARK",
-        "CT",
-        "DSCP",
-        "ECN",
-        "HMARK",
-        "IDLETIMER",
-        "LED",
-        "NETMAP",
-        "NFQUEUE",
-        "NOTRACK",
-        "QUEUE",
-        "RATEEST",
-        "REDIRECT",
-        "SECMARK",
-        "SET",
-        "SYNPROXY",
-        "TCPMSS",
-        "TCPOPTSTRIP",
-        "TEE",
-        "TOS",
-        "TPROXY",
-        "TTL",
-        "ULOG",
-    }
-)
+UNMODELLED_TARGETS = frozenset({
+    "AUDIT", "CHECKSUM", "CLASSIFY", "CLUSTERIP", "CONNSECMARK", "CT", "DSCP", "ECN", "HMARK",
+    "IDLETIMER", "LED", "NETMAP", "NFQUEUE", "NOTRACK", "QUEUE", "RATEEST", "REDIRECT",
+    "SECMARK", "SET", "SYNPROXY", "TCPMSS", "TCPOPTSTRIP", "TEE", "TOS", "TPROXY", "TTL",
+    "ULOG",
+})  # fmt: skip
 """Real iptables targets eksnet does not evaluate (NotModelled when a packet reaches them)."""
 
 TARGET_TABLES: Mapping[str, TableName] = MappingProxyType(
