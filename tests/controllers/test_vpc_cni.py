@@ -664,9 +664,10 @@ def test_v1_23_plain_connmark_comment_and_pod_eth0_ifindex_2() -> None:
         eth0 = pod(state, key).link("eth0")
         assert eth0.ifindex == 2
         assert eth0.peer is not None
-        peer = node(state, eth0.peer.netns or "").link_by_index(eth0.peer.ifindex)
-        assert peer.peer is not None
-        assert peer.peer.ifindex == 2
+        node_name = next(spec.node for spec in DEMO.pods if spec.key == key)
+        host = node(state, node_name).link_by_index(eth0.peer.ifindex)
+        assert host.peer is not None
+        assert (host.peer.ifindex, host.peer.name) == (2, "eth0")
     assert show(state, POD61, "ip link")[2].startswith("2: eth0@if39:")
 
 
@@ -814,3 +815,16 @@ def test_unpinned_host_ifindexes_follow_creation_order_on_each_node() -> None:
     assert node(state, NODE2).link("eni724343586e6").ifindex == 4
     assert node(state, NODE2).link("eni584ab165f98").ifindex == 5
     assert node(state, NODE3).link("enif549030a0c3").ifindex == 4
+
+
+def test_pinned_veth_name_that_another_pod_computes_is_an_input_error() -> None:
+    # Pod 81's computed name is eni584ab165f98 (talk-walks.md §2.4); pinning it on pod 71 would
+    # give node 2 two links of that name.
+    pods = [
+        spec.model_copy(update={"pin": spec.pin.model_copy(update={"host_veth": "eni584ab165f98"})})
+        if spec.key == POD71
+        else spec
+        for spec in DEMO.pods
+    ]
+    with pytest.raises(InputError, match="eni584ab165f98 is already used"):
+        build_state(DEMO.model_copy(update={"pods": pods}))

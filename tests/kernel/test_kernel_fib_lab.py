@@ -58,17 +58,53 @@ SUBNETS = {
     "lo": ["10.9.9.9/32", "10.9.9.9/24"],
 }
 PREFIXES = [
-    "0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16", "10.1.0.128/25", "10.1.0.77/32", "192.0.2.0/24",
-    "192.0.2.0/28", "198.51.100.0/24", "203.0.113.7/32", "127.1.0.0/16", "10.3.0.0/24",
+    "0.0.0.0/0",
+    "10.0.0.0/8",
+    "10.1.0.0/16",
+    "10.1.0.128/25",
+    "10.1.0.77/32",
+    "192.0.2.0/24",
+    "192.0.2.0/28",
+    "198.51.100.0/24",
+    "203.0.113.7/32",
+    "127.1.0.0/16",
+    "10.3.0.0/24",
 ]
 DESTINATIONS = [
-    "10.1.0.1", "10.1.0.9", "10.1.0.77", "10.1.0.200", "10.1.0.255", "10.1.255.255", "10.3.0.1",
-    "10.3.0.5", "10.3.0.255", "172.16.5.5", "192.0.2.5", "192.0.2.77", "198.51.100.9",
-    "203.0.113.7", "8.8.8.8", "127.0.0.1", "127.1.0.5", "10.9.9.9", "10.9.9.77", "10.5.0.1",
+    "10.1.0.1",
+    "10.1.0.9",
+    "10.1.0.77",
+    "10.1.0.200",
+    "10.1.0.255",
+    "10.1.255.255",
+    "10.3.0.1",
+    "10.3.0.5",
+    "10.3.0.255",
+    "172.16.5.5",
+    "192.0.2.5",
+    "192.0.2.77",
+    "198.51.100.9",
+    "203.0.113.7",
+    "8.8.8.8",
+    "127.0.0.1",
+    "127.1.0.5",
+    "10.9.9.9",
+    "10.9.9.77",
+    "10.5.0.1",
     "10.2.0.1",
 ]
-SOURCES = ["10.1.0.50", "10.3.0.7", "192.0.2.9", "198.51.100.1", "8.8.4.4", "10.1.0.1",
-           "172.16.9.9", "10.3.0.0", "127.0.0.1", "10.1.0.255"]
+SOURCES = [
+    "10.1.0.50",
+    "10.3.0.7",
+    "192.0.2.9",
+    "198.51.100.1",
+    "8.8.4.4",
+    "10.1.0.1",
+    "172.16.9.9",
+    "10.3.0.0",
+    "127.0.0.1",
+    "10.1.0.255",
+]
 RULE_PRIORITIES = (100, 200, 300, 500, 1000, 20000)
 """Few priorities, so rules share them and `goto` usually finds its target."""
 
@@ -90,7 +126,9 @@ class Scenario:
 
     def namespace(self, name: str) -> Namespace:
         return Namespace(
-            name=name, kind="node", owner=name,
+            name=name,
+            kind="node",
+            owner=name,
             links=tuple(self.links),
             addresses=tuple(self.addresses),
             routes=tuple(self.routes + self.user_routes),
@@ -105,10 +143,28 @@ def add_links(s: Scenario, name: str) -> dict[str, bool]:
     index = 2
     up = {"lo": True}
     for first, peer, is_up in s.pairs:
-        s.links.append(Link(index, peer, "veth", "02:00:00:00:00:%02x" % index, 1500, up=is_up,
-                            peer=LinkPeer(index + 1, first, netns=name)))
-        s.links.append(Link(index + 1, first, "veth", "02:00:00:00:00:%02x" % (index + 1), 1500,
-                            up=is_up, peer=LinkPeer(index, peer, netns=name)))
+        s.links.append(
+            Link(
+                index,
+                peer,
+                "veth",
+                f"02:00:00:00:00:{index:02x}",
+                1500,
+                up=is_up,
+                peer=LinkPeer(index + 1, first, netns=name),
+            )
+        )
+        s.links.append(
+            Link(
+                index + 1,
+                first,
+                "veth",
+                "02:00:00:00:00:%02x" % (index + 1),
+                1500,
+                up=is_up,
+                peer=LinkPeer(index, peer, netns=name),
+            )
+        )
         up[first] = up[peer] = is_up
         index += 2
     return up
@@ -144,8 +200,11 @@ def generate(rng: random.Random, name: str) -> Scenario:
             s.addresses.append(Address(dev, IPv4Interface(rng.choice(choices))))
     if rng.random() < 0.5 and any(a.dev == "d0" for a in s.addresses):
         d0 = next(a for a in s.addresses if a.dev == "d0")
-        s.addresses.append(Address("d0", IPv4Interface(f"10.1.0.9/{d0.interface.network.prefixlen}"),
-                                   secondary=True))
+        s.addresses.append(
+            Address(
+                "d0", IPv4Interface(f"10.1.0.9/{d0.interface.network.prefixlen}"), secondary=True
+            )
+        )
     if rng.random() < 0.4:
         s.addresses.append(Address("d0", IPv4Interface("10.2.0.1/24")))
     if rng.random() < 0.4:  # never borrowed by other devices, even for link-scope routes
@@ -154,10 +213,15 @@ def generate(rng: random.Random, name: str) -> Scenario:
         interface = address.interface
         assert isinstance(interface, IPv4Interface)
         network = interface.network
-        if (address.dev != "lo" and up[address.dev] and not address.secondary
-                and network.prefixlen < 32):
-            s.routes.append(Route(254, network, dev=address.dev, proto="kernel", scope="link",
-                                  src=interface.ip))
+        if (
+            address.dev != "lo"
+            and up[address.dev]
+            and not address.secondary
+            and network.prefixlen < 32
+        ):
+            s.routes.append(
+                Route(254, network, dev=address.dev, proto="kernel", scope="link", src=interface.ip)
+            )
 
     # User routes: unique (table, prefix, metric), gateways inside a connected /24 or /16.
     taken = {(r.table, r.dst, r.metric or 0) for r in s.routes}
@@ -172,8 +236,9 @@ def generate(rng: random.Random, name: str) -> Scenario:
         kind = rng.random()
         route: Route
         if kind < 0.15:
-            route = Route(table, dst, type=rng.choice(["blackhole", "unreachable", "prohibit"]),
-                          metric=metric)
+            route = Route(
+                table, dst, type=rng.choice(["blackhole", "unreachable", "prohibit"]), metric=metric
+            )
         elif kind < 0.25:
             route = Route(table, dst, type="throw", metric=metric)
         elif kind < 0.3:
@@ -198,7 +263,8 @@ def generate(rng: random.Random, name: str) -> Scenario:
         for _ in range(rng.randint(1, 7)):
             priority = rng.choice(RULE_PRIORITIES)
             action: RuleAction = rng.choice(
-                ["lookup"] * 8 + ["goto", "nop", "blackhole", "unreachable", "prohibit"])
+                ["lookup"] * 8 + ["goto", "nop", "blackhole", "unreachable", "prohibit"]
+            )
             fwmark = 0x80 if rng.random() < 0.25 else None
 
             def maybe(p: float, *choices: object) -> object:
@@ -208,16 +274,24 @@ def generate(rng: random.Random, name: str) -> Scenario:
                 priority,
                 action=action,
                 table=rng.choice([100, 100, 101, 101, 102, 253, 254, 255])
-                if action == "lookup" else None,
-                src=maybe(0.3, N("10.1.0.0/24"), N("192.0.2.0/24"), N("10.1.0.1/32"),
-                          N("10.3.0.1/32"), N("10.1.0.50/32")),  # type: ignore[arg-type]
+                if action == "lookup"
+                else None,
+                src=maybe(
+                    0.3,
+                    N("10.1.0.0/24"),
+                    N("192.0.2.0/24"),
+                    N("10.1.0.1/32"),
+                    N("10.3.0.1/32"),
+                    N("10.1.0.50/32"),
+                ),  # type: ignore[arg-type]
                 dst=maybe(0.3, *(N(p) for p in PREFIXES[1:])),  # type: ignore[arg-type]
                 fwmark=fwmark,
                 fwmask=rng.choice([None, 0x80]) if fwmark else None,
                 iif=maybe(0.25, "d0", "d1", "lo", "d3"),  # type: ignore[arg-type]
                 oif=maybe(0.1, "d0", "d2"),  # type: ignore[arg-type]
                 goto=rng.choice([p for p in (*RULE_PRIORITIES, 32766) if p > priority])
-                if action == "goto" else None,
+                if action == "goto"
+                else None,
                 invert=rng.random() < 0.1,
             )
             if not any(clashes(rule, other) for other in s.rules):
@@ -229,9 +303,17 @@ def clashes(new: Rule, old: Rule) -> bool:
     """Whether `ip rule add` of `new` fails with EEXIST after `old` (the kernel's `rule_exists`:
     prefixes are compared only when the new rule has them; `not` and goto targets never are)."""
     same = (new.priority, new.action, new.table, new.iif, new.oif, new.fwmark, new.fwmask) == (
-        old.priority, old.action, old.table, old.iif, old.oif, old.fwmark, old.fwmask)
-    return (same and (new.src is None or new.src == old.src)
-            and (new.dst is None or new.dst == old.dst))
+        old.priority,
+        old.action,
+        old.table,
+        old.iif,
+        old.oif,
+        old.fwmark,
+        old.fwmask,
+    )
+    return (
+        same and (new.src is None or new.src == old.src) and (new.dst is None or new.dst == old.dst)
+    )
 
 
 # --- rendering the scenario as `ip` commands --------------------------------------------------
@@ -287,8 +369,10 @@ def run(argv: Sequence[str], stdin: str | None = None) -> subprocess.CompletedPr
 def must(argv: Sequence[str], stdin: str | None = None) -> str:
     done = run(argv, stdin)
     if done.returncode != 0:
-        pytest.fail(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.strip()}"
-                    + (f"\ninput:\n{stdin}" if stdin else ""))
+        pytest.fail(
+            f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.strip()}"
+            + (f"\ninput:\n{stdin}" if stdin else "")
+        )
     return done.stdout
 
 
@@ -316,8 +400,18 @@ def throwaway_namespace() -> Iterator[str]:
 def apply(name: str, s: Scenario) -> None:
     def sysctl(writes: list[tuple[str, str]]) -> None:
         if writes:
-            must(["ip", "netns", "exec", name, "sysctl", "-q", "-w",
-                  *(f"{k}={v}" for k, v in writes)])
+            must(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    name,
+                    "sysctl",
+                    "-q",
+                    "-w",
+                    *(f"{k}={v}" for k, v in writes),
+                ]
+            )
 
     sysctl(s.sysctls_before)
     lines = ["link set lo up"]
@@ -346,8 +440,20 @@ def queries(rng: random.Random) -> list[list[str]]:
             args += ["from", rng.choice(SOURCES), "iif", rng.choice(["d0", "d0", "d1", "d3", "lo"])]
         else:
             if rng.random() < 0.3:
-                args += ["from", rng.choice(["10.1.0.1", "10.3.0.1", "10.9.9.9", "10.1.0.9",
-                                             "127.0.0.1", "10.5.0.1", "192.0.2.9"])]
+                args += [
+                    "from",
+                    rng.choice(
+                        [
+                            "10.1.0.1",
+                            "10.3.0.1",
+                            "10.9.9.9",
+                            "10.1.0.9",
+                            "127.0.0.1",
+                            "10.5.0.1",
+                            "192.0.2.9",
+                        ]
+                    ),
+                ]
             if rng.random() < 0.2:
                 args += ["oif", rng.choice(["d0", "d1", "d2", "d3", "d4", "lo"])]
         if rng.random() < 0.35:
@@ -393,15 +499,20 @@ def compare(name: str, scenario: Scenario, asked: list[list[str]], label: str) -
         expected = kernel_answer(name, args)
         got = model_answer(ns, args)
         if got != expected:
-            mismatches.append(f"ip route get {' '.join(args)}\n  kernel: {expected}\n"
-                              f"  model:  {got}")
+            mismatches.append(
+                f"ip route get {' '.join(args)}\n  kernel: {expected}\n  model:  {got}"
+            )
     if mismatches:
         setup = [route_command(r) for r in scenario.user_routes]
         setup += [rule_command(r) for r in scenario.rules]
         setup += [f"sysctl {k}={v}" for k, v in scenario.sysctls_before + scenario.sysctls_after]
         setup += [f"addr {a.interface} dev {a.dev}" for a in scenario.addresses]
-        pytest.fail(f"{len(mismatches)}/{len(asked)} answers differ ({label}):\n"
-                    + "\n".join(mismatches[:15]) + "\nsetup:\n  " + "\n  ".join(setup))
+        pytest.fail(
+            f"{len(mismatches)}/{len(asked)} answers differ ({label}):\n"
+            + "\n".join(mismatches[:15])
+            + "\nsetup:\n  "
+            + "\n  ".join(setup)
+        )
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -416,8 +527,14 @@ def test_route_get_matches_the_kernel(seed: int) -> None:
 
 def vpc_cni_node(name: str, eth0_rp_filter: int) -> Scenario:
     """The node of vpc-cni.md §2.9 (pod A behind enia on eth0, pod B behind enib on eth1)."""
-    s = Scenario(pairs=(("eth0", "ext0", True), ("eth1", "ext1", True), ("enia", "poda", True),
-                        ("enib", "podb", True)))
+    s = Scenario(
+        pairs=(
+            ("eth0", "ext0", True),
+            ("eth1", "ext1", True),
+            ("enia", "poda", True),
+            ("enib", "podb", True),
+        )
+    )
     add_links(s, name)
     s.sysctls_before.append(("net.ipv4.ip_forward", "1"))
     s.sysctls_after.append(("net.ipv4.conf.eth0.rp_filter", str(eth0_rp_filter)))
@@ -426,8 +543,9 @@ def vpc_cni_node(name: str, eth0_rp_filter: int) -> Scenario:
         Address("eth0", IPv4Interface("10.0.1.5/19")),
         Address("eth1", IPv4Interface("10.0.2.20/19")),
     ]
-    s.routes.append(Route(254, N("10.0.0.0/19"), dev="eth0", proto="kernel", scope="link",
-                          src=A("10.0.1.5")))
+    s.routes.append(
+        Route(254, N("10.0.0.0/19"), dev="eth0", proto="kernel", scope="link", src=A("10.0.1.5"))
+    )
     s.after_addresses.append("route del 10.0.0.0/19 dev eth1 table main")  # ipamd does this
     s.user_routes += [
         Route(254, N("0.0.0.0/0"), gateway=A("10.0.0.1"), dev="eth0"),
@@ -447,15 +565,30 @@ def vpc_cni_node(name: str, eth0_rp_filter: int) -> Scenario:
 
 
 VPC_CNI_QUERIES = [
-    "8.8.8.8", "10.0.1.23", "10.0.2.57", "10.0.1.5", "10.0.2.20", "10.0.31.255", "10.0.5.9",
-    "8.8.8.8 from 10.0.2.20", "10.0.5.9 from 10.0.2.20", "10.0.2.57 fibmatch",
-    "10.0.5.9 from 10.0.2.57 iif enib", "8.8.8.8 from 10.0.2.57 iif enib",
-    "10.0.1.23 from 10.0.2.57 iif enib", "10.0.1.5 from 10.0.2.57 iif enib",
-    "8.8.8.8 from 10.0.1.23 iif enia", "10.0.2.57 from 10.0.1.23 iif enia",
-    "10.0.2.57 from 8.8.8.8 iif eth0", "10.0.1.23 from 8.8.8.8 iif eth0",
-    "10.0.2.57 from 10.0.1.23 iif eth0", "10.0.1.5 from 10.0.2.57 iif eth0",
-    "10.0.2.57 from 10.0.9.9 iif eth0", "10.0.1.23 from 10.0.2.57 iif eth1",
-    "8.8.8.8 from 10.0.2.57 iif eth0", "10.0.1.5 from 10.0.1.5 iif eth0",
+    "8.8.8.8",
+    "10.0.1.23",
+    "10.0.2.57",
+    "10.0.1.5",
+    "10.0.2.20",
+    "10.0.31.255",
+    "10.0.5.9",
+    "8.8.8.8 from 10.0.2.20",
+    "10.0.5.9 from 10.0.2.20",
+    "10.0.2.57 fibmatch",
+    "10.0.5.9 from 10.0.2.57 iif enib",
+    "8.8.8.8 from 10.0.2.57 iif enib",
+    "10.0.1.23 from 10.0.2.57 iif enib",
+    "10.0.1.5 from 10.0.2.57 iif enib",
+    "8.8.8.8 from 10.0.1.23 iif enia",
+    "10.0.2.57 from 10.0.1.23 iif enia",
+    "10.0.2.57 from 8.8.8.8 iif eth0",
+    "10.0.1.23 from 8.8.8.8 iif eth0",
+    "10.0.2.57 from 10.0.1.23 iif eth0",
+    "10.0.1.5 from 10.0.2.57 iif eth0",
+    "10.0.2.57 from 10.0.9.9 iif eth0",
+    "10.0.1.23 from 10.0.2.57 iif eth1",
+    "8.8.8.8 from 10.0.2.57 iif eth0",
+    "10.0.1.5 from 10.0.1.5 iif eth0",
     "10.0.2.57 from 127.0.0.1 iif eth0",
 ]
 

@@ -37,13 +37,31 @@ from eksnet.kernel.fib import FibError, FibResult, FlowKey, fib_lookup, local_ta
 DEVICES = ("eth0", "eth1", "eth2")
 PREFIXES = tuple(
     IPv4Network(p)
-    for p in ("0.0.0.0/0", "10.0.0.0/8", "10.0.0.0/24", "10.0.0.128/25", "10.0.0.7/32",
-              "10.1.0.0/16", "192.168.1.0/24", "127.0.0.0/8", "127.1.0.0/16")
+    for p in (
+        "0.0.0.0/0",
+        "10.0.0.0/8",
+        "10.0.0.0/24",
+        "10.0.0.128/25",
+        "10.0.0.7/32",
+        "10.1.0.0/16",
+        "192.168.1.0/24",
+        "127.0.0.0/8",
+        "127.1.0.0/16",
+    )
 )
 DESTINATIONS = tuple(
     IPv4Address(a)
-    for a in ("10.0.0.7", "10.0.0.200", "10.0.0.255", "10.1.2.3", "192.168.1.1", "127.0.0.1",
-              "127.1.0.9", "8.8.8.8", "10.0.0.5")
+    for a in (
+        "10.0.0.7",
+        "10.0.0.200",
+        "10.0.0.255",
+        "10.1.2.3",
+        "192.168.1.1",
+        "127.0.0.1",
+        "127.1.0.9",
+        "8.8.8.8",
+        "10.0.0.5",
+    )
 )
 TABLES = (253, 254, 255, 100, 101)
 ROUTE_TABLES = (254, 254, 254, 100, 100, 101, 253, 255)
@@ -53,9 +71,23 @@ RULE_ERRNO = {"blackhole": "EINVAL", "unreachable": "ENETUNREACH", "prohibit": "
 
 @st.composite
 def routes(draw: st.DrawFn) -> Route:
-    route_type: RouteType = draw(st.sampled_from(
-        ["unicast", "unicast", "unicast", "unicast", "unicast", "local", "broadcast", "blackhole", "unreachable",
-         "prohibit", "throw"]))
+    route_type: RouteType = draw(
+        st.sampled_from(
+            [
+                "unicast",
+                "unicast",
+                "unicast",
+                "unicast",
+                "unicast",
+                "local",
+                "broadcast",
+                "blackhole",
+                "unreachable",
+                "prohibit",
+                "throw",
+            ]
+        )
+    )
     table = draw(st.sampled_from(ROUTE_TABLES))
     dst = draw(st.sampled_from(PREFIXES))
     metric = draw(st.sampled_from([None, 0, 10, 20]))
@@ -71,8 +103,11 @@ def routes(draw: st.DrawFn) -> Route:
 @st.composite
 def rules(draw: st.DrawFn) -> Rule:
     priority = draw(st.sampled_from([0, 100, 200, 300, 32765, 32766]))
-    action: RuleAction = draw(st.sampled_from(
-        ["lookup", "lookup", "lookup", "goto", "nop", "blackhole", "unreachable", "prohibit"]))
+    action: RuleAction = draw(
+        st.sampled_from(
+            ["lookup", "lookup", "lookup", "goto", "nop", "blackhole", "unreachable", "prohibit"]
+        )
+    )
     goto = None
     if action == "goto":
         later = [p for p in (150, 200, 300, 400, 32766) if p > priority]
@@ -86,8 +121,9 @@ def rules(draw: st.DrawFn) -> Rule:
         priority,
         action=action,
         table=draw(st.sampled_from((100, 100, 101, *TABLES, 102))) if action == "lookup" else None,
-        src=draw(st.sampled_from([None, None, IPv4Network("10.0.0.0/24"),
-                                  IPv4Network("10.0.0.5/32")])),
+        src=draw(
+            st.sampled_from([None, None, IPv4Network("10.0.0.0/24"), IPv4Network("10.0.0.5/32")])
+        ),
         dst=draw(st.sampled_from([None, None, *PREFIXES[1:5]])),
         fwmark=fwmark,
         fwmask=fwmask,
@@ -116,7 +152,9 @@ def namespaces(draw: st.DrawFn) -> Namespace:
     addresses = tuple(a for a in pool if draw(st.booleans()))
     extra = draw(st.lists(rules(), min_size=1, max_size=6)) if draw(st.integers(0, 4)) else []
     return Namespace(
-        name="p", kind="pod", owner="p",
+        name="p",
+        kind="pod",
+        owner="p",
         links=links,
         addresses=addresses,
         routes=tuple(draw(st.lists(routes(), max_size=14))),
@@ -155,10 +193,7 @@ def ref_rule_applies(rule: Rule, key: FlowKey) -> bool:
         rule.dst is None or key.dst in rule.dst,
     ]
     if rule.fwmark is not None:
-        if rule.fwmask is not None:
-            mask = rule.fwmask
-        else:
-            mask = 0 if rule.fwmark == 0 else 0xFFFFFFFF
+        mask = rule.fwmask if rule.fwmask is not None else 0 if rule.fwmark == 0 else 4294967295
         checks.append(key.mark & mask == rule.fwmark & mask)
     return all(checks) != rule.invert
 
@@ -192,7 +227,9 @@ def ref_lookup(ns: Namespace, key: FlowKey) -> Answer:
         merged = [(-r.table, pos, r) for pos, r in ref_table(ns, 255) + ref_table(ns, 254)]
         qualifying = [m for m in merged if ref_qualifies(ns, m[2], key)]
         if qualifying:
-            best = min(qualifying, key=lambda m: (-m[2].dst.prefixlen, m[0], m[2].metric or 0, m[1]))
+            best = min(
+                qualifying, key=lambda m: (-m[2].dst.prefixlen, m[0], m[2].metric or 0, m[1])
+            )
             route = best[2]
             if route.type in ROUTE_ERRNO:
                 return Answer(ROUTE_ERRNO[route.type], route, None)
@@ -205,7 +242,9 @@ def ref_lookup(ns: Namespace, key: FlowKey) -> Answer:
             return Answer(ROUTE_ERRNO[route_or_none.type], route_or_none, None)
         return Answer(None, route_or_none, 253)
 
-    ordered = [rule for _, rule in sorted(enumerate(ns.rules), key=lambda ir: (ir[1].priority, ir[0]))]
+    ordered = [
+        rule for _, rule in sorted(enumerate(ns.rules), key=lambda ir: (ir[1].priority, ir[0]))
+    ]
     position = 0
     while position < len(ordered):
         rule = ordered[position]

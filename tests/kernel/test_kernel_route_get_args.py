@@ -16,18 +16,37 @@ A = IPv4Address
 def namespace() -> Namespace:
     """A fresh namespace with one device: only the default rules, so local and main are merged."""
     return Namespace(
-        name="t", kind="pod", owner="t",
-        links=(Link(1, "lo", "loopback", "00:00:00:00:00:00", 65536),
-               Link(2, "d0", "device", "02:00:00:00:00:02", 1500),
-               Link(3, "d1", "device", "02:00:00:00:00:03", 1500)),
-        addresses=(Address("lo", IPv4Interface("127.0.0.1/8"), scope="host"),
-                   Address("d0", IPv4Interface("10.1.0.1/24"))),
+        name="t",
+        kind="pod",
+        owner="t",
+        links=(
+            Link(1, "lo", "loopback", "00:00:00:00:00:00", 65536),
+            Link(2, "d0", "device", "02:00:00:00:00:02", 1500),
+            Link(3, "d1", "device", "02:00:00:00:00:03", 1500),
+        ),
+        addresses=(
+            Address("lo", IPv4Interface("127.0.0.1/8"), scope="host"),
+            Address("d0", IPv4Interface("10.1.0.1/24")),
+        ),
         routes=(
             Route(254, IPv4Network("0.0.0.0/0"), gateway=A("10.1.0.254"), dev="d0", metric=100),
-            Route(254, IPv4Network("10.1.0.0/24"), dev="d0", proto="kernel", scope="link",
-                  src=A("10.1.0.1")),
-            Route(254, IPv4Network("10.7.0.0/16"), gateway=A("10.1.0.254"), dev="d0",
-                  proto="static", src=A("10.1.0.1"), metric=5),
+            Route(
+                254,
+                IPv4Network("10.1.0.0/24"),
+                dev="d0",
+                proto="kernel",
+                scope="link",
+                src=A("10.1.0.1"),
+            ),
+            Route(
+                254,
+                IPv4Network("10.7.0.0/16"),
+                gateway=A("10.1.0.254"),
+                dev="d0",
+                proto="static",
+                src=A("10.1.0.1"),
+                metric=5,
+            ),
         ),
     )
 
@@ -55,9 +74,22 @@ def test_parse(args: str, expected: RouteGetRequest) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    ["", "to", "8.8.8.8 from", "foo", "8.8.8.8 from foo", "8.8.8.8 mark -1",
-     "8.8.8.8 mark 0x100000000", "8.8.8.8 tos 4", "8.8.8.8 d 4", "8.8.8.8 uid 5",
-     "8.8.8.8 ipproto tcp", "8.8.8.8 help", "::1", "8.8.8.8 de d0"],
+    [
+        "",
+        "to",
+        "8.8.8.8 from",
+        "foo",
+        "8.8.8.8 from foo",
+        "8.8.8.8 mark -1",
+        "8.8.8.8 mark 0x100000000",
+        "8.8.8.8 tos 4",
+        "8.8.8.8 d 4",
+        "8.8.8.8 uid 5",
+        "8.8.8.8 ipproto tcp",
+        "8.8.8.8 help",
+        "::1",
+        "8.8.8.8 de d0",
+    ],
 )
 def test_unsupported_arguments(args: str) -> None:
     with pytest.raises(UnsupportedCommand):
@@ -75,18 +107,25 @@ def test_unknown_device() -> None:
     [
         # All measured on 6.18 / iproute2 6.1 in a namespace shaped like `namespace()`.
         ("8.8.8.8 mark 5", "8.8.8.8 via 10.1.0.254 dev d0 src 10.1.0.1 mark 5 uid 0\n    cache\n"),
-        ("8.8.8.8 mark 0x10",
-         "8.8.8.8 via 10.1.0.254 dev d0 src 10.1.0.1 mark 0x10 uid 0\n    cache\n"),
+        (
+            "8.8.8.8 mark 0x10",
+            "8.8.8.8 via 10.1.0.254 dev d0 src 10.1.0.1 mark 0x10 uid 0\n    cache\n",
+        ),
         ("8.8.8.8 from 10.1.0.1", "8.8.8.8 from 10.1.0.1 via 10.1.0.254 dev d0 uid 0\n    cache\n"),
         ("8.8.8.8 fibmatch", "default via 10.1.0.254 dev d0 metric 100\n"),
-        ("10.7.1.1 fibmatch", "10.7.0.0/16 via 10.1.0.254 dev d0 proto static src 10.1.0.1 metric 5\n"),
+        (
+            "10.7.1.1 fibmatch",
+            "10.7.0.0/16 via 10.1.0.254 dev d0 proto static src 10.1.0.1 metric 5\n",
+        ),
         ("10.1.0.9 fibmatch", "10.1.0.0/24 dev d0 proto kernel scope link src 10.1.0.1\n"),
         ("10.1.0.1 fibmatch", "local 10.1.0.1 dev d0 proto kernel scope host src 10.1.0.1\n"),
         ("127.0.0.5", "local 127.0.0.5 dev lo src 127.0.0.1 uid 0\n    cache <local>\n"),
         ("10.1.0.1 oif d1", "10.1.0.1 dev d1 src 10.1.0.1 uid 0\n    cache\n"),
         ("10.1.0.1 oif d0", "local 10.1.0.1 dev lo src 10.1.0.1 uid 0\n    cache <local>\n"),
-        ("10.1.0.255 from 10.1.0.50 iif d0",
-         "broadcast 10.1.0.255 from 10.1.0.50 dev lo\n    cache <local,brd> iif d0\n"),
+        (
+            "10.1.0.255 from 10.1.0.50 iif d0",
+            "broadcast 10.1.0.255 from 10.1.0.50 dev lo\n    cache <local,brd> iif d0\n",
+        ),
     ],
 )
 def test_printing(args: str, expected: str) -> None:

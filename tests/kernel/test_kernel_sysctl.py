@@ -11,12 +11,15 @@ from eksnet.kernel import sysctl
 
 def node(*writes: tuple[str, str]) -> Namespace:
     return Namespace(
-        name="n", kind="node", owner="n",
+        name="n",
+        kind="node",
+        owner="n",
         links=(
             Link(1, "lo", "loopback", "00:00:00:00:00:00", 65536),
             Link(2, "eth0", "device", "02:00:00:00:00:02", 9001),
-            Link(3, "enia", "veth", "02:00:00:00:00:03", 9001,
-                 peer=LinkPeer(2, "eth0", netns="pod")),
+            Link(
+                3, "enia", "veth", "02:00:00:00:00:03", 9001, peer=LinkPeer(2, "eth0", netns="pod")
+            ),
             Link(4, "vlan.eth.1", "device", "02:00:00:00:00:04", 9001),
         ),
         sysctls=writes,
@@ -40,9 +43,13 @@ def test_fresh_namespace_values() -> None:
 @pytest.mark.parametrize(
     ("all_value", "dev_value", "mode"), [(0, 0, 0), (0, 1, 1), (0, 2, 2), (1, 0, 1), (1, 2, 2)]
 )
-def test_rp_filter_is_the_max_of_all_and_the_device(all_value: int, dev_value: int, mode: int) -> None:
-    ns = node(("net.ipv4.conf.all.rp_filter", str(all_value)),
-              ("net.ipv4.conf.eth0.rp_filter", str(dev_value)))
+def test_rp_filter_is_the_max_of_all_and_the_device(
+    all_value: int, dev_value: int, mode: int
+) -> None:
+    ns = node(
+        ("net.ipv4.conf.all.rp_filter", str(all_value)),
+        ("net.ipv4.conf.eth0.rp_filter", str(dev_value)),
+    )
     assert sysctl.rp_filter_mode(ns, "eth0") == mode
 
 
@@ -57,8 +64,11 @@ def test_or_combined_keys() -> None:
 
 def test_default_reaches_devices_never_written() -> None:
     # §3.4: enia follows default 1 -> 0 -> 2 while enib, written explicitly, stays put.
-    ns = node(("net.ipv4.conf.default.rp_filter", "1"), ("net.ipv4.conf.eth0.rp_filter", "0"),
-              ("net.ipv4.conf.default.rp_filter", "2"))
+    ns = node(
+        ("net.ipv4.conf.default.rp_filter", "1"),
+        ("net.ipv4.conf.eth0.rp_filter", "0"),
+        ("net.ipv4.conf.default.rp_filter", "2"),
+    )
     assert sysctl.sysctl_value(ns, "net.ipv4.conf.enia.rp_filter") == "2"
     assert sysctl.sysctl_value(ns, "net.ipv4.conf.eth0.rp_filter") == "0"
     assert sysctl.sysctl_value(ns, "net.ipv4.conf.lo.rp_filter") == "2"

@@ -498,3 +498,51 @@ def test_known_variants_load() -> None:
         cluster = parse_cluster(DEMO, SOURCE, variant=variant)
         assert cluster.subnet("public-a").route_table == "rtb-private-a"
         assert cluster.subnet("nat-a").cidr.compressed == "192.168.0.0/24"
+
+
+# Pins (talk-walks.md §2.1: values the CNI would choose, fixed because a slide shows them) --------
+
+POD81_PIN = "pin: {hostVethIfindex: 9,"
+
+
+@pytest.mark.parametrize(
+    ("new", "fragment", "says"),
+    [
+        # Pod 71's pinned host ifindex (8) on the same node.
+        ("pin: {hostVethIfindex: 8,", "hostVethIfindex: 8,", "host veth ifindex 8 is already used"),
+        # Node 2's eth1 is ifindex 3 (talk-walks.md §2.3).
+        ("pin: {hostVethIfindex: 3,", "hostVethIfindex: 3,", "host veth ifindex 3 is already used"),
+        # A host veth pinned to the name of an ENI.
+        (
+            "pin: {hostVeth: eth1, hostVethIfindex: 9,",
+            "hostVeth: eth1,",
+            "host veth name 'eth1' is already used",
+        ),
+    ],
+)
+def test_pinned_host_veth_that_is_already_taken_on_the_node(
+    new: str, fragment: str, says: str
+) -> None:
+    text = edit(POD81_PIN, new)
+    line = line_of(text, fragment, after=POD81)
+    assert_reported(error_of(text), line, "default/app1-5f7d9c6b8-z8h4k", says)
+
+
+def test_two_pods_pinned_to_one_host_veth_name() -> None:
+    text = edit("pin: {hostVethIfindex: 8,", "pin: {hostVeth: enishared0001, hostVethIfindex: 8,")
+    text = edit(POD81_PIN, "pin: {hostVeth: enishared0001, hostVethIfindex: 9,", text)
+    line = line_of(text, "hostVeth: enishared0001, hostVethIfindex: 9")
+    assert_reported(error_of(text), line, "'enishared0001' is already used")
+
+
+@pytest.mark.parametrize(
+    "taken",
+    [
+        "cni-7a0e9d14-2c6b-4f3a-9b85-1d2e3f4a5b71",  # pod 71's netns (talk-walks.md §2.4)
+        NODE1,  # a node's namespace is named after the node
+    ],
+)
+def test_pinned_netns_name_that_is_already_taken(taken: str) -> None:
+    text = edit("netns: cni-8b1f0e25-3d7c-405b-8ca6-2e3f4a5b6c81", f"netns: {taken}")
+    line = line_of(text, f"netns: {taken}", after=POD81)
+    assert_reported(error_of(text), line, f"network namespace name {taken!r} is already used")

@@ -191,8 +191,8 @@ LAB_POD_IPTABLES = """\
 :ZETA - [0:0]
 :ALPHA - [0:0]
 -A ZETA -j RETURN
+-A INPUT -j ZETA
 -A INPUT -j ALPHA
--I INPUT -j ZETA
 -A ALPHA -p tcp -m tcp --dport 80 -j ACCEPT
 COMMIT
 *raw

@@ -166,6 +166,12 @@ def _node_and_pods(
             eni_device=eni_devices[pod.eni],
             vpc_cidrs=tuple(cluster.vpc.cidrs),
         )
+        if network.host_link.name in {link.name for link in links}:
+            raise InputError(
+                f"pod {pod.key}: host veth name {network.host_link.name} is already used on "
+                f"{node.name}",
+                fix="pin another hostVeth or drop the pin",
+            )
         links.append(network.host_link)
         routes.append(network.host_route)
         rules += network.host_rules

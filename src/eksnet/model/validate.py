@@ -20,6 +20,7 @@ def check_cluster(cluster: Cluster, document: SourceDocument) -> None:
     _check_subnets(cluster, document)
     owners = _check_nodes(cluster, document)
     _check_pods(cluster, document, owners)
+    _check_pins(cluster, document)
 
 
 def _check_subnets(cluster: Cluster, document: SourceDocument) -> None:
@@ -239,3 +240,40 @@ def _check_pods(
                 fix="give every pod its own address",
             )
         pod_ips[pod.ip] = index
+
+
+def _check_pins(cluster: Cluster, document: SourceDocument) -> None:
+    """Pinned host-veth names and ifindexes are free on their node (not `lo`, an ENI or another
+    pin), and pinned netns names are unique (a node's namespace is named after the node)."""
+    names = {node.name: {"lo", *(eni.linux for eni in node.enis)} for node in cluster.nodes}
+    indexes = {node.name: {1, *(eni.ifindex for eni in node.enis)} for node in cluster.nodes}
+    namespaces = {node.name for node in cluster.nodes}
+    for index, pod in enumerate(cluster.pods):
+        pin = pod.pin
+        path: Path = ("pods", index, "pin")
+        if pin.host_veth is not None:
+            if pin.host_veth in names[pod.node]:
+                raise document.error(
+                    (*path, "hostVeth"),
+                    f"pod {pod.key}: host veth name {pin.host_veth!r} is already used on "
+                    f"{pod.node}",
+                    fix="pin another hostVeth or drop the pin",
+                )
+            names[pod.node].add(pin.host_veth)
+        if pin.host_veth_ifindex is not None:
+            if pin.host_veth_ifindex in indexes[pod.node]:
+                raise document.error(
+                    (*path, "hostVethIfindex"),
+                    f"pod {pod.key}: host veth ifindex {pin.host_veth_ifindex} is already used "
+                    f"on {pod.node}",
+                    fix="pin another hostVethIfindex or drop the pin",
+                )
+            indexes[pod.node].add(pin.host_veth_ifindex)
+        if pin.netns is not None:
+            if pin.netns in namespaces:
+                raise document.error(
+                    (*path, "netns"),
+                    f"pod {pod.key}: network namespace name {pin.netns!r} is already used",
+                    fix="give every pod its own netns",
+                )
+            namespaces.add(pin.netns)
