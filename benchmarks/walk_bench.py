@@ -31,7 +31,8 @@ def report(name: str, samples: list[float]) -> float:
     median = statistics.median(samples)
     print(
         f"{name:<42} median {median * 1000:9.2f} ms   "
-        f"min {min(samples) * 1000:9.2f} ms   max {max(samples) * 1000:9.2f} ms   (n={len(samples)})"
+        f"min {min(samples) * 1000:9.2f} ms   max {max(samples) * 1000:9.2f} ms"
+        f"   (n={len(samples)})"
     )
     return median
 

@@ -6,8 +6,6 @@ alone. `lab_node()` / `lab_pod()` are a smaller pair the real-kernel test builds
 and compares with the renderers; their namespace names are chosen per run.
 """
 
-# ruff: noqa: E501 - tool output and iptables rules are quoted verbatim, not wrapped
-
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface

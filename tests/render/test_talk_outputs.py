@@ -4,8 +4,6 @@ The spec's texts are copied verbatim; as the spec says, trailing whitespace is n
 (iproute2 ends route lines with a space).
 """
 
-# ruff: noqa: E501 - tool output and iptables rules are quoted verbatim, not wrapped
-
 from __future__ import annotations
 
 import pytest

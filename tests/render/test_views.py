@@ -5,7 +5,7 @@ same links, addresses, routes and rules (see the report of this module's author)
 are part of them where the tools print one.
 """
 
-# ruff: noqa: E501, W291 - tool output is quoted verbatim: long lines, trailing spaces
+# ruff: noqa: W291 - tool output is quoted verbatim: long lines, trailing spaces
 
 from __future__ import annotations
 

@@ -130,8 +130,14 @@ def test_w1_hops_stay_on_node1(w1: Json) -> None:
         ("pod", "eth0", None),
     ]
     frames = [(hop["packet_out"] or {}) for hop in w1["hops"][:2]]
-    assert (frames[0]["src_mac"], frames[0]["dst_mac"]) == ("2a:00:c0:a8:01:33", "2e:00:c0:a8:01:33")
-    assert (frames[1]["src_mac"], frames[1]["dst_mac"]) == ("06:5e:c8:ae:85:be", "6a:40:16:85:c3:34")
+    assert (frames[0]["src_mac"], frames[0]["dst_mac"]) == (
+        "2a:00:c0:a8:01:33",
+        "2e:00:c0:a8:01:33",
+    )
+    assert (frames[1]["src_mac"], frames[1]["dst_mac"]) == (
+        "06:5e:c8:ae:85:be",
+        "6a:40:16:85:c3:34",
+    )
     assert not [hop for hop in w1["hops"] if hop["where"]["kind"] == "vpc"]
 
 

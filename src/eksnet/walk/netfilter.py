@@ -15,9 +15,9 @@ iptables rules has none.
 from __future__ import annotations
 
 import hashlib
-from fractions import Fraction
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from functools import lru_cache
 from ipaddress import IPv4Address
 
