@@ -6,9 +6,9 @@ lab's commands that do not walk (`up`, `down`, `status`, `exec`) work without th
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, cast
 
 import typer
@@ -20,7 +20,7 @@ from rich.table import Table
 from eksnet.dataplane.state import DataplaneState
 from eksnet.dataplane.targets import parse_target, resolve_namespace
 from eksnet.errors import EksnetError, InputError
-from eksnet.lab import lifecycle
+from eksnet.lab import inside, lifecycle
 from eksnet.lab.lifecycle import Progress
 from eksnet.lab.names import LabNames
 from eksnet.lab.system import LabError
@@ -144,18 +144,30 @@ def status() -> None:
     out.print(table)
 
 
-def lab_netns_for(target: str, names: LabNames) -> str:
-    """The lab namespace of a `node/…`/`pod/…` target; anything else is refused."""
+@dataclass(frozen=True, slots=True)
+class LabTarget:
+    """Where `lab exec` runs a command: the lab namespace, and the `/run/netns` names it sees."""
+
+    netns: str
+    shown: tuple[tuple[str, str], ...]
+
+
+def lab_target(target: str, names: LabNames) -> LabTarget:
+    """The lab namespace of a `node/…`/`pod/…` target (or `vpc`); anything else is refused."""
+    state = lifecycle.lab_state(names, load_state)
     if target == "vpc":
-        netns = names.fabric
+        found = LabTarget(names.fabric, names.shown_in_fabric(state))
     else:
-        state = lifecycle.lab_state(names, load_state)
-        netns = names.netns(resolve_namespace(state, parse_target(target)).name)
-    if netns not in lifecycle.lab_netns(names):
+        namespace = resolve_namespace(state, parse_target(target))
+        found = LabTarget(names.netns(namespace.name), names.shown_in(namespace))
+    present = set(lifecycle.lab_netns(names))
+    missing = [n for n in (found.netns, *(lab for _, lab in found.shown)) if n not in present]
+    if missing:
         raise InputError(
-            f"{target} has no lab namespace ({netns} does not exist)", fix="run `eksnet lab up`"
+            f"{target} has no complete lab namespace ({', '.join(missing)} missing)",
+            fix="run `eksnet lab up`",
         )
-    return netns
+    return found
 
 
 @lab_app.command(name="exec", context_settings={"allow_interspersed_args": False})
@@ -163,18 +175,22 @@ def exec_(
     target: Annotated[str, typer.Argument(help="node/NAME, pod/NS/NAME or vpc")],
     command: Annotated[list[str], typer.Argument(help="the command, after --")],
 ) -> None:
-    """Run a real command inside a lab namespace (`ip netns exec`)."""
+    """Run a real command inside a lab namespace, seeing what the real node or pod sees.
+
+    The command runs in a private mount namespace whose /run/netns names only what the real
+    machine names (a node its pods' `cni-…` namespaces, a pod nothing), so `ip` prints
+    `link-netns cni-…` and `link-netnsid 0` as on EKS, not the lab's `eksnet-lab-…` names.
+    """
     names = LabNames.from_env()
     try:
-        netns = lab_netns_for(target, names)
+        found = lab_target(target, names)
     except EksnetError as error:
         raise _fail(error) from None
     if command and command[0] == "--":
         command = command[1:]
     if not command:
         raise _fail(InputError("no command given", fix="eksnet lab exec TARGET -- CMD..."))
-    completed = subprocess.run(["ip", "netns", "exec", netns, *command], check=False)
-    raise typer.Exit(completed.returncode)
+    inside.exec_inside(found.netns, found.shown, command)
 
 
 # --- verify --------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from eksnet.dataplane.state import DataplaneState, Namespace
+
 DEFAULT_PREFIX = "eksnet-lab-"
 PREFIX_ENV = "EKSNET_LAB_PREFIX"
 FABRIC_SUFFIX = "vpc"
@@ -54,6 +56,19 @@ class LabNames:
         if not self.is_lab(netns) or netns == self.fabric:
             return None
         return netns[len(self.prefix) :]
+
+    def shown_in(self, namespace: Namespace) -> tuple[tuple[str, str], ...]:
+        """What `/run/netns` holds for a command run inside `namespace` (`lab exec`): every
+        namespace the state says it can name, i.e. each veth peer's `LinkPeer.netns`, under that
+        name, realized by its lab namespace. A node names its pods (`cni-…`, as containerd's
+        files on a real node); a pod names nothing (it knows its node only by netnsid)."""
+        peers = (link.peer.netns for link in namespace.links if link.peer and link.peer.netns)
+        return tuple((peer, self.netns(peer)) for peer in dict.fromkeys(peers))
+
+    def shown_in_fabric(self, state: DataplaneState) -> tuple[tuple[str, str], ...]:
+        """The fabric is no real machine: it names the nodes, so `ip link` there says which node
+        each bridge port is wired to."""
+        return tuple((node.name, self.netns(node.name)) for node in state.nodes())
 
     @property
     def run_file(self) -> str:
