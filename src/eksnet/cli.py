@@ -19,7 +19,7 @@ from rich.console import Console
 from eksnet.controllers import build_state
 from eksnet.dataplane.state import DataplaneState
 from eksnet.dataplane.targets import parse_target, resolve_namespace
-from eksnet.errors import EksnetError
+from eksnet.errors import EksnetError, NotModelled
 from eksnet.model import Cluster, load_cluster
 from eksnet.render.exec import run_command
 from eksnet.render.walk_json import walk_document
@@ -108,8 +108,18 @@ def walk_command(
             with_reply=not no_return,
         )
         _print_walk(result, as_json=as_json, verbose=verbose)
+        if _not_modelled(result):
+            # The walk got as far as eksnet models; say so in the exit status too.
+            raise typer.Exit(NotModelled.exit_code)
 
     guarded(body)
+
+
+def _not_modelled(result: Walk) -> bool:
+    ends = [result.disposition] + [branch.walk.disposition for branch in result.branches]
+    if any(end is not None and end.kind == "not-modelled" for end in ends):
+        return True
+    return result.reply is not None and _not_modelled(result.reply)
 
 
 def _protocol(text: str) -> Protocol:

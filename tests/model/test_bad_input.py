@@ -84,12 +84,12 @@ def test_yaml_syntax_error_names_its_line() -> None:
     assert_reported(error_of(text), line_of(text, "eu-west-2: oops"), "YAML syntax error")
 
 
-def test_unclosed_flow_mapping_is_a_syntax_error() -> None:
+def test_mismatched_brackets_are_a_syntax_error_on_their_line() -> None:
+    # `[` opened, `}` closes: the parser stops at the `}` on the same line.
     text = edit("kubeProxy: {version: v1.31,", "kubeProxy: [version: v1.31,")
-    error = error_of(text)
-    assert error.line is not None
-    assert error.line >= line_of(text, "kubeProxy: [version")
-    assert_reported(error, error.line, "YAML syntax error")
+    assert_reported(
+        error_of(text), line_of(text, "kubeProxy: [version"), "YAML syntax error", "']'"
+    )
 
 
 def test_duplicate_key_names_the_second_occurrence() -> None:

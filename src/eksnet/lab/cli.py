@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Annotated, cast
 
 import typer
@@ -20,7 +19,8 @@ from rich.table import Table
 from eksnet.dataplane.state import DataplaneState
 from eksnet.dataplane.targets import parse_target, resolve_namespace
 from eksnet.errors import EksnetError, InputError
-from eksnet.lab import inside, lifecycle
+from eksnet.lab import lifecycle
+from eksnet.lab.inside import Inside, exec_inside
 from eksnet.lab.lifecycle import Progress
 from eksnet.lab.names import LabNames
 from eksnet.lab.system import LabError
@@ -144,22 +144,13 @@ def status() -> None:
     out.print(table)
 
 
-@dataclass(frozen=True, slots=True)
-class LabTarget:
-    """Where `lab exec` runs a command: the lab namespace, and the `/run/netns` names it sees."""
-
-    netns: str
-    shown: tuple[tuple[str, str], ...]
-
-
-def lab_target(target: str, names: LabNames) -> LabTarget:
-    """The lab namespace of a `node/…`/`pod/…` target (or `vpc`); anything else is refused."""
+def lab_target(target: str, names: LabNames) -> Inside:
+    """Where `lab exec` runs for a `node/…`/`pod/…` target (or `vpc`); anything else is refused."""
     state = lifecycle.lab_state(names, load_state)
     if target == "vpc":
-        found = LabTarget(names.fabric, names.shown_in_fabric(state))
+        found = names.inside_fabric(state)
     else:
-        namespace = resolve_namespace(state, parse_target(target))
-        found = LabTarget(names.netns(namespace.name), names.shown_in(namespace))
+        found = names.inside(resolve_namespace(state, parse_target(target)))
     present = set(lifecycle.lab_netns(names))
     missing = [n for n in (found.netns, *(lab for _, lab in found.shown)) if n not in present]
     if missing:
@@ -190,7 +181,7 @@ def exec_(
         command = command[1:]
     if not command:
         raise _fail(InputError("no command given", fix="eksnet lab exec TARGET -- CMD..."))
-    inside.exec_inside(found.netns, found.shown, command)
+    exec_inside(found, command)
 
 
 # --- verify --------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 
 from eksnet.dataplane.state import DataplaneState, Namespace
+from eksnet.lab.inside import Inside
 
 DEFAULT_PREFIX = "eksnet-lab-"
 PREFIX_ENV = "EKSNET_LAB_PREFIX"
@@ -57,18 +58,21 @@ class LabNames:
             return None
         return netns[len(self.prefix) :]
 
-    def shown_in(self, namespace: Namespace) -> tuple[tuple[str, str], ...]:
-        """What `/run/netns` holds for a command run inside `namespace` (`lab exec`): every
-        namespace the state says it can name, i.e. each veth peer's `LinkPeer.netns`, under that
-        name, realized by its lab namespace. A node names its pods (`cni-…`, as containerd's
-        files on a real node); a pod names nothing (it knows its node only by netnsid)."""
+    def inside(self, namespace: Namespace) -> Inside:
+        """How `lab exec` runs a command in `namespace` so that it prints what the real machine
+        prints (see `inside.py`). `/run/netns` shows every namespace the state says it can
+        name, i.e. each veth peer's `LinkPeer.netns`, under that name: a node names its pods
+        (`cni-…`, as containerd's files on a real node), a pod names nothing (it knows its node
+        by netnsid only). `iptables*` runs the backend the state pins."""
         peers = (link.peer.netns for link in namespace.links if link.peer and link.peer.netns)
-        return tuple((peer, self.netns(peer)) for peer in dict.fromkeys(peers))
+        shown = tuple((peer, self.netns(peer)) for peer in dict.fromkeys(peers))
+        backend = namespace.iptables.backend if namespace.iptables is not None else None
+        return Inside(self.netns(namespace.name), shown, backend)
 
-    def shown_in_fabric(self, state: DataplaneState) -> tuple[tuple[str, str], ...]:
+    def inside_fabric(self, state: DataplaneState) -> Inside:
         """The fabric is no real machine: it names the nodes, so `ip link` there says which node
         each bridge port is wired to."""
-        return tuple((node.name, self.netns(node.name)) for node in state.nodes())
+        return Inside(self.fabric, tuple((n.name, self.netns(n.name)) for n in state.nodes()))
 
     @property
     def run_file(self) -> str:
