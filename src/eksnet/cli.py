@@ -19,7 +19,7 @@ from rich.console import Console
 from eksnet.controllers import build_state
 from eksnet.dataplane.state import DataplaneState
 from eksnet.dataplane.targets import parse_target, resolve_namespace
-from eksnet.errors import EksnetError, NotModelled
+from eksnet.errors import CommandFailed, EksnetError, NotModelled
 from eksnet.model import Cluster, load_cluster
 from eksnet.render.exec import run_command
 from eksnet.render.walk_json import walk_document
@@ -156,7 +156,13 @@ def exec_command(
     def body() -> None:
         loaded = load(cluster, variant)
         namespace = resolve_namespace(loaded.state, parse_target(target))
-        output = run_command(loaded.state, namespace, command)
+        try:
+            output = run_command(loaded.state, namespace, command)
+        except CommandFailed as failure:
+            # The simulated tool failed: print its stderr as the real tool would, and exit
+            # with its status.
+            sys.stderr.write(failure.stderr.rstrip("\n") + "\n")
+            raise typer.Exit(failure.exit_code) from None
         sys.stdout.write(output)
 
     guarded(body)

@@ -31,11 +31,15 @@ class InputError(EksnetError):
         source: str | None = None,
         line: int | None = None,
         fix: str | None = None,
+        path: tuple[str | int, ...] | None = None,
     ) -> None:
         self.message = message
         self.source = source
         self.line = line
         self.fix = fix
+        self.path = path
+        """Where in the cluster spec the bad value is (YAML keys and list indexes), for errors
+        found after loading; `Cluster.locate` turns it into the file and line."""
         super().__init__(self.one_line())
 
     def one_line(self) -> str:

@@ -40,7 +40,14 @@ METADATA_ROUTE = IPv4Network("169.254.169.254/32")
 
 
 def build_state(cluster: Cluster) -> DataplaneState:
-    """Every node's and pod's namespace, and the VPC fabric."""
+    """Every node's and pod's namespace, and the VPC fabric. Errors name the spec's line."""
+    try:
+        return _build_state(cluster)
+    except InputError as error:
+        raise cluster.locate(error) from None
+
+
+def _build_state(cluster: Cluster) -> DataplaneState:
     cni_features = features(cluster.cni.version)
     cni_settings = settings(cluster.cni.env)
     namespaces: list[Namespace] = []
@@ -156,6 +163,7 @@ def _node_and_pods(
             raise InputError(
                 f"pod {pod.key}: host veth ifindex {ifindex} is already used on {node.name}",
                 fix="pin another hostVethIfindex or drop the pin",
+                path=("pods", cluster.pods.index(pod), "pin", "hostVethIfindex"),
             )
         network = pod_network(
             pod,
@@ -171,6 +179,7 @@ def _node_and_pods(
                 f"pod {pod.key}: host veth name {network.host_link.name} is already used on "
                 f"{node.name}",
                 fix="pin another hostVeth or drop the pin",
+                path=("pods", cluster.pods.index(pod), "pin", "hostVeth"),
             )
         links.append(network.host_link)
         routes.append(network.host_route)

@@ -21,7 +21,9 @@ def parse_version(text: str) -> Version:
     match = re.match(r"^v(\d+)\.(\d+)\.(\d+)", text)
     if match is None:
         raise InputError(
-            f"VPC CNI version {text!r} is not like v1.19.2", fix="write vMAJOR.MINOR.PATCH"
+            f"VPC CNI version {text!r} is not like v1.19.2",
+            fix="write vMAJOR.MINOR.PATCH",
+            path=("cni", "version"),
         )
     major, minor, patch = (int(part) for part in match.groups())
     return major, minor, patch
@@ -95,7 +97,9 @@ def _flag(env: Mapping[str, str], key: str, default: bool) -> bool:
     lowered = value.strip().lower()
     if lowered not in ("true", "false"):
         raise InputError(
-            f"cni.env.{key}: {value!r} is not true or false", fix='write "true" or "false"'
+            f"cni.env.{key}: {value!r} is not true or false",
+            fix='write "true" or "false"',
+            path=("cni", "env", key),
         )
     return lowered == "true"
 
@@ -112,12 +116,14 @@ def settings(env: Mapping[str, str]) -> CniSettings:
             f"cni.env.AWS_VPC_K8S_CNI_CONNMARK: {env['AWS_VPC_K8S_CNI_CONNMARK']!r} "
             "is not a number",
             fix="write a mark like 0x80",
+            path=("cni", "env", "AWS_VPC_K8S_CNI_CONNMARK"),
         ) from None
     prefix = env.get("AWS_VPC_K8S_CNI_VETHPREFIX", "eni")
     if len(prefix) > 4 or prefix in ("eth", "vlan", "lo"):
         raise InputError(
             f"cni.env.AWS_VPC_K8S_CNI_VETHPREFIX: {prefix!r} is rejected by aws-node",
             fix="at most 4 characters and not eth, vlan or lo",
+            path=("cni", "env", "AWS_VPC_K8S_CNI_VETHPREFIX"),
         )
     exclusions: list[IPv4Network] = []
     for item in filter(

@@ -13,8 +13,11 @@ import re
 from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 from pydantic.alias_generators import to_camel
+
+from eksnet.errors import InputError
+from eksnet.model.source import SourceDocument
 
 MAC_PATTERN = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
@@ -193,6 +196,14 @@ class Cluster(Spec):
     external_hosts: list[ExternalHost] = Field(default_factory=list)
     dns: list[dict[str, Any]] = Field(default_factory=list)
     variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    _document: SourceDocument | None = PrivateAttr(default=None)
+
+    def locate(self, error: InputError) -> InputError:
+        """An error found after loading (by a controller), pointed at the spec's file and line
+        through its `path`."""
+        if self._document is None or error.path is None or error.source is not None:
+            return error
+        return self._document.error(error.path, error.message, fix=error.fix or "correct it")
 
     def node(self, name: str) -> NodeSpec:
         for node in self.nodes:

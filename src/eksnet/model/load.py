@@ -59,6 +59,7 @@ def parse_cluster(text: str, source: str, *, variant: str | None = None) -> Clus
     except ValidationError as error:
         raise _input_error(document, error) from None
     check_cluster(cluster, document)
+    cluster._document = document
     return cluster
 
 
