@@ -26,10 +26,12 @@ def _frame(packet: Packet | None) -> str:
 
 
 def _hop_title(index: int, hop: Hop) -> Text:
-    label = f" ({hop.where.label})" if hop.where.label else ""
+    name = hop.where.label or f"{hop.where.kind} {hop.where.name}"
+    detail = f" ({hop.where.name})" if hop.where.label and hop.where.kind != "vpc" else ""
     path = f"{hop.iif or '·'} → {hop.oif or '·'}"
     text = Text(f"  {index}. ", style="bold")
-    text.append(f"{hop.where.kind} {hop.where.name}{label}", style="cyan")
+    text.append(f"{name}", style="bold cyan")
+    text.append(f"{detail}", style="cyan")
     text.append(f"  {path}")
     return text
 

@@ -63,6 +63,11 @@ def arp(vpc: VpcState, asking: Eni, target: IPv4Address) -> ArpAnswer:
     return ArpAnswer(target, None, "nobody")
 
 
+def _local_cidr(vpc: VpcState, address: IPv4Address) -> str:
+    """The VPC CIDR whose local route covers `address` (every subnet table has one)."""
+    return next(str(cidr) for cidr in vpc.cidrs if address in cidr)
+
+
 def in_vpc(vpc: VpcState, address: IPv4Address) -> bool:
     return any(address in cidr for cidr in vpc.cidrs)
 
@@ -81,6 +86,8 @@ class Delivery:
     dst_mac: str | None = None
     via: Subnet | None = None
     """For routed frames: the subnet whose router (and route table) forwarded it."""
+    decision: str = ""
+    """The fact that decided, in AWS's terms (`rtb-public: 192.168.0.0/16 → local`)."""
 
 
 def deliver(
@@ -114,6 +121,7 @@ def deliver(
             src_mac=receiving.router_mac,
             dst_mac=target.mac,
             via=subnet,
+            decision=f"{subnet.route_table}: {_local_cidr(vpc, dst)} → local; owner {target.id}",
         )
     target = next((eni for eni in vpc.enis if eni.mac == dst_mac), None)
     if target is None or target.subnet != sender.subnet:
@@ -129,4 +137,5 @@ def deliver(
         to=target,
         src_mac=src_mac,
         dst_mac=dst_mac,
+        decision=f"{dst_mac} is {target.id} in {subnet.name}, which owns {dst}",
     )

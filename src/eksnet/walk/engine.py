@@ -571,7 +571,7 @@ def _through_vpc(journey: _Journey, position: _Fabric) -> _Outcome:
         Step(
             "vpc-deliver",
             f"{via}: {delivery.reason}",
-            decided_by=(Decision("vpc", delivery.reason),),
+            decided_by=(Decision("vpc", delivery.decision),),
             before=packet,
             after=frame,
         )
