@@ -1,20 +1,25 @@
 """Lab up / verify / down times for the demo cluster and a generated 50-node, 1,000-pod cluster,
 next to a bare `ip -batch` build of the same namespaces and links, in the same run.
 
-    sudo python benchmarks/lab_bench.py [--nodes 50] [--pods-per-node 20]
+    sudo python benchmarks/lab_bench.py [--nodes 50] [--pods-per-node 20] [--repeat 3]
 
 The big cluster's `DataplaneState` is generated here directly, shaped like the VPC CNI's (two
 ENIs per node, pods alternating between them, 512/1536 rules, per-ENI table, a permanent
 neighbour per pod, ipamd's iptables rules): the lab only reads the state, so how the state was
-made does not matter. "bare" is the lab's own first phase alone: `netns add` for every namespace
-and `link add` for every veth pair, straight into the namespaces, one host `ip -batch`.
+made does not matter. "bare" is the lab's creation work alone: `netns add` for every namespace
+and `link add` for every veth pair, straight into the namespaces, as one host `ip -batch`.
+`lab up` runs the same lines cut into steps, configuring each step's namespaces while the next
+is created (lifecycle.apply_plan). Each figure is the median of `--repeat` rounds, each build
+started on a quiet machine, bare and lab in alternating order (see `quiet`).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from eksnet.dataplane.state import (
@@ -207,8 +212,7 @@ def cross_node_walk(state: DataplaneState) -> Walk:
     only for delivery, the hop-by-hop comparison being the demo's job."""
     pods = state.pods()
     src, dst = pods[0], next(p for p in pods if p.name.startswith("cni-bench-001-001"))
-    a = src.addresses[0].interface.ip
-    b = dst.addresses[0].interface.ip
+    a, b = IPv4Address(src.addresses[0].interface.ip), IPv4Address(dst.addresses[0].interface.ip)
     flow = Flow(Endpoint("pod", src.owner, a), Endpoint("pod", dst.owner, b), "tcp", 41000, 80)
     where_a, where_b = Where("pod", src.name), Where("pod", dst.name)
     syn = Packet(a, b, "tcp", 41000, 80, tcp_flags="S")
@@ -223,6 +227,27 @@ def cross_node_walk(state: DataplaneState) -> Walk:
     )
 
 
+def quiet(timeout: float = 20.0) -> None:
+    """Wait until the machine is idle: the kernel destroys deleted namespaces in the background
+    (`cleanup_net`, about a millisecond each), and a build measured while it still runs competes
+    with it for the CPUs and the RTNL lock. Idle: at least 90% idle CPU over 0.3 s, twice."""
+    deadline = time.monotonic() + timeout
+    calm = 0
+    while calm < 2 and time.monotonic() < deadline:
+        busy0, total0 = _cpu()
+        time.sleep(0.3)
+        busy1, total1 = _cpu()
+        calm = calm + 1 if (busy1 - busy0) <= 0.1 * max(1, total1 - total0) else 0
+
+
+def _cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs from /proc/stat (idle and iowait count as idle)."""
+    with open("/proc/stat", encoding="ascii") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
 def bare_build(state: DataplaneState, names: LabNames) -> float:
     plan = build_plan(state, names)
     start = time.perf_counter()
@@ -232,41 +257,77 @@ def bare_build(state: DataplaneState, names: LabNames) -> float:
     return elapsed
 
 
-def measure(label: str, state: DataplaneState, walk: Walk | None, names: LabNames) -> None:
-    lifecycle.down(names)
-    bare = bare_build(state, names)
+@dataclass
+class LabRun:
+    up: float
+    phases: dict[str, float]
+    settle: float
+    verify: float
+    verdict: str
+    down: float
+    count: int
+
+
+def lab_run(state: DataplaneState, walk: Walk | None, names: LabNames) -> LabRun:
     start = time.perf_counter()
     timings = lifecycle.up(state, names)
     up = time.perf_counter() - start
     settle = lifecycle.settle(names, timeout=30)
     verify = float("nan")
-    agree = "—"
+    verdict = "—"
     if walk is not None:
         start = time.perf_counter()
-        verdict = verify_walk(state, walk, names)
+        found = verify_walk(state, walk, names)
         verify = time.perf_counter() - start
         if walk.hops[0].packet_out is None:  # the generated walk: delivery only
-            lost = [d for d in verdict.differences if d.kind == "disposition"]
-            agree = "delivered" if not lost else "NOT DELIVERED"
+            lost = [d for d in found.differences if d.kind == "disposition"]
+            verdict = "delivered" if not lost else "NOT DELIVERED"
         else:
-            agree = "agree" if verdict.agree else f"DIFFERS {verdict.unexplained()[:2]}"
+            verdict = "agree" if found.agree else f"DIFFERS {found.unexplained()[:2]}"
     start = time.perf_counter()
     count = lifecycle.down(names)
     down = time.perf_counter() - start
+    return LabRun(up, dict(timings.phases), settle, verify, verdict, down, count)
+
+
+def measure(
+    label: str, state: DataplaneState, walk: Walk | None, names: LabNames, repeat: int
+) -> None:
+    """`repeat` rounds of a bare build and a lab run, each after the machine is quiet, in
+    alternating order; the medians are reported, and every run's figures below them."""
+    lifecycle.down(names)
+    bares: list[float] = []
+    runs: list[LabRun] = []
+    for number in range(repeat):
+        for which in ("bare", "lab") if number % 2 == 0 else ("lab", "bare"):
+            quiet()
+            if which == "bare":
+                bares.append(bare_build(state, names))
+            else:
+                runs.append(lab_run(state, walk, names))
+    bare, up = statistics.median(bares), statistics.median(r.up for r in runs)
     print(
-        f"{label:<28} namespaces {count:>5}  bare {bare:6.2f} s  up {up:6.2f} s "
-        f"({up / bare:4.1f}× bare)  DAD settle {settle:5.2f} s  verify {verify:5.2f} s "
-        f"[{agree}]  down {down:6.2f} s",
+        f"{label:<28} namespaces {runs[0].count:>5}  bare {bare:6.2f} s  up {up:6.2f} s "
+        f"({up / bare:4.2f}× bare)  DAD settle {statistics.median(r.settle for r in runs):5.2f} s"
+        f"  verify {statistics.median(r.verify for r in runs):5.2f} s "
+        f"[{', '.join(sorted({r.verdict for r in runs}))}]  "
+        f"down {statistics.median(r.down for r in runs):6.2f} s",
         flush=True,
     )
-    phases = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in timings.phases.items())
-    print(f"{'':<28} up phases: {phases}", flush=True)
+    for number, (b, run) in enumerate(zip(bares, runs, strict=True), start=1):
+        phases = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in run.phases.items())
+        print(
+            f"{'':<28} run {number}: bare {b:.2f} s, up {run.up:.2f} s ({run.up / b:.2f}×); "
+            f"busy: {phases}",
+            flush=True,
+        )
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--nodes", type=int, default=50)
     parser.add_argument("--pods-per-node", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per cluster (medians)")
     args = parser.parse_args(argv)
     system.require_capabilities()
     names = LabNames("eksnet-bench-")
@@ -281,9 +342,10 @@ def main(argv: list[str]) -> None:
         demo_walk = w1()
     except ImportError:
         pass
-    measure("demo (talk)", demo, demo_walk, names)
+    measure("demo (talk)", demo, demo_walk, names, args.repeat)
     big = generated_state(args.nodes, args.pods_per_node)
-    measure(f"{args.nodes} nodes, {len(big.pods())} pods", big, cross_node_walk(big), names)
+    label = f"{args.nodes} nodes, {len(big.pods())} pods"
+    measure(label, big, cross_node_walk(big), names, args.repeat)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,29 @@ SLIDE_RULES = """\
 SLIDE_TABLE_2 = "default via 192.168.1.1 dev eth1\n192.168.1.1 dev eth1 scope link"
 
 
+SLIDE_HOST_VETH = """\
+39: eni69e05c2a0e5@if3: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 9001 qdisc noqueue state UP group default
+    link/ether 06:5e:c8:ae:85:be brd ff:ff:ff:ff:ff:ff link-netns cni-04b6218d-0a3c-2466-aea7-ee1f8d4cb935
+    inet6 fe80::45e:c8ff:feae:85be/64 scope link
+       valid_lft forever preferred_lft forever"""
+
+SLIDE_POD_61 = """\
+1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN group default qlen 1000
+    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00
+    inet 127.0.0.1/8 scope host lo
+       valid_lft forever preferred_lft forever
+    inet6 ::1/128 scope host
+       valid_lft forever preferred_lft forever
+3: eth0@if39: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 9001 qdisc noqueue state UP group default
+    link/ether 6a:40:16:85:c3:34 brd ff:ff:ff:ff:ff:ff link-netnsid 0
+    inet 192.168.1.61/32 scope global eth0
+       valid_lft forever preferred_lft forever
+    inet6 fe80::6a40:16ff:fe85:c334/64 scope link
+       valid_lft forever preferred_lft forever"""
+"""talk-walks.md §4.1 and §4.2, as the slides print them (the pod's `ip a`, the node's
+`ip addr show eni69e05c2a0e5`)."""
+
+
 def lab_exec(env: dict[str, str], target: str, *command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "eksnet.lab.cli", "exec", target, "--", *command],
@@ -58,6 +81,75 @@ def test_pod_61_is_the_slide_pod(demo_lab: LabNames, lab_env: dict[str, str]) ->
     assert "tentative" not in shown
     neigh = lab_exec(lab_env, POD_61, "ip", "neigh").stdout
     assert "169.254.1.1 dev eth0 lladdr 06:5e:c8:ae:85:be PERMANENT" in neigh
+
+
+def test_exec_prints_the_slides_host_veth_and_pod_exactly(
+    demo_lab: LabNames, lab_env: dict[str, str]
+) -> None:
+    shown = lab_exec(lab_env, NODE_1, "ip", "addr", "show", "eni69e05c2a0e5")
+    assert stripped(shown.stdout) == SLIDE_HOST_VETH
+    assert stripped(lab_exec(lab_env, POD_61, "ip", "a").stdout) == SLIDE_POD_61
+
+
+def test_exec_names_namespaces_as_the_real_node_and_pod_do(
+    demo_lab: LabNames, lab_env: dict[str, str]
+) -> None:
+    """A node's /run/netns holds its pods' `cni-…` names (containerd's files on EKS), a pod's
+    nothing: iproute2 prints `link-netns cni-…` and `link-netnsid 0` as on the slide."""
+    node = lab_exec(lab_env, NODE_1, "ip", "link").stdout
+    assert (
+        "link/ether 06:5e:c8:ae:85:be brd ff:ff:ff:ff:ff:ff "
+        "link-netns cni-04b6218d-0a3c-2466-aea7-ee1f8d4cb935\n"
+    ) in node
+    assert demo_lab.prefix not in node
+    listed = lab_exec(lab_env, NODE_1, "ip", "netns", "list").stdout
+    assert sorted(line.split()[0] for line in listed.splitlines()) == [
+        "cni-04b6218d-0a3c-2466-aea7-ee1f8d4cb935",
+        "cni-3f1c2b7e-9a4d-4c60-8e21-5b7d0a9c4f51",
+    ]
+    pod = lab_exec(lab_env, POD_61, "ip", "link", "show", "eth0").stdout
+    assert pod.rstrip().endswith(
+        "link/ether 6a:40:16:85:c3:34 brd ff:ff:ff:ff:ff:ff link-netnsid 0"
+    )
+    assert lab_exec(lab_env, POD_61, "ip", "netns", "list").stdout == ""
+    assert lab_exec(lab_env, POD_61, "ls", "/sys/class/net").stdout.split() == ["eth0", "lo"]
+
+
+def test_exec_runs_iptables_of_the_backend_the_node_pins(
+    demo_lab: LabNames, lab_env: dict[str, str]
+) -> None:
+    """The demo's nodes pin legacy; the host's `iptables-save` may be nft, which would print
+    only `# Warning: iptables-legacy tables present`."""
+    saved = lab_exec(lab_env, NODE_1, "iptables-save", "-t", "nat")
+    assert saved.returncode == 0, saved.stderr
+    assert (
+        '-A POSTROUTING -m comment --comment "AWS SNAT CHAIN" -j AWS-SNAT-CHAIN-0' in saved.stdout
+    )
+    assert "Warning" not in saved.stdout + saved.stderr
+
+
+def _host_mounts(names: LabNames) -> list[str]:
+    """The host's mount table, less the /run/netns files of other tools' namespaces (made and
+    removed meanwhile by whatever else runs on this machine)."""
+    with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
+    return [
+        line
+        for line in lines
+        if not (
+            line.split()[4].startswith("/run/netns/")
+            and not line.split()[4].startswith(f"/run/netns/{names.prefix}")
+        )
+    ]
+
+
+def test_exec_leaves_the_host_mount_table_as_it_was(
+    demo_lab: LabNames, lab_env: dict[str, str]
+) -> None:
+    before = _host_mounts(demo_lab)
+    inside = lab_exec(lab_env, NODE_1, "cat", "/proc/self/mountinfo").stdout
+    assert " /run/netns rw" in inside and " /run/netns/cni-04b6218d-" in inside
+    assert _host_mounts(demo_lab) == before
 
 
 def test_exec_refuses_what_is_not_a_lab_namespace(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface
 
 import pytest
@@ -131,10 +132,10 @@ def test_host_batch_creates_everything_inside_namespaces() -> None:
     # ifindex order, both ends placed with `netns`, MAC/MTU/qlen on both ends
     assert adds == [
         "link add eth0 index 2 address 02:00:0a:00:01:05 mtu 9001 txqueuelen 1000 netns "
-        "eksnet-unit-node-a numtxqueues 2 numrxqueues 2 type veth peer name x0 mtu 9001 "
+        "eksnet-unit-node-a numtxqueues 2 numrxqueues 2 type veth peer name x0 index 10000 mtu 9001 "
         "netns eksnet-unit-vpc",
         "link add eth1 index 3 address 02:00:0a:00:01:06 mtu 9001 txqueuelen 1000 netns "
-        "eksnet-unit-node-a numtxqueues 2 numrxqueues 2 type veth peer name x1 mtu 9001 "
+        "eksnet-unit-node-a numtxqueues 2 numrxqueues 2 type veth peer name x1 index 10001 mtu 9001 "
         "netns eksnet-unit-vpc",
         "link add enia index 12 address 2e:00:00:00:00:01 mtu 9001 txqueuelen 0 netns "
         "eksnet-unit-node-a type veth peer name eth0 index 3 address 2a:00:00:00:00:01 "
@@ -143,7 +144,7 @@ def test_host_batch_creates_everything_inside_namespaces() -> None:
     assert all(" netns " in line for line in adds)
 
 
-def test_node_batch_deletes_kernel_route_the_state_lacks_and_replaces_rules() -> None:
+def test_node_batch_deletes_kernel_route_the_state_lacks_and_adds_rules() -> None:
     batch = ip_batch(mini_state().namespace(NODE))
     assert "route del 10.0.1.0/24 dev eth1 table 254 proto kernel" in batch
     assert not any(line.startswith("route add 10.0.1.0/24") for line in batch)
@@ -154,14 +155,56 @@ def test_node_batch_deletes_kernel_route_the_state_lacks_and_replaces_rules() ->
         "route add 0.0.0.0/0 via 10.0.1.1 dev eth1 table 2 proto boot scope global"
     )
     rules = [line for line in batch if line.startswith("rule")]
+    # the kernel's default rules stay as they are: `add` puts each rule in priority order
     assert rules == [
-        "rule del pref 32766 lookup 254",
-        "rule del pref 32767 lookup 253",
         "rule add pref 512 to 10.0.1.23/32 lookup 254",
         "rule add pref 1024 fwmark 0x80/0x80 lookup 254",
-        "rule add pref 32766 lookup 254",
-        "rule add pref 32767 lookup 253",
     ]
+
+
+def test_a_pod_with_the_default_rules_gets_no_rule_command() -> None:
+    """Adding any rule unmerges the kernel's local/main table for good (`table local` in `ip
+    route get`), which a real pod never has."""
+    assert not [line for line in ip_batch(mini_state().namespace(POD)) if line.startswith("rule")]
+
+
+def test_a_default_rule_is_replaced_only_where_the_state_changes_it() -> None:
+    node = mini_state().namespace(NODE)
+    rules = (
+        Rule(0, table=255),
+        Rule(32766, table=2, src=IPv4Network("10.0.1.0/24")),  # before main at its priority
+        Rule(32766, table=254),
+    )  # and no `default` rule
+    batch = ip_batch(replace(node, rules=rules))
+    assert [line for line in batch if line.startswith("rule")] == [
+        "rule del pref 32766 lookup 254",
+        "rule del pref 32767 lookup 253",
+        "rule add pref 32766 from 10.0.1.0/24 lookup 2",
+        "rule add pref 32766 lookup 254",
+    ]
+
+
+def test_steps_create_everything_once_and_configure_a_node_after_its_pods() -> None:
+    plan = build_plan(mini_state(), NAMES)
+    lines = [line for step in plan.steps for line in step.host_batch]
+    assert sorted(lines) == sorted(plan.host_batch)
+    first, second = plan.steps
+    assert first.host_batch[:3] == (
+        "netns add eksnet-unit-node-a",
+        "netns add eksnet-unit-vpc",
+        "link add eth0 index 2 address 02:00:0a:00:01:05 mtu 9001 txqueuelen 1000 netns "
+        "eksnet-unit-node-a numtxqueues 2 numrxqueues 2 type veth peer name x0 index 10000 "
+        "mtu 9001 netns eksnet-unit-vpc",
+    )
+    assert [getattr(ns, "state_name", "fabric") for ns in first.configure] == ["fabric"]
+    assert second.host_batch[0] == "netns add eksnet-unit-cni-pod-1"
+    assert [getattr(ns, "state_name", "fabric") for ns in second.configure] == [POD, NODE]
+
+
+def test_qdisc_is_set_before_the_link_comes_up() -> None:
+    batch = build_plan(mini_state(), NAMES).namespaces[0].ops
+    lines = [op.ip_line() for op in batch]
+    assert lines.index("qdisc replace dev eth0 root mq") < lines.index("link set dev eth0 up")
 
 
 def test_pinned_link_local_turns_address_generation_off_before_the_link_is_up() -> None:

@@ -46,6 +46,11 @@ from eksnet.errors import NotModelled
 
 BRIDGE = "vpc0"
 MAX_PORTS = 1024
+PORT_IFINDEX_BASE = 10000
+"""Port `xN` is ifindex 10000+N in the fabric, never the ifindex of its ENI's end in the node: a
+veth whose peer has the same ifindex as itself looks like a physical device to linkwatch
+(`linkwatch_urgent_event`), whose carrier events then wait out its rate limit (up to a second)
+instead of running at once. `netlink._link_sync` orders them anyway; this keeps them prompt."""
 NFT_TABLE = "eksnet_vpc"
 
 
@@ -58,6 +63,7 @@ class FabricPort:
     device: str
     port: str
     mtu: int
+    ifindex: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +85,17 @@ def attached_ports(state: DataplaneState) -> tuple[FabricPort, ...]:
             eni = by_device.get((namespace.name, link.name))
             if link.kind != "device" or eni is None:
                 continue
-            ports.append(FabricPort(eni, namespace.name, link.name, f"x{len(ports)}", link.mtu))
+            number = len(ports)
+            ports.append(
+                FabricPort(
+                    eni,
+                    namespace.name,
+                    link.name,
+                    f"x{number}",
+                    link.mtu,
+                    PORT_IFINDEX_BASE + number,
+                )
+            )
     if len(ports) > MAX_PORTS:
         raise NotModelled(f"a lab fabric with more than {MAX_PORTS} attached ENIs ({len(ports)})")
     return tuple(ports)

@@ -96,6 +96,11 @@ def _check(result: int, what: str) -> None:
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
+def setns(fd: int, nstype: int) -> None:
+    """setns(2): move the calling thread into the namespace open at `fd`."""
+    _check(_libc.setns(fd, nstype), "setns")
+
+
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str) -> None:
     encoded = [None if s is None else s.encode() for s in (source, target, fstype, data)]
     _check(
@@ -110,7 +115,7 @@ def enter(inside: Inside, run_dir: str = RUN_DIR) -> None:
     target = os.open(os.path.join(run_dir, inside.netns), READ)
     # Opened before the tmpfs hides them; bound below through /proc/self/fd.
     sources = [(name, os.open(os.path.join(run_dir, lab), READ)) for name, lab in inside.shown]
-    _check(_libc.setns(target, CLONE_NEWNET), f"setns {inside.netns}")
+    setns(target, CLONE_NEWNET)
     os.close(target)
     _check(_libc.unshare(CLONE_NEWNS), "unshare the mount namespace")
     _mount(None, "/", None, MS_SLAVE | MS_REC, "")  # nothing propagates back to the host

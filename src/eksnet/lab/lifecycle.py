@@ -10,6 +10,7 @@ itself cleans up when interrupted (Ctrl-C or SIGTERM) or when a step fails.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -17,11 +18,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import FrameType
 
 from eksnet.dataplane.state import DataplaneState, Iptables
-from eksnet.lab import system
+from eksnet.lab import netlink, system
 from eksnet.lab.fabric import FabricPlan
 from eksnet.lab.names import LabNames
 from eksnet.lab.plan import LabPlan, NamespacePlan, build_plan
@@ -43,7 +45,10 @@ class Progress:
 
 @dataclass(slots=True)
 class Timings:
+    """Busy seconds per phase (phases of a pipeline overlap) and the wall-clock total."""
+
     phases: dict[str, float] = field(default_factory=dict)
+    wall: float = 0.0
 
     @contextlib.contextmanager
     def measure(self, name: str) -> Iterator[None]:
@@ -51,11 +56,11 @@ class Timings:
         try:
             yield
         finally:
-            self.phases[name] = time.perf_counter() - start
+            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - start
 
     @property
     def total(self) -> float:
-        return sum(self.phases.values())
+        return self.wall or sum(self.phases.values())
 
 
 # --- up -----------------------------------------------------------------------------------------
@@ -94,36 +99,64 @@ def up(
 CHECKPOINT_ENV = "EKSNET_LAB_TEST_STOP"
 
 
-def checkpoint(name: str) -> None:
+def checkpoint(name: str, *, reach: Callable[[], None] | None = None) -> None:
     """Crash tests stop `up` here (`$EKSNET_LAB_TEST_STOP=name`) to SIGKILL or Ctrl-C it at a
-    known point; a no-op otherwise."""
+    known point, after `reach` (waiting for what the point promises); a no-op otherwise."""
     if os.environ.get(CHECKPOINT_ENV) == name:
+        if reach is not None:
+            reach()
         print(f"eksnet-lab-checkpoint {name}", file=sys.stderr, flush=True)
         time.sleep(3600)
 
 
 def apply_plan(plan: LabPlan, progress: Progress, timings: Timings) -> None:
+    """`plan.steps` as a pipeline: this thread runs each step's host `ip -batch`, and one worker
+    configures the namespaces of the steps already created, in order, each from inside it
+    (`netlink.py`), while the next step is being created.
+
+    One worker, not many: configuring holds the kernel's RTNL lock for nearly all its work, and
+    a write to `ip_forward` restarts its syscall while another thread holds that lock, so
+    parallel workers only contend (measured on the benchmark: 1,000 pods configured in 0.55 s
+    from one thread, 1.2 s from eight). Creating a namespace, by contrast, does much of its
+    work outside that lock, which is what the pipeline overlaps."""
     checkpoint("start")
-    with timings.measure("namespaces and links"):
-        progress.phase("namespaces and links", 1)
-        system.ip_batch(None, plan.host_batch)
-        progress.advance()
-    checkpoint("links")
-    with (
-        timings.measure("configure namespaces"),
-        tempfile.TemporaryDirectory(prefix="eksnet-lab-") as locks,
-    ):
-        progress.phase("configure namespaces", len(plan.namespaces) + 1)
-        work: list[NamespacePlan | FabricPlan] = [plan.fabric, *plan.namespaces]
-        half = len(work) // 2
-        system.parallel(
-            lambda item: _configure(item, locks), work[:half], on_done=lambda _: progress.advance()
-        )
-        checkpoint("half-configured")
-        system.parallel(
-            lambda item: _configure(item, locks), work[half:], on_done=lambda _: progress.advance()
-        )
+    start = time.perf_counter()
+    progress.phase("build namespaces", len(plan.namespaces) + 1)
+    with tempfile.TemporaryDirectory(prefix="eksnet-lab-") as locks:
+        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eksnet-lab-configure")
+        pending: list[Future[None]] = []
+
+        def configure(item: NamespacePlan | FabricPlan) -> None:
+            with timings.measure("configure"):
+                _configure(item, locks)
+            progress.advance()
+
+        try:
+            for number, step in enumerate(plan.steps):
+                with timings.measure("create (host ip -batch)"):
+                    system.ip_batch(None, step.host_batch)
+                if number == 0:
+                    checkpoint("links")
+                pending.extend(worker.submit(configure, item) for item in step.configure)
+                _raise_first_failure(pending)
+                if number == len(plan.steps) // 2:
+                    checkpoint("half-configured", reach=functools.partial(_wait, pending))
+            _wait(pending)
+        finally:
+            worker.shutdown(wait=True, cancel_futures=True)
+    timings.wall = time.perf_counter() - start
     checkpoint("configured")
+
+
+def _raise_first_failure(futures: list[Future[None]]) -> None:
+    for future in futures:
+        if future.done() and future.exception() is not None:
+            future.result()
+
+
+def _wait(futures: list[Future[None]]) -> None:
+    for future in futures:
+        future.result()
 
 
 def _configure(item: NamespacePlan | FabricPlan, locks: str) -> None:
@@ -134,38 +167,32 @@ def _configure(item: NamespacePlan | FabricPlan, locks: str) -> None:
 
 
 def configure_namespace(plan: NamespacePlan, locks: str) -> None:
-    """Sysctls (all/default first, as the state orders them), then `ip -batch`, qdiscs, and
-    iptables-restore with the node's backend."""
-    if plan.sysctls:
-        system.netns_exec(
-            plan.netns, ["sysctl", "-q", "-w", *(f"{k}={v}" for k, v in plan.sysctls)]
-        )
-    system.ip_batch(plan.netns, plan.ip_batch)
-    if plan.tc_batch:
-        system.run(["tc", "-n", plan.netns, "-batch", "-"], stdin="\n".join(plan.tc_batch) + "\n")
-    if plan.iptables is not None:
-        restore_iptables(plan.netns, plan.iptables, locks)
+    """From a thread inside the namespace: sysctls (all/default first, as the state orders
+    them), the rtnetlink requests, and iptables-restore with the node's backend."""
+    with netlink.entered(plan.netns):
+        netlink.write_sysctls(plan.sysctls)
+        netlink.apply(plan.ops, plan.netns)
+        if plan.iptables is not None:
+            restore_iptables(plan.netns, plan.iptables, locks)
 
 
 def restore_iptables(netns: str, iptables: Iptables, locks: str) -> None:
-    """`iptables-restore` of the pinned backend inside the namespace. Each namespace gets its own
-    xtables lock file: the legacy lock is a host-wide flock that would serialize namespaces whose
-    tables are independent in the kernel anyway."""
+    """`iptables-restore` of the pinned backend, started from a thread inside the namespace (so
+    the process is born there). Each namespace gets its own xtables lock file: the legacy lock is
+    a host-wide flock that would serialize namespaces whose tables are independent anyway."""
     text = iptables.save if iptables.save.endswith("\n") else iptables.save + "\n"
     env = dict(os.environ, XTABLES_LOCKFILE=os.path.join(locks, f"{netns}.lock"))
-    system.netns_exec(netns, [RESTORE[iptables.backend], "-w"], stdin=text, env=env)
+    system.run([RESTORE[iptables.backend], "-w"], stdin=text, env=env)
 
 
 def configure_fabric(plan: FabricPlan) -> None:
-    system.netns_exec(
-        plan.netns, ["sysctl", "-q", "-e", "-w", *(f"{k}={v}" for k, v in plan.sysctls)]
-    )
-    system.ip_batch(plan.netns, plan.ip_batch)
-    if plan.bridge_batch:
-        system.netns_exec(
-            plan.netns, ["bridge", "-batch", "-"], stdin="\n".join(plan.bridge_batch) + "\n"
-        )
-    system.netns_exec(plan.netns, ["nft", "-f", "-"], stdin=plan.nft)
+    """The fabric's bridge and nftables need `ip`, `bridge` and `nft` (three processes, once)."""
+    with netlink.entered(plan.netns):
+        netlink.write_sysctls(plan.sysctls, ignore_missing=True)
+        system.ip_batch(None, plan.ip_batch)
+        if plan.bridge_batch:
+            system.run(["bridge", "-batch", "-"], stdin="\n".join(plan.bridge_batch) + "\n")
+        system.run(["nft", "-f", "-"], stdin=plan.nft)
 
 
 @contextlib.contextmanager
@@ -196,14 +223,7 @@ def settle(names: LabNames, *, progress: Progress | None = None, timeout: float 
     report = progress or Progress()
     report.phase("IPv6 DAD", len(pending))
     while pending:
-        busy = system.parallel(
-            lambda ns: bool(
-                system.run(
-                    ["ip", "-n", ns, "-6", "addr", "show", "tentative"], check=False
-                ).stdout.strip()
-            ),
-            pending,
-        )
+        busy = system.parallel(_tentative, pending)
         done = [ns for ns, is_busy in zip(pending, busy, strict=True) if not is_busy]
         report.advance(len(done))
         pending = [ns for ns, is_busy in zip(pending, busy, strict=True) if is_busy]
@@ -212,6 +232,11 @@ def settle(names: LabNames, *, progress: Progress | None = None, timeout: float 
                 raise LabError(f"IPv6 DAD did not finish in {timeout} s in: {', '.join(pending)}")
             time.sleep(0.1)
     return time.perf_counter() - start
+
+
+def _tentative(netns: str) -> bool:
+    with netlink.entered(netns):
+        return netlink.tentative_addresses() > 0
 
 
 # --- down ---------------------------------------------------------------------------------------
@@ -244,11 +269,9 @@ def down(names: LabNames, *, progress: Progress | None = None) -> int:
 
 def kill_processes(netns: tuple[str, ...]) -> None:
     """SIGKILL, by pid, every process living in one of these namespaces (listeners, captures)."""
-    for name in netns:
-        pids = system.run(["ip", "netns", "pids", name], check=False).stdout.split()
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid), signal.SIGKILL)
+    for pid in system.netns_pids(netns):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 # --- the run file: which cluster the lab holds ---------------------------------------------------

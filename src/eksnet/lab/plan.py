@@ -1,12 +1,13 @@
 """From a `DataplaneState` to the exact commands that build the lab (pure: no I/O here).
 
-The plan is data: one `ip -batch` for the host (it only creates namespaces and creates every link
-straight inside its namespace, with the state's ifindex, name, MAC, MTU and queue length on both
-ends; nothing is ever configured in the host namespace), then per namespace the sysctls, one
-`ip -batch` (addresses, routes, rules, neighbours), one `tc -batch` where a qdisc differs from the
-kernel's default, and the iptables text for `iptables-restore` of the pinned backend. Keeping it
-pure lets unit tests check the commands without root, and the benchmark build the same
-namespaces bare.
+The plan is data: `ip -batch` lines for the host (they only create namespaces and create every
+link straight inside its namespace, with the state's ifindex, name, MAC, MTU and queue length on
+both ends; nothing is ever configured in the host namespace), cut into the steps of `lab up`'s
+pipeline (`build_steps`), then per namespace the sysctls, the
+operations of `ops.py` (links up, addresses, routes, rules, neighbours, and a qdisc where one
+differs from the kernel's default; each the request of one `ip`/`tc` batch line), and the
+iptables text for `iptables-restore` of the pinned backend. Keeping it pure lets unit tests
+check the commands without root, and the benchmark build the same namespaces bare.
 
 What the plan leaves to the kernel, as the state does (state.py: "anything the kernel derives"):
 the local table, connected routes of addresses (`proto kernel` routes in the state are the
@@ -29,13 +30,24 @@ from eksnet.dataplane.state import (
     Link,
     Namespace,
     Route,
-    Rule,
 )
 from eksnet.lab.fabric import FabricPlan, attached_ports, plan_fabric
 from eksnet.lab.names import LabNames
+from eksnet.lab.ops import (
+    AddressAdd,
+    KernelRouteDelete,
+    LinkAddrGenNone,
+    LinkUp,
+    NeighbourReplace,
+    Op,
+    QdiscReplace,
+    RouteAdd,
+    RuleAdd,
+    RuleDelete,
+)
 
 KERNEL_DEFAULT_QDISCS = frozenset({"noqueue", "noop"})
-"""Qdiscs a new veth/loopback already has; anything else is set with tc."""
+"""Qdiscs a new veth/loopback already has; anything else is set (`QdiscReplace`)."""
 
 
 class PlanError(ValueError):
@@ -57,18 +69,29 @@ class NamespacePlan:
     netns: str
     kind: str
     sysctls: tuple[tuple[str, str], ...]
-    ip_batch: tuple[str, ...]
-    tc_batch: tuple[str, ...]
+    ops: tuple[Op, ...]
     iptables: Iptables | None
+
+
+@dataclass(frozen=True, slots=True)
+class BuildStep:
+    """One step of `lab up`'s pipeline: a host `ip -batch` that creates some namespaces and the
+    links between existing ones, then the namespaces to configure once it has run, in order."""
+
+    host_batch: tuple[str, ...]
+    configure: tuple[NamespacePlan | FabricPlan, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class LabPlan:
     names: LabNames
     host_batch: tuple[str, ...]
-    """`netns add` for every namespace, then `link add` for every pair, in ifindex order."""
+    """`netns add` for every namespace, then `link add` for every pair, in ifindex order: the
+    whole build in one batch (the benchmark's bare build)."""
     namespaces: tuple[NamespacePlan, ...]
     fabric: FabricPlan
+    steps: tuple[BuildStep, ...]
+    """The same lines cut into `build_steps`, each with what to configure after it."""
 
     def netns_names(self) -> tuple[str, ...]:
         return (*(ns.netns for ns in self.namespaces), self.fabric.netns)
@@ -76,11 +99,18 @@ class LabPlan:
 
 def build_plan(state: DataplaneState, names: LabNames) -> LabPlan:
     fabric = plan_fabric(state, names.fabric)
+    namespaces = tuple(namespace_plan(ns, names) for ns in state.namespaces)
+    creations = link_creations(state, names, fabric)
+    every: tuple[NamespacePlan | FabricPlan, ...] = (*namespaces, fabric)
     return LabPlan(
         names=names,
-        host_batch=host_batch(state, names, fabric),
-        namespaces=tuple(namespace_plan(ns, names) for ns in state.namespaces),
+        host_batch=(
+            *(f"netns add {ns.netns}" for ns in every),
+            *(c.line for c in sorted(creations, key=lambda c: c.ifindex)),
+        ),
+        namespaces=namespaces,
         fabric=fabric,
+        steps=build_steps(state, namespaces, fabric, creations),
     )
 
 
@@ -136,17 +166,29 @@ def _link_spec(link: Link, netns: str) -> str:
     )
 
 
-def host_batch(state: DataplaneState, names: LabNames, fabric: FabricPlan) -> tuple[str, ...]:
-    """Namespaces, then links straight into them (`netns` on both ends: nothing in the host)."""
-    lines = [f"netns add {names.netns(ns.name)}" for ns in state.namespaces]
-    lines.append(f"netns add {fabric.netns}")
-    creations: list[tuple[int, str]] = []
+@dataclass(frozen=True, slots=True)
+class LinkCreation:
+    """One `link add` of the host batch and the namespaces (state names; None for the
+    fabric) that must exist before it runs."""
+
+    line: str
+    ifindex: int
+    namespaces: frozenset[str | None]
+
+
+def link_creations(
+    state: DataplaneState, names: LabNames, fabric: FabricPlan
+) -> tuple[LinkCreation, ...]:
+    """Every link, created straight into its namespaces (`netns` on both ends: nothing in the
+    host): veth pairs, ENIs as veths into the fabric, other devices as dummies."""
+    creations: list[LinkCreation] = []
     for a, b in veth_pairs(state):
         creations.append(
-            (
-                a.link.ifindex,
+            LinkCreation(
                 f"link add {_link_spec(a.link, names.netns(a.namespace))} type veth peer name "
                 f"{_link_spec(b.link, names.netns(b.namespace))}",
+                a.link.ifindex,
+                frozenset({a.namespace, b.namespace}),
             )
         )
     wired = {(port.node, port.device): port for port in attached_ports(state)}
@@ -157,18 +199,65 @@ def host_batch(state: DataplaneState, names: LabNames, fabric: FabricPlan) -> tu
             spec = _link_spec(link, names.netns(namespace.name))
             port = wired.get((namespace.name, link.name))
             if port is None:
-                creations.append((link.ifindex, f"link add {spec} type dummy"))
+                line = f"link add {spec} type dummy"
+                creations.append(LinkCreation(line, link.ifindex, frozenset({namespace.name})))
                 continue
             queues = " numtxqueues 2 numrxqueues 2" if link.qdisc == "mq" else ""
             creations.append(
-                (
+                LinkCreation(
+                    f"link add {spec}{queues} type veth peer name {port.port} "
+                    f"index {port.ifindex} mtu {port.mtu} netns {fabric.netns}",
                     link.ifindex,
-                    f"link add {spec}{queues} type veth peer name {port.port} mtu {port.mtu} "
-                    f"netns {fabric.netns}",
+                    frozenset({namespace.name, None}),
                 )
             )
-    creations.sort(key=lambda item: item[0])
-    return (*lines, *(line for _, line in creations))
+    return tuple(creations)
+
+
+def build_steps(
+    state: DataplaneState,
+    namespaces: tuple[NamespacePlan, ...],
+    fabric: FabricPlan,
+    creations: tuple[LinkCreation, ...],
+) -> tuple[BuildStep, ...]:
+    """The build as a pipeline: while one step's namespaces are configured, the next step's are
+    created (creating namespaces is most of the work, and much of it runs outside the RTNL
+    lock that configuring takes).
+
+    Step 0 creates the nodes, the fabric, every ENI and the pods no node is wired to, and
+    configures the fabric and those pods; then one step per node creates its pods and their
+    veths, and configures the pods, then the node. So every link's other end is up before the
+    node brings its own end up: the node's links get their carrier, and with it their IPv6
+    routes, in the order the node brings them up (`namespace_ops`), as on a real node."""
+    nodes = [ns for ns in namespaces if ns.kind == "node"]
+    step_of: dict[str | None, int] = {None: 0, **{node.state_name: 0 for node in nodes}}
+    number_of = {node.state_name: number for number, node in enumerate(nodes, start=1)}
+    for a, b in veth_pairs(state):
+        if a.namespace in number_of and b.namespace not in step_of:
+            step_of[b.namespace] = number_of[a.namespace]
+    for ns in namespaces:
+        step_of.setdefault(ns.state_name, 0)
+    count = len(nodes) + 1
+    adds: list[list[str]] = [[] for _ in range(count)]
+    for ns in namespaces:
+        adds[step_of[ns.state_name]].append(f"netns add {ns.netns}")
+    adds[0].append(f"netns add {fabric.netns}")
+    links: list[list[LinkCreation]] = [[] for _ in range(count)]
+    for creation in creations:
+        links[max(step_of[name] for name in creation.namespaces)].append(creation)
+    configure: list[list[NamespacePlan | FabricPlan]] = [[fabric], *([] for _ in nodes)]
+    for ns in namespaces:
+        if ns.kind != "node":
+            configure[step_of[ns.state_name]].append(ns)
+    for number, node in enumerate(nodes, start=1):
+        configure[number].append(node)
+    return tuple(
+        BuildStep(
+            (*adds[i], *(c.line for c in sorted(links[i], key=lambda c: c.ifindex))),
+            tuple(configure[i]),
+        )
+        for i in range(count)
+    )
 
 
 # --- one namespace ------------------------------------------------------------------------------
@@ -180,36 +269,41 @@ def namespace_plan(namespace: Namespace, names: LabNames) -> NamespacePlan:
         netns=names.netns(namespace.name),
         kind=namespace.kind,
         sysctls=namespace.sysctls,
-        ip_batch=ip_batch(namespace),
-        tc_batch=tc_batch(namespace),
+        ops=namespace_ops(namespace),
         iptables=namespace.iptables,
     )
 
 
-def ip_batch(namespace: Namespace) -> tuple[str, ...]:
-    """Links up, addresses, routes, rules, neighbours: in the order the kernel needs them."""
-    lines: list[str] = []
-    for link in namespace.links:
-        if not link.ipv6_addrgen:
-            lines.append(f"link set dev {link.name} addrgenmode none")
-    ordered = sorted(namespace.links, key=lambda link: (link.kind != "loopback", link.ifindex))
-    lines += [f"link set dev {link.name} up" for link in ordered if link.up]
-    lines += [_address(a) for a in namespace.addresses if not _kernel_made_address(namespace, a)]
-    lines += _routes(namespace)
-    lines += _rules(namespace)
-    lines += [
-        f"neigh replace {n.dst} lladdr {n.lladdr} dev {n.dev} nud {n.state.lower()}"
-        for n in namespace.neighbours
-    ]
-    return tuple(lines)
+def namespace_ops(namespace: Namespace) -> tuple[Op, ...]:
+    """Address generation and qdiscs, links up, addresses, routes, rules, neighbours: in the
+    order the kernel needs them.
 
-
-def tc_batch(namespace: Namespace) -> tuple[str, ...]:
-    return tuple(
-        f"qdisc replace dev {link.name} root {link.qdisc}"
+    The qdisc is set while the link is still down: replacing it on a running link detaches it
+    for a moment, and IPv6 autoconfiguration that runs then (on the carrier event) finds no
+    queue, waits for the next event and adds the link's `fe80::/64` route out of order."""
+    ops: list[Op] = [LinkAddrGenNone(link) for link in namespace.links if not link.ipv6_addrgen]
+    ops += [
+        QdiscReplace(link)
         for link in namespace.links
         if link.kind != "loopback" and link.qdisc not in KERNEL_DEFAULT_QDISCS
-    )
+    ]
+    ordered = sorted(namespace.links, key=lambda link: (link.kind != "loopback", link.ifindex))
+    ops += [LinkUp(link) for link in ordered if link.up]
+    ops += [
+        AddressAdd(a, namespace.link(a.dev).ifindex)
+        for a in namespace.addresses
+        if not _kernel_made_address(namespace, a)
+    ]
+    ops += _routes(namespace)
+    ops += _rules(namespace)
+    ops += [NeighbourReplace(n, namespace.link(n.dev).ifindex) for n in namespace.neighbours]
+    return tuple(ops)
+
+
+def ip_batch(namespace: Namespace) -> tuple[str, ...]:
+    """The plan of one namespace as `ip -batch` lines (what the netlink requests stand for)."""
+    ops = namespace_ops(namespace)
+    return tuple(op.ip_line() for op in ops if not isinstance(op, QdiscReplace))
 
 
 def eui64_link_local(mac: str) -> IPv6Interface:
@@ -228,11 +322,6 @@ def _kernel_made_address(namespace: Namespace, address: Address) -> bool:
     if isinstance(address.interface, IPv6Interface) and link.ipv6_addrgen:
         return address.interface == eui64_link_local(link.mac)
     return False
-
-
-def _address(address: Address) -> str:
-    brd = f" broadcast {address.broadcast}" if address.broadcast is not None else ""
-    return f"addr add {address.interface}{brd} scope {address.scope} dev {address.dev}"
 
 
 def kernel_connected_routes(namespace: Namespace) -> tuple[tuple[IPv4Network, str], ...]:
@@ -263,72 +352,38 @@ def _is_kernel_route(route: Route, kernel: tuple[tuple[IPv4Network, str], ...]) 
     )
 
 
-def _routes(namespace: Namespace) -> list[str]:
+def _routes(namespace: Namespace) -> list[Op]:
     kernel = kernel_connected_routes(namespace)
-    lines: list[str] = []
+    ops: list[Op] = []
     stated = {(r.dst, r.dev) for r in namespace.routes if _is_kernel_route(r, kernel)}
     for dst, dev in kernel:
         if (dst, dev) not in stated:
-            lines.append(f"route del {dst} dev {dev} table {TABLE_MAIN} proto kernel")
+            made = Route(TABLE_MAIN, dst, dev=dev, proto="kernel", scope="link")
+            ops.append(KernelRouteDelete(made, namespace.link(dev).ifindex))
     to_add = [r for r in namespace.routes if not _is_kernel_route(r, kernel)]
     # A gateway must be reachable through an existing on-link route when its route is added.
     to_add.sort(key=lambda route: route.gateway is not None)
-    lines += [_route(route) for route in to_add]
-    return lines
+    ops += [
+        RouteAdd(r, namespace.link(r.dev).ifindex if r.dev is not None else None) for r in to_add
+    ]
+    return ops
 
 
-def _route(route: Route) -> str:
-    parts = ["route add"]
-    if route.type != "unicast":
-        parts.append(route.type)
-    parts.append(str(route.dst))
-    if route.gateway is not None:
-        parts.append(f"via {route.gateway}")
-    if route.dev is not None:
-        parts.append(f"dev {route.dev}")
-    parts.append(f"table {route.table} proto {route.proto} scope {route.scope}")
-    if route.src is not None:
-        parts.append(f"src {route.src}")
-    if route.metric is not None:
-        parts.append(f"metric {route.metric}")
-    return " ".join(parts)
+def _rules(namespace: Namespace) -> list[Op]:
+    """The state's rules from the three every namespace starts with, touching a default rule
+    only where the state lacks it or puts another rule of its priority before it (`add`
+    appends after the rules of equal priority).
 
-
-def _rules(namespace: Namespace) -> list[str]:
-    """Delete the three default rules the state does not keep as they are, then add the rest in
-    the kernel's order (equal priorities keep insertion order because `add` appends)."""
-    wanted = list(namespace.sorted_rules())
-    lines: list[str] = []
-    kept_local = bool(wanted) and wanted[0] == DEFAULT_RULES[0]
+    A namespace that keeps the defaults gets no rule command at all, as a real pod: the first
+    rule added splits the kernel's merged local/main table for good (`fib_unmerge`), after which
+    `ip route get` of a local address says `table local`, which a real pod does not."""
+    wanted = namespace.sorted_rules()
+    kept: set[int] = set()
     for default in DEFAULT_RULES:
-        if default == DEFAULT_RULES[0] and kept_local:
-            continue
-        lines.append(f"rule del {_rule_spec(default)}")
-    if kept_local:
-        wanted = wanted[1:]
-    lines += [f"rule add {_rule_spec(rule)}" for rule in wanted]
-    return lines
-
-
-def _rule_spec(rule: Rule) -> str:
-    parts = [f"pref {rule.priority}"]
-    if rule.invert:
-        parts.append("not")
-    if rule.src is not None:
-        parts.append(f"from {rule.src}")
-    if rule.dst is not None:
-        parts.append(f"to {rule.dst}")
-    if rule.fwmark is not None:
-        mask = f"/{rule.fwmask:#x}" if rule.fwmask is not None else ""
-        parts.append(f"fwmark {rule.fwmark:#x}{mask}")
-    if rule.iif is not None:
-        parts.append(f"iif {rule.iif}")
-    if rule.oif is not None:
-        parts.append(f"oif {rule.oif}")
-    if rule.action == "lookup":
-        parts.append(f"lookup {rule.table}")
-    elif rule.action == "goto":
-        parts.append(f"goto {rule.goto}")
-    else:
-        parts.append(rule.action)
-    return " ".join(parts)
+        same = [i for i, rule in enumerate(wanted) if rule.priority == default.priority]
+        if same and wanted[same[0]] == default:
+            kept.add(same[0])
+    kept_rules = [wanted[i] for i in kept]
+    ops: list[Op] = [RuleDelete(d) for d in DEFAULT_RULES if d not in kept_rules]
+    ops += [RuleAdd(rule) for i, rule in enumerate(wanted) if i not in kept]
+    return ops

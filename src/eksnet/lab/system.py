@@ -1,4 +1,5 @@
-"""Running the real tools: the only module of the lab that starts processes.
+"""Running the real tools: the only module of the lab that starts processes (`inside.py` only
+replaces `lab exec`'s own process with the user's command; `netlink.py` starts none).
 
 Every command is an argv list (never a shell string), fed its batch on stdin, and a failure raises
 `LabError` with the tool's own stderr and the batch line it names, so a broken plan is reported
@@ -7,6 +8,7 @@ as the kernel saw it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -80,7 +82,8 @@ def parallel(
     workers: int | None = None,
     on_done: Callable[[T], None] | None = None,
 ) -> list[R]:
-    """Apply `func` to every item on a thread pool (each call mostly waits on a child process);
+    """Apply `func` to every item on a thread pool (each call mostly waits on the kernel or a
+    child process);
     the first exception is re-raised after the pool stops taking new work."""
     todo = list(items)
     if not todo:
@@ -119,6 +122,25 @@ def list_netns() -> tuple[str, ...]:
         return tuple(sorted(os.listdir("/run/netns")))
     except FileNotFoundError:
         return ()
+
+
+def netns_pids(netns: Iterable[str], run_dir: str = "/run/netns") -> tuple[int, ...]:
+    """Every process whose network namespace is one of these (`ip netns pids`, for many
+    namespaces in one pass over /proc instead of one `ip` per namespace)."""
+    wanted: set[tuple[int, int]] = set()
+    for name in netns:
+        with contextlib.suppress(OSError):
+            info = os.stat(os.path.join(run_dir, name))
+            wanted.add((info.st_dev, info.st_ino))
+    pids: list[int] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            info = os.stat(f"/proc/{entry}/ns/net")
+            if (info.st_dev, info.st_ino) in wanted:
+                pids.append(int(entry))
+    return tuple(pids)
 
 
 # --- capabilities -------------------------------------------------------------------------------
