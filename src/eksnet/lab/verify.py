@@ -11,6 +11,10 @@ simulated forward walk and its `reply`:
 * routing: `ip route get` per hop, with the packet's source, ingress interface and mark, must
   leave by the hop's `oif`, via the predicted gateway, from the predicted table;
 * conntrack: every entry the walk predicts exists in that node with the same tuples and mark;
+* netfilter: the rules whose packet counters moved in each node (`iptables-save -c` of the
+  node's backend, counters zeroed before the walk) are exactly the rules the simulated walk says
+  matched, forward and return together — the kernel reveals which rules decided through its
+  counters, on the legacy backend as on nft;
 * the disposition: delivered means the listener got the connection or datagram.
 
 The packet mark is not on the wire and is checked only through `ip route get`.
@@ -65,7 +69,7 @@ class Difference:
     direction: Direction
     kind: str
     """`wire-missing`, `wire-unexpected`, `wire-order`, `field:<name>`, `route`, `conntrack`,
-    `disposition` or `not-verifiable`."""
+    `netfilter`, `disposition` or `not-verifiable`."""
     where: str
     expected: str
     observed: str
@@ -379,6 +383,7 @@ def verify_walk(
 
     nodes = [names.netns(ns.name) for ns in state.nodes()]
     system.parallel(lambda netns: system.netns_exec(netns, ["conntrack", "-F"], check=False), nodes)
+    _zero_counters(state, names)
     listener: subprocess.Popen[str] | None = None
     with Capture(capture_targets(state, names, walk)) as capture:
         try:
@@ -440,7 +445,91 @@ def verify_walk(
         )
         for ns in state.nodes()
     }
-    return judge(label, walk, observed, routes, conntrack, bool(received.get("ok")))
+    hits = _rule_hits(state, names)
+    return judge(label, walk, observed, routes, conntrack, bool(received.get("ok")), hits)
+
+
+RuleKey = tuple[str, str, int]
+"""(table, chain, position) of one iptables rule."""
+
+_IPTABLES = {"legacy": "iptables-legacy", "nft": "iptables-nft"}
+
+
+def _zero_counters(state: DataplaneState, names: LabNames) -> None:
+    """Zero every rule counter of every node, so what moves afterwards is this walk's traffic
+    (ARP and IPv6 never traverse the IPv4 tables)."""
+
+    def zero(namespace: Namespace) -> None:
+        assert namespace.iptables is not None
+        binary = _IPTABLES[namespace.iptables.backend]
+        for table in ("raw", "mangle", "nat", "filter"):
+            if f"*{table}" in namespace.iptables.save:
+                system.netns_exec(names.netns(namespace.name), [binary, "-w", "-t", table, "-Z"])
+
+    system.parallel(zero, [ns for ns in state.nodes() if ns.iptables is not None])
+
+
+def _rule_hits(state: DataplaneState, names: LabNames) -> dict[str, frozenset[RuleKey]]:
+    """The rules whose packet counters moved, per node, read with `iptables-save -c`."""
+    from eksnet.kernel.netfilter import parse_ruleset
+
+    def read(namespace: Namespace) -> tuple[str, frozenset[RuleKey]]:
+        assert namespace.iptables is not None
+        binary = _IPTABLES[namespace.iptables.backend] + "-save"
+        text = system.netns_exec(names.netns(namespace.name), [binary, "-c"]).stdout
+        ruleset = parse_ruleset(text, source=f"{binary} -c in {namespace.name}")
+        hit = frozenset(
+            (rule.table, rule.chain, rule.position)
+            for rule in ruleset.rules()
+            if rule.counters is not None and rule.counters[0] > 0
+        )
+        return namespace.name, hit
+
+    return dict(system.parallel(read, [ns for ns in state.nodes() if ns.iptables is not None]))
+
+
+def expected_rule_hits(walk: Walk) -> dict[str, frozenset[RuleKey]]:
+    """The rules the simulated walk (forward and return) says matched, per node."""
+    hits: dict[str, set[RuleKey]] = {}
+    for _, one in _directions(walk):
+        for hop in one.hops:
+            if hop.where.kind != "node":
+                continue
+            found = hits.setdefault(hop.where.name, set())
+            for step in hop.steps:
+                for decision in step.decided_by:
+                    if (
+                        decision.kind == "iptables"
+                        and decision.table is not None
+                        and decision.chain is not None
+                        and decision.position is not None
+                    ):
+                        found.add((decision.table, decision.chain, decision.position))
+    return {name: frozenset(keys) for name, keys in hits.items()}
+
+
+def compare_rule_hits(walk: Walk, hits: dict[str, frozenset[RuleKey]]) -> list[Difference]:
+    """Rules the kernel counted but the walk did not match, and the other way round."""
+    differences: list[Difference] = []
+    expected = expected_rule_hits(walk)
+    for node, seen in sorted(hits.items()):
+        want = expected.get(node, frozenset())
+        if want == seen:
+            continue
+
+        def show(keys: Iterable[RuleKey]) -> str:
+            return ", ".join(f"{t}/{c} #{p}" for t, c, p in sorted(keys)) or "none"
+
+        differences.append(
+            Difference(
+                "forward",
+                "netfilter",
+                f"{node} iptables counters",
+                f"matched {show(want)}",
+                f"counted {show(seen)} (missing {show(want - seen)}, extra {show(seen - want)})",
+            )
+        )
+    return differences
 
 
 def judge(
@@ -450,6 +539,7 @@ def judge(
     routes: dict[tuple[Direction, int], RouteGet],
     conntrack: dict[str, tuple[ConntrackEntry, ...]],
     delivered: bool,
+    rule_hits: dict[str, frozenset[RuleKey]] | None = None,
 ) -> Verdict:
     """The comparison itself, on parsed observations (pure, unit-tested)."""
     split = classify(walk, observed)
@@ -465,6 +555,8 @@ def judge(
             if got is not None:
                 differences += compare_route(direction, hop, got)
     differences += compare_conntrack(walk, conntrack)
+    if rule_hits is not None:
+        differences += compare_rule_hits(walk, rule_hits)
     expected_delivery = walk.disposition is not None and walk.disposition.kind == "delivered"
     if walk.reply is not None and walk.reply.disposition is not None:
         expected_delivery = expected_delivery and walk.reply.disposition.kind == "delivered"
