@@ -3,6 +3,9 @@ next to a bare `ip -batch` build of the same namespaces and links, in the same r
 
     sudo python benchmarks/lab_bench.py [--nodes 50] [--pods-per-node 20] [--repeat 3]
 
+Its namespaces carry the prefix `$EKSNET_LAB_PREFIX` (default `eksnet-bench-`), so two runs on
+one machine, or a run beside a user's lab, do not delete each other's namespaces.
+
 The big cluster's `DataplaneState` is generated here directly, shaped like the VPC CNI's (two
 ENIs per node, pods alternating between them, 512/1536 rules, per-ENI table, a permanent
 neighbour per pod, ipamd's iptables rules): the lab only reads the state, so how the state was
@@ -16,6 +19,7 @@ started on a quiet machine, bare and lab in alternating order (see `quiet`).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -37,7 +41,7 @@ from eksnet.dataplane.state import (
     VpcState,
 )
 from eksnet.lab import lifecycle, system
-from eksnet.lab.names import LabNames
+from eksnet.lab.names import PREFIX_ENV, LabNames
 from eksnet.lab.plan import build_plan
 from eksnet.lab.verify import verify_walk
 from eksnet.walk.model import Disposition, Endpoint, Flow, Hop, Packet, Step, Walk, Where
@@ -330,7 +334,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--repeat", type=int, default=3, help="rounds per cluster (medians)")
     args = parser.parse_args(argv)
     system.require_capabilities()
-    names = LabNames("eksnet-bench-")
+    names = LabNames(os.environ.get(PREFIX_ENV, "eksnet-bench-"))
     from eksnet.lab.cli import load_state
 
     demo = load_state(None)

@@ -141,7 +141,7 @@ def walk(
     journey = _Journey(
         state=state,
         labels=labels or {},
-        destination=_namespace_name_of_endpoint(state, destination),
+        destination=_namespace_of_endpoint(state, destination),
     )
     end = _run(journey, _Origin(start, flow.first_packet()))
     return _assemble(flow, "forward", journey, end, with_reply)
@@ -187,7 +187,7 @@ def _reply_walk(flow: Flow, forward: _Journey, end: _End) -> Walk:
     journey = _Journey(
         state=forward.state,
         labels=forward.labels,
-        destination=_namespace_name_of_endpoint(forward.state, flow.src),
+        destination=_namespace_of_endpoint(forward.state, flow.src),
         conntrack=dict(forward.conntrack),
     )
     reply_end = _run(journey, _Origin(end.disposition.where.name, answer))
@@ -602,19 +602,12 @@ def _endpoint(state: DataplaneState, target: Target, *, role: str) -> Endpoint:
 
 
 def _namespace_of_endpoint(state: DataplaneState, endpoint: Endpoint) -> str | None:
-    return _namespace_name_of_endpoint(state, endpoint)
-
-
-def _namespace_name_of_endpoint(state: DataplaneState, endpoint: Endpoint) -> str | None:
     """The namespace that owns the endpoint's address: a pod's eth0 or a node's ENI."""
-    if endpoint.kind == "pod":
-        return state.namespace_of_owner(endpoint.name).name
-    if endpoint.kind == "node":
+    if endpoint.kind in ("pod", "node"):
         return state.namespace_of_owner(endpoint.name).name
     for namespace in state.namespaces:
         for address in namespace.addresses:
-            if address.family == 4 and address.interface.ip == endpoint.address:
-                if str(address.interface.ip).startswith("127."):
-                    continue
+            ip = address.interface.ip
+            if address.family == 4 and ip == endpoint.address and not ip.is_loopback:
                 return namespace.name
     return None
