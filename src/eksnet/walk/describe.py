@@ -75,9 +75,7 @@ def input_route_steps(namespace: Namespace, decision: InputRoute, packet: Packet
         steps.append(
             Step(
                 "rp_filter",
-                f"rp_filter mode {check.mode} on {check.dev}: "
-                + ("passes" if check.passed else "fails")
-                + f" ({check.why})",
+                ("passes " if check.passed else "fails ") + check.why.removeprefix("rp_filter "),
                 decided_by=(
                     Decision(
                         "sysctl",
