@@ -217,11 +217,33 @@ def _node_and_pods(
     return [node_namespace, *pod_namespaces]
 
 
+AMI_SYSCTLS: dict[str, tuple[tuple[str, str], ...]] = {
+    # EKS-optimized Amazon Linux 2: forwarding on (the CNI does not set it, vpc-cni.md §2.1),
+    # strict rp_filter everywhere by default (talk-walks.md §2.3).
+    "al2": (
+        ("net.ipv4.ip_forward", "1"),
+        ("net.ipv4.conf.all.rp_filter", "1"),
+        ("net.ipv4.conf.default.rp_filter", "1"),
+    ),
+    # AL2023: forwarding on as on every EKS AMI; rp_filter from systemd's 50-default.conf
+    # (default 2, `all` left at the kernel's 0). An inference: not measured on a real node
+    # (linux-dataplane.md §11); a spec can override it in nodeDefaults.sysctls.
+    "al2023": (
+        ("net.ipv4.ip_forward", "1"),
+        ("net.ipv4.conf.all.rp_filter", "0"),
+        ("net.ipv4.conf.default.rp_filter", "2"),
+    ),
+}
+"""What the node's AMI writes before anything of EKS runs, per AMI family."""
+
+
 def _inherited_sysctls(cluster: Cluster) -> tuple[tuple[str, str], ...]:
-    """The AMI's sysctls. Pod namespaces get the same `all`/`default` values: with
-    `devconf_inherit_init_net=0` a new namespace copies them from the initial one
+    """The AMI's sysctls, then the spec's overrides. Pod namespaces get the same `all`/`default`
+    values: with `devconf_inherit_init_net=0` a new namespace copies them from the initial one
     (linux-dataplane.md §3.4)."""
-    return tuple((key, str(value)) for key, value in cluster.node_defaults.sysctls.items())
+    values = dict(AMI_SYSCTLS[cluster.node_defaults.ami])
+    values.update((key, str(value)) for key, value in cluster.node_defaults.sysctls.items())
+    return tuple(values.items())
 
 
 def _iptables_save(
