@@ -39,7 +39,8 @@ pods:
 def run(tmp_path: Path, *args: str) -> str:
     path = tmp_path / "example.yaml"
     path.write_text(CLUSTER)
-    result = CliRunner().invoke(app, [*args, "--cluster", str(path)])
+    command, *rest = args  # options go before `--`: after it everything is the command
+    result = CliRunner().invoke(app, [command, "--cluster", str(path), *rest])
     assert result.exit_code == 0, result.output
     return result.stdout
 
