@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, get_args
 
 from eksnet.kernel.hooks import Hook
 
@@ -265,18 +265,8 @@ UDP_STREAM_AFTER = 2.0
 
 TcpFlagClass = Literal["syn", "synack", "fin", "ack", "rst", "none"]
 
-_TCP_STATE_ORDER: tuple[TcpState, ...] = (
-    "NONE",
-    "SYN_SENT",
-    "SYN_RECV",
-    "ESTABLISHED",
-    "FIN_WAIT",
-    "CLOSE_WAIT",
-    "LAST_ACK",
-    "TIME_WAIT",
-    "CLOSE",
-    "SYN_SENT2",
-)
+_TCP_STATE_ORDER: tuple[TcpState, ...] = get_args(TcpState)
+"""The states in the kernel's `tcp_conntrack` enum order (the order of the Literal above)."""
 _TCP_CODES: Mapping[str, TcpState | Literal["INVALID", "IGNORE"]] = MappingProxyType(
     {
         "SS": "SYN_SENT",
