@@ -1,6 +1,6 @@
 """`netlink.py` sends what `ip`/`tc` send: the same plan applied both ways, the same kernel state.
 
-One namespace exercising every kind of operation and every field the encoder writes (pinned
+One namespace exercising every kind of operation and every field its requests set (pinned
 link-local, broadcast, route types, tables above 255, metrics, preferred sources, kernel-route
 deletion, inverted/iif/oif/fwmark/goto/action rules, each neighbour state, a qdisc) is built
 twice: once from `ip -batch`/`tc -batch` of the operations' own text, once from the rtnetlink
@@ -179,6 +179,8 @@ def test_netlink_builds_what_ip_builds(
 
 
 def test_a_failing_request_names_its_ip_line(capable: None) -> None:
+    """Only the last request of a batch asks for an ACK; a failure before it is still matched to
+    its own operation by sequence number, and the kernel's reason comes with it."""
     names = LabNames(f"eksnet-err{os.getpid()}-")
     namespace = every_op_namespace()
     broken = Namespace(
@@ -186,14 +188,22 @@ def test_a_failing_request_names_its_ip_line(capable: None) -> None:
         "node",
         NS,
         links=namespace.links,
-        routes=(Route(254, N("0.0.0.0/0"), gateway=A("10.7.7.7"), dev="d0"),),
+        routes=(
+            Route(254, N("0.0.0.0/0"), gateway=A("10.7.7.7"), dev="d0"),
+            Route(2, N("0.0.0.0/0"), gateway=A("10.7.7.8"), dev="d1"),
+        ),
+        neighbours=(Neighbour(A("10.0.1.1"), "d0", "02:00:00:00:01:01"),),
     )
     plan = build_plan(DataplaneState((broken,), VPC), names)
     try:
         system.ip_batch(None, plan.host_batch)
         netns = plan.namespaces[0].netns
         with (
-            pytest.raises(LabError, match=r"route add 0\.0\.0\.0/0 via 10\.7\.7\.7 dev d0 .*"),
+            pytest.raises(
+                LabError,
+                match=r"route add 0\.0\.0\.0/0 via 10\.7\.7\.7 dev d0 .*: Network is unreachable"
+                r".* \(and 1 more failures\)$",
+            ),
             netlink.entered(netns),
         ):
             netlink.apply(plan.namespaces[0].ops, netns)

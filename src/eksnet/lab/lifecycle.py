@@ -5,6 +5,10 @@ whose name starts with the lab prefix (links are created straight into their nam
 is configured in the host), so `down` needs no record of how far `up` got: it deletes every
 prefixed namespace, after killing the processes `verify` may have left running in them. `up`
 itself cleans up when interrupted (Ctrl-C or SIGTERM) or when a step fails.
+
+`netlink` is imported by the functions that use it, not at the top: it brings in pyroute2, a
+tenth of a second to import, and `lab exec`, `lab status` and `lab down` import this module
+without configuring anything.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from eksnet.dataplane.state import DataplaneState, Iptables
-from eksnet.lab import netlink, system
+from eksnet.lab import system
 from eksnet.lab.fabric import FabricPlan
 from eksnet.lab.names import LabNames
 from eksnet.lab.plan import LabPlan, NamespacePlan, build_plan
@@ -169,6 +173,8 @@ def _configure(item: NamespacePlan | FabricPlan, locks: str) -> None:
 def configure_namespace(plan: NamespacePlan, locks: str) -> None:
     """From a thread inside the namespace: sysctls (all/default first, as the state orders
     them), the rtnetlink requests, and iptables-restore with the node's backend."""
+    from eksnet.lab import netlink  # here, not at the top: see the module docstring
+
     with netlink.entered(plan.netns):
         netlink.write_sysctls(plan.sysctls)
         netlink.apply(plan.ops, plan.netns)
@@ -187,6 +193,8 @@ def restore_iptables(netns: str, iptables: Iptables, locks: str) -> None:
 
 def configure_fabric(plan: FabricPlan) -> None:
     """The fabric's bridge and nftables need `ip`, `bridge` and `nft` (three processes, once)."""
+    from eksnet.lab import netlink  # here, not at the top: see the module docstring
+
     with netlink.entered(plan.netns):
         netlink.write_sysctls(plan.sysctls, ignore_missing=True)
         system.ip_batch(None, plan.ip_batch)
@@ -235,6 +243,8 @@ def settle(names: LabNames, *, progress: Progress | None = None, timeout: float 
 
 
 def _tentative(netns: str) -> bool:
+    from eksnet.lab import netlink  # here, not at the top: see the module docstring
+
     with netlink.entered(netns):
         return netlink.tentative_addresses() > 0
 
