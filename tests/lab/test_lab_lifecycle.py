@@ -158,7 +158,9 @@ def test_exec_refuses_what_is_not_a_lab_namespace(
     for target in ("ip/192.168.1.50", "node/not-a-node", "host", "pod/default/nope"):
         result = lab_exec(lab_env, target, "ip", "link")
         assert result.returncode != 0, target
-        assert "error:" in result.stderr
+        # the same contract as every eksnet command: one line on stderr, no traceback
+        assert result.stderr.startswith("eksnet: "), result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_links_live_only_in_lab_namespaces(demo_lab: LabNames, demo_state: object) -> None:

@@ -74,7 +74,7 @@ def _progress() -> RichProgress:
 
 
 def _fail(error: EksnetError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {error.one_line()}")
+    console.print(f"[red]eksnet:[/red] {error.one_line()}", soft_wrap=True)
     return typer.Exit(error.exit_code)
 
 
