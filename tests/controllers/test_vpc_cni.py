@@ -17,6 +17,7 @@ from ipaddress import IPv4Address, IPv4Network
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.spec_texts import VPC_CNI_MANGLE
 
 from eksnet.controllers import build_state
 from eksnet.dataplane.state import TABLE_MAIN, DataplaneState, Namespace, Neighbour, Route, Rule
@@ -418,17 +419,10 @@ def test_filter_table_is_the_amis_accept_everything() -> None:
 
 
 # vpc-cni.md §2.7, the representative iptables-save, with the kube-proxy lines left out.
-SECTION_2_7 = """
-*mangle
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
--A PREROUTING -i eth0 -m comment --comment "AWS, primary ENI" -m addrtype --dst-type LOCAL --limit-iface-in -j CONNMARK --set-xmark 0x80/0x80
--A PREROUTING -i eni+ -m comment --comment "AWS, primary ENI" -j CONNMARK --restore-mark --nfmask 0x80 --ctmask 0x80
--A PREROUTING -i vlan+ -m comment --comment "AWS, primary ENI" -j CONNMARK --restore-mark --nfmask 0x80 --ctmask 0x80
-COMMIT
+SECTION_2_7 = (
+    "\n"
+    + VPC_CNI_MANGLE
+    + """\
 *nat
 :PREROUTING ACCEPT [0:0]
 :INPUT ACCEPT [0:0]
@@ -449,6 +443,7 @@ COMMIT
 -A AWS-SNAT-CHAIN-0 ! -o vlan+ -m comment --comment "AWS, SNAT" -m addrtype ! --dst-type LOCAL -j SNAT --to-source 10.0.1.5 --random-fully
 COMMIT
 """
+)
 
 # vpc-cni.md's running example: VPC CIDRs 10.0.0.0/16 + 100.64.0.0/16, node subnet 10.0.0.0/19,
 # eth0 10.0.1.5 (device 0), eth1 10.0.2.20 (device 1), pods web-a 10.0.1.23 on eth0 and web-b

@@ -9,6 +9,7 @@ from ipaddress import IPv4Address, IPv4Network
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.spec_texts import VPC_CNI_MANGLE
 
 from eksnet.errors import NotModelled
 from eksnet.kernel.conntrack import NatRequest, apply_nat
@@ -20,17 +21,9 @@ A = IPv4Address
 # verbatim; the chains that section abbreviates (the other SEP chains, the app1-nodeport and
 # app1-nlb-local SVC chains, their KUBE-SERVICES/KUBE-NODEPORTS entries, the filter jumps) are
 # filled in with the same patterns (kube-proxy.md §3, §6.3), endpoints .71/.81/.91 on port 80.
-NODE1 = """\
-*mangle
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
--A PREROUTING -i eth0 -m comment --comment "AWS, primary ENI" -m addrtype --dst-type LOCAL --limit-iface-in -j CONNMARK --set-xmark 0x80/0x80
--A PREROUTING -i eni+ -m comment --comment "AWS, primary ENI" -j CONNMARK --restore-mark --nfmask 0x80 --ctmask 0x80
--A PREROUTING -i vlan+ -m comment --comment "AWS, primary ENI" -j CONNMARK --restore-mark --nfmask 0x80 --ctmask 0x80
-COMMIT
+NODE1 = (
+    VPC_CNI_MANGLE
+    + """\
 *nat
 :PREROUTING ACCEPT [0:0]
 :INPUT ACCEPT [0:0]
@@ -125,19 +118,12 @@ COMMIT
 -A KUBE-NODEPORTS -p tcp -m comment --comment "default/app1-nlb-local health check node port" -m tcp --dport 32082 -j ACCEPT
 COMMIT
 """
+)
 
 # vpc-cni.md §2.7: legacy backend, VPC CIDRs 10.0.0.0/16 + 100.64.0.0/16, exclusion 192.168.0.0/16.
-VPC_CNI = """\
-*mangle
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
--A PREROUTING -i eth0 -m comment --comment "AWS, primary ENI" -m addrtype --dst-type LOCAL --limit-iface-in -j CONNMARK --set-xmark 0x80/0x80
--A PREROUTING -i eni+ -m comment --comment "AWS, primary ENI" -j CONNMARK --restore-mark --nfmask 0x80 --ctmask 0x80
--A PREROUTING -i vlan+ -m comment --comment "AWS, primary ENI" -j CONNMARK --restore-mark --nfmask 0x80 --ctmask 0x80
-COMMIT
+VPC_CNI = (
+    VPC_CNI_MANGLE
+    + """\
 *nat
 :PREROUTING ACCEPT [0:0]
 :INPUT ACCEPT [0:0]
@@ -163,6 +149,7 @@ COMMIT
 -A AWS-SNAT-CHAIN-0 ! -o vlan+ -m comment --comment "AWS, SNAT" -m addrtype ! --dst-type LOCAL -j SNAT --to-source 10.0.1.5 --random-fully
 COMMIT
 """
+)
 
 NODE1_LOCAL = {A("192.168.1.50"): "eth0", A("192.168.1.60"): "eth1"}
 

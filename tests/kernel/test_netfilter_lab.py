@@ -29,6 +29,7 @@ from fractions import Fraction
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
+from tests.spec_texts import VPC_CNI_MANGLE
 
 from eksnet.kernel.conntrack import (
     ConntrackTable,
@@ -52,17 +53,7 @@ VETH = "eni0a1b2c3d4e5"
 ENDPOINTS = (A("203.0.113.10"), A("203.0.113.11"), A("203.0.113.12"))
 
 NODE_RULES = f"""\
-*mangle
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
--A PREROUTING -i eth0 -m comment --comment "AWS, primary ENI" -m addrtype --dst-type LOCAL --limit-iface-in -j CONNMARK --set-xmark 0x80/0x80
--A PREROUTING -i eni+ -m comment --comment "AWS, primary ENI" -j CONNMARK --restore-mark --nfmask 0x80 --ctmask 0x80
--A PREROUTING -i vlan+ -m comment --comment "AWS, primary ENI" -j CONNMARK --restore-mark --nfmask 0x80 --ctmask 0x80
-COMMIT
-*nat
+{VPC_CNI_MANGLE}*nat
 :PREROUTING ACCEPT [0:0]
 :INPUT ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
