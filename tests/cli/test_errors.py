@@ -9,12 +9,11 @@ traceback or a stray second line would show.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from tests.entry_point import eksnet_command
 
 from eksnet.model.load import demo_text
 
@@ -25,16 +24,6 @@ DEMO = demo_text()[0]
 
 BAD_INPUT = 2
 NOT_MODELLED = 3
-
-
-def eksnet_command() -> list[str]:
-    """The installed console script (next to this interpreter), else the one on PATH."""
-    beside = Path(sys.executable).with_name("eksnet")
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("eksnet")
-    assert found is not None, "the eksnet entry point is not installed (pip install -e .)"
-    return [found]
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

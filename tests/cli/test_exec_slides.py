@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from tests.entry_point import eksnet_command
 from typer.testing import CliRunner
 
 from eksnet.cli import app
@@ -170,7 +171,7 @@ def test_exec_prints_the_slide(target: str, command: str, expected: str) -> None
 def test_exec_through_the_installed_command() -> None:
     """The entry point a user types, in a fresh process."""
     completed = subprocess.run(
-        ["eksnet", "exec", NODE_1, "--", "ip", "rule", "show"],
+        [*eksnet_command(), "exec", NODE_1, "--", "ip", "rule", "show"],
         capture_output=True,
         text=True,
         check=False,
