@@ -23,6 +23,7 @@ from eksnet.kernel.conntrack import (
     apply_nat,
     choose_nat_port,
     conntrack_in,
+    conntrack_list_line,
     nat_rewrite,
     nat_rewrite_at,
     null_binding,
@@ -30,7 +31,6 @@ from eksnet.kernel.conntrack import (
     tcp_flag_class,
 )
 from eksnet.kernel.hooks import Hook
-from eksnet.render.conntrack import conntrack_list_line
 
 A = IPv4Address
 SYN = frozenset({"SYN"})

@@ -36,12 +36,12 @@ from eksnet.kernel.conntrack import (
     NatRequest,
     apply_nat,
     choose_nat_port,
+    conntrack_list_line,
     nat_rewrite_at,
     null_binding,
 )
 from eksnet.kernel.hooks import HOOK_ORDER, Hook, StageKind
 from eksnet.kernel.netfilter import NfEnv, NfPacket, RuleHit, Ruleset, parse_ruleset, traverse
-from eksnet.render.conntrack import conntrack_list_line
 
 pytestmark = pytest.mark.lab
 

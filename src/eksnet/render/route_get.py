@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import AddressValueError, IPv4Address
 
-from eksnet.dataplane.state import TABLE_MAIN, TABLE_NAMES, Namespace, Route
+from eksnet.dataplane.state import TABLE_MAIN, Namespace, Route
 from eksnet.errors import CommandFailed, UnsupportedCommand
 from eksnet.kernel.fib import FibError, FibResult, InputRoute, input_route, output_route
+from eksnet.kernel.iproute_text import table_name
 
 _ANY = IPv4Address(0)
 _UNRENDERED_KEYWORDS = ("notify", "connected", "vrf", "uid")
@@ -125,10 +126,6 @@ def parse_route_get(args: Sequence[str]) -> RouteGetRequest:
     return RouteGetRequest(dst, src, iif, oif, mark, fibmatch)
 
 
-def _table_name(table: int) -> str:
-    return TABLE_NAMES.get(table, str(table))
-
-
 def _mark(mark: int) -> str:
     return f"mark {mark}" if mark < 16 else f"mark {mark:#x}"
 
@@ -155,7 +152,7 @@ def format_fib_entry(result: FibResult) -> str:
     if route.dev is not None:
         words.append(f"dev {route.dev}")
     if result.table and result.table != TABLE_MAIN:
-        words.append(f"table {_table_name(result.table)}")
+        words.append(f"table {table_name(result.table)}")
     if route.proto != "boot":
         words.append(f"proto {route.proto}")
     if route.scope != "global":
@@ -189,7 +186,7 @@ def _first_line(
         words.append(f"via {result.gateway}")
     words.append(f"dev {result.dev}")
     if result.table and result.table != TABLE_MAIN:
-        words.append(f"table {_table_name(result.table)}")
+        words.append(f"table {table_name(result.table)}")
     if prefsrc is not None:
         words.append(f"src {prefsrc}")
     if request.mark:

@@ -10,8 +10,7 @@ from ipaddress import IPv4Address
 
 from eksnet.dataplane.state import TABLE_LOCAL, Namespace
 from eksnet.kernel.fib import FibError, FibResult, InputRoute, select_source
-from eksnet.render.linux.route import route_line, table_name
-from eksnet.render.linux.rule import rule_line
+from eksnet.kernel.iproute_text import route_line, rule_line, table_name
 from eksnet.walk.model import Decision, Packet, Step
 
 

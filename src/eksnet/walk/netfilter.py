@@ -32,13 +32,13 @@ from eksnet.kernel.conntrack import (
     apply_nat,
     choose_nat_port,
     conntrack_in,
+    conntrack_list_line,
     nat_rewrite_at,
     null_binding,
 )
 from eksnet.kernel.fib import is_local_address, local_table, select_source
 from eksnet.kernel.hooks import HOOK_ORDER, Hook, StageKind
 from eksnet.kernel.netfilter import NfEnv, NfOutcome, NfPacket, Ruleset, parse_ruleset, traverse
-from eksnet.render.conntrack import conntrack_list_line
 from eksnet.walk.model import ConntrackRecord, Decision, Packet, Step
 
 _TCP_FLAGS = {"S": frozenset({"SYN"}), "S.": frozenset({"SYN", "ACK"}), ".": frozenset({"ACK"})}

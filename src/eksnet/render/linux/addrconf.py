@@ -23,7 +23,7 @@ from ipaddress import IPv6Interface, IPv6Network
 from typing import Literal
 
 from eksnet.dataplane.state import TABLE_LOCAL, TABLE_MAIN, Address, Link, Namespace
-from eksnet.render.linux.device import has_carrier
+from eksnet.kernel.device import has_carrier
 
 LOOPBACK6 = IPv6Interface("::1/128")
 MULTICAST6 = IPv6Network("ff00::/8")

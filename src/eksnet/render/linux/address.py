@@ -28,8 +28,9 @@ from collections.abc import Iterable
 
 from eksnet.dataplane.state import Address, Link, Namespace
 from eksnet.errors import CommandFailed
+from eksnet.kernel.device import same_namespace_peer
 from eksnet.render.linux.addrconf import inet6_addresses
-from eksnet.render.linux.device import link_flags, operstate, same_namespace_peer
+from eksnet.render.linux.device import link_flags, operstate
 from eksnet.render.linux.devinet import inet_addresses
 
 ETHER_BROADCAST = "ff:ff:ff:ff:ff:ff"

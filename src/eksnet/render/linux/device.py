@@ -1,9 +1,9 @@
-"""What the kernel reports about a device beyond what the state stores: carrier, flags, operstate.
+"""A device's flags and operstate as `ip link` prints them.
 
 The state stores only whether a link is administratively up. `ip link` also prints whether it
-has a carrier (`LOWER_UP`, or `NO-CARRIER` when up without one), the operational state, and
-`M-DOWN` when the other end of a same-namespace veth is down. All of it follows from the `up`
-bits of the two ends of a veth, measured on 6.18 with iproute2 6.1:
+has a carrier (`LOWER_UP`, or `NO-CARRIER` when up without one; `kernel/device.py` decides),
+the operational state, and `M-DOWN` when the other end of a same-namespace veth is down. All of
+it follows from the `up` bits of the two ends of a veth, measured on 6.18 with iproute2 6.1:
 
     ip link add d1 type veth peer name d2; ip link set d1 up
     4: d1@d2: <NO-CARRIER,BROADCAST,MULTICAST,UP,M-DOWN> ... state LOWERLAYERDOWN
@@ -16,27 +16,7 @@ namespace the state cannot see the other end, and the VPC CNI always brings both
 from __future__ import annotations
 
 from eksnet.dataplane.state import Link, Namespace
-
-
-def same_namespace_peer(ns: Namespace, link: Link) -> Link | None:
-    """The other end of a veth when both ends are in `ns` (its `LinkPeer.netns` is `ns.name`).
-
-    iproute2 names such a peer (`d1@d2`) instead of printing its ifindex (`eth0@if39`).
-    """
-    if link.peer is None or link.peer.netns != ns.name:
-        return None
-    try:
-        return ns.link_by_index(link.peer.ifindex)
-    except KeyError:
-        return None
-
-
-def has_carrier(ns: Namespace, link: Link) -> bool:
-    """Whether the kernel reports a carrier (`LOWER_UP`): a veth needs both ends up."""
-    if not link.up:
-        return False
-    peer = same_namespace_peer(ns, link)
-    return peer is None or peer.up
+from eksnet.kernel.device import has_carrier, same_namespace_peer
 
 
 def link_flags(ns: Namespace, link: Link) -> str:

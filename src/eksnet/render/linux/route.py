@@ -12,11 +12,9 @@ Order [meas on 6.18; src fib_trie.c, ip_fib.h]:
 * `table all` asks for every family, so after the IPv4 tables come the IPv6 routes the kernel
   derived (see `addrconf`), main before local.
 
-Words [src iproute.c `print_route`]: the type only when not unicast, `default` for 0/0, host
-routes without `/32`, then `via`, `dev`, `table` (only in `table all`, never for main),
-`proto` unless `boot`, `scope` unless global, `src`, `metric` unless 0, `linkdown` when the
-device has no carrier (never on a `local` entry). iproute2 ends every IPv4 line with a space
-(kept here); an IPv6 line ends with `pref medium`.
+Words [src iproute.c `print_route`]: an IPv4 line is `route_line` in `kernel/iproute_text.py`
+(the walk quotes it too), ending with a space as iproute2's does; a kernel-derived IPv6 line has
+the same words and ends with `pref medium`.
 
 A table that holds no route does not exist in the kernel, except main, and asking for it fails
 as `ip` does. (A table whose routes were all deleted still exists in the kernel; the state
@@ -29,11 +27,11 @@ from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Network, IPv6Network
 from typing import Literal
 
-from eksnet.dataplane.state import TABLE_LOCAL, TABLE_MAIN, TABLE_NAMES, Namespace, Route
+from eksnet.dataplane.state import TABLE_LOCAL, TABLE_MAIN, Namespace, Route
 from eksnet.errors import CommandFailed
 from eksnet.kernel.fib import local_table
+from eksnet.kernel.iproute_text import destination, route_line, table_name
 from eksnet.render.linux.addrconf import Route6, routes6
-from eksnet.render.linux.device import has_carrier
 
 TableSelector = int | Literal["all"]
 """What `ip route show table X` selects: one table id, or every table of every family."""
@@ -41,20 +39,6 @@ TableSelector = int | Literal["all"]
 NO_SUCH_TABLE = "Error: ipv4: FIB table does not exist.\nDump terminated"
 TABLE_HASH_SIZE = 256
 """`FIB_TABLE_HASHSZ` with policy routing compiled in."""
-
-
-def table_name(table: int) -> str:
-    """The name iproute2 prints for a table id (`/etc/iproute2/rt_tables`), else the number."""
-    return TABLE_NAMES.get(table, str(table))
-
-
-def destination(dst: IPv4Network | IPv6Network) -> str:
-    """`default` for the zero prefix, a bare address for a host route, else `A/L`."""
-    if dst.prefixlen == 0:
-        return "default"
-    if dst.prefixlen == dst.max_prefixlen:
-        return str(dst.network_address)
-    return str(dst)
 
 
 def trie_key(dst: IPv4Network | IPv6Network, metric: int | None) -> tuple[int, int, int]:
@@ -79,31 +63,6 @@ def dump_order(created: Sequence[int]) -> tuple[int, ...]:
     """Table ids in the order a `table all` dump visits them, given their creation order."""
     age = {table: position for position, table in enumerate(created)}
     return tuple(sorted(created, key=lambda t: (t % TABLE_HASH_SIZE, -age[t])))
-
-
-def route_line(ns: Namespace, route: Route, *, show_table: bool) -> str:
-    """One IPv4 route as `ip route` prints it, trailing space included."""
-    words: list[str] = []
-    if route.type != "unicast":
-        words.append(route.type)
-    words.append(destination(route.dst))
-    if route.gateway is not None:
-        words += ["via", str(route.gateway)]
-    if route.dev is not None:
-        words += ["dev", route.dev]
-    if show_table and route.table != TABLE_MAIN:
-        words += ["table", table_name(route.table)]
-    if route.proto != "boot":
-        words += ["proto", route.proto]
-    if route.scope != "global":
-        words += ["scope", route.scope]
-    if route.src is not None:
-        words += ["src", str(route.src)]
-    if route.metric:
-        words += ["metric", str(route.metric)]
-    if route.type != "local" and _without_carrier(ns, route.dev):
-        words.append("linkdown")
-    return " ".join(words) + " "
 
 
 def route6_line(route: Route6, *, show_table: bool) -> str:
@@ -145,15 +104,6 @@ def _all_tables(ns: Namespace) -> Iterable[str]:
 
 def _sorted(routes: Iterable[Route]) -> list[Route]:
     return sorted(routes, key=lambda r: trie_key(r.dst, r.metric))
-
-
-def _without_carrier(ns: Namespace, dev: str | None) -> bool:
-    if dev is None:
-        return False
-    try:
-        return not has_carrier(ns, ns.link(dev))
-    except KeyError:
-        return False
 
 
 def _lines(lines: Iterable[str]) -> str:
