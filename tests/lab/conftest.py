@@ -1,7 +1,9 @@
-"""Fixtures for the lab tests: a prefix of their own, the capability check, the demo lab.
+"""Fixtures for the lab tests: prefixes of this run, the capability check, the demo lab.
 
 Lab tests run as root on the real kernel. A machine without a capability fails them with the
-lab's own message naming exactly what is missing; they never pass by skipping.
+lab's own message naming exactly what is missing; they never pass by skipping. Every lab a test
+builds has a prefix of this run (`scratch.RUN_PREFIX`), and the session ends by checking that
+nothing of the run is left.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from tests.lab.scratch import Scratch, run_leftovers, run_names, sweep_run
 
 from eksnet.dataplane.state import DataplaneState
 from eksnet.lab import lifecycle, system
@@ -23,10 +26,29 @@ def capable() -> None:
         pytest.fail("the lab cannot run on this machine; missing: " + "; ".join(missing))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def nothing_of_the_run_left() -> Iterator[None]:
+    """After the last lab test: no namespace or run file of this run exists. Whatever a test
+    left is removed here too, and the session fails saying what it was."""
+    yield
+    left = run_leftovers()
+    if left:
+        sweep_run()
+        pytest.fail(f"lab tests left behind: {', '.join(left)}")
+
+
 @pytest.fixture(scope="session")
 def names() -> LabNames:
-    """A prefix per test session, so tests never touch a user's lab (or each other's)."""
-    return LabNames(f"eksnet-t{os.getpid()}-")
+    """The demo lab's prefix for this session: never a user's lab, nor another run's."""
+    return run_names("demo")
+
+
+@pytest.fixture()
+def scratch(capable: None) -> Iterator[Scratch]:
+    """Labs and `lab up` children of one test, killed and taken down in teardown even when the
+    test fails mid-way; teardown fails if anything of them is left."""
+    with Scratch() as made:
+        yield made
 
 
 @pytest.fixture(scope="session")
@@ -39,11 +61,12 @@ def demo_state() -> DataplaneState:
 @pytest.fixture(scope="session")
 def demo_lab(capable: None, names: LabNames, demo_state: DataplaneState) -> Iterator[LabNames]:
     """The demo cluster built once for the session, settled, and removed at the end."""
-    lifecycle.down(names)
-    lifecycle.up(demo_state, names)
-    lifecycle.settle(names)
-    yield names
-    lifecycle.down(names)
+    try:
+        lifecycle.up(demo_state, names)
+        lifecycle.settle(names)
+        yield names
+    finally:
+        lifecycle.down(names)
     assert lifecycle.lab_netns(names) == ()
 
 

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from tests.lab.scratch import Scratch
 from tests.lab.walks import w1
 
 from eksnet.dataplane.state import DataplaneState
 from eksnet.lab import hygiene, lifecycle
-from eksnet.lab.names import LabNames
 from eksnet.lab.verify import verify_walk
 
 pytestmark = pytest.mark.lab
 
 
-def test_host_namespace_unchanged(capable: None, demo_state: DataplaneState) -> None:
-    names = LabNames("eksnet-tx-hyg-")
-    lifecycle.down(names)
+def test_host_namespace_unchanged(scratch: Scratch, demo_state: DataplaneState) -> None:
+    names = scratch.names("hygiene")
     before = hygiene.snapshot()
     try:
         lifecycle.up(demo_state, names)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
 import pytest
+from tests.lab.scratch import Scratch
 
-from eksnet.lab import lifecycle
+from eksnet.dataplane.state import DataplaneState
+from eksnet.lab import lifecycle, system
 from eksnet.lab.names import LabNames
+from eksnet.lab.system import LabError
 
 pytestmark = pytest.mark.lab
 
@@ -171,10 +176,7 @@ def test_links_live_only_in_lab_namespaces(demo_lab: LabNames, demo_state: objec
         assert f": {name}" not in host_links and f": {name}@" not in host_links
 
 
-def test_status_lists_every_namespace(demo_lab: LabNames, demo_state: object) -> None:
-    from eksnet.dataplane.state import DataplaneState
-
-    assert isinstance(demo_state, DataplaneState)
+def test_status_lists_every_namespace(demo_lab: LabNames, demo_state: DataplaneState) -> None:
     rows = lifecycle.status(demo_lab, demo_state)
     assert len(rows) == len(demo_state.namespaces) + 1
     assert all(row.exists for row in rows)
@@ -206,18 +208,84 @@ def test_fabric_answers_arp_for_a_secondary_ip_with_the_owner_eni_mac(demo_lab: 
     assert "lladdr 02:00:c0:a8:01:50" in neigh
 
 
-def test_second_up_is_refused_and_down_is_idempotent(capable: None, demo_state: object) -> None:
-    from eksnet.dataplane.state import DataplaneState
-    from eksnet.lab.system import LabError
-
-    assert isinstance(demo_state, DataplaneState)
-    names = LabNames("eksnet-tx-idem-")
-    lifecycle.down(names)
-    try:
+def test_second_up_is_refused_and_down_is_idempotent(
+    scratch: Scratch, demo_state: DataplaneState
+) -> None:
+    names = scratch.names("idem")
+    lifecycle.up(demo_state, names)
+    with pytest.raises(LabError, match="already up"):
         lifecycle.up(demo_state, names)
-        with pytest.raises(LabError, match="already up"):
-            lifecycle.up(demo_state, names)
-    finally:
-        assert lifecycle.down(names) == len(demo_state.namespaces) + 1
+    assert lifecycle.down(names) == len(demo_state.namespaces) + 1
     assert lifecycle.down(names) == 0
     assert lifecycle.lab_netns(names) == ()
+    assert not os.path.exists(names.run_file)
+
+
+# --- membership: labs whose prefixes extend one another --------------------------------------------
+
+
+def test_the_default_prefix_does_not_reach_a_test_lab(demo_lab: LabNames) -> None:
+    """Read-only: what `eksnet lab down` (prefix `eksnet-lab-`) would delete right now contains
+    nothing of this session's lab, though every one of its names starts with `eksnet-lab-`."""
+    ours = set(lifecycle.lab_netns(demo_lab))
+    assert ours and all(ns.startswith(LabNames().prefix) for ns in ours)
+    assert not ours & set(lifecycle.lab_netns(LabNames()))
+
+
+@pytest.mark.parametrize("first", ["outer", "inner"])
+def test_nested_labs_each_take_down_only_their_own(
+    scratch: Scratch, demo_state: DataplaneState, first: str
+) -> None:
+    outer = scratch.names(f"nest-{first}")
+    inner = scratch.extend(outer, "in")
+    lifecycle.up(demo_state, outer)
+    lifecycle.up(demo_state, inner)  # not refused: the outer lab's namespaces are not its own
+    count = len(demo_state.namespaces) + 1
+    built = {lab.prefix: set(lifecycle.lab_netns(lab)) for lab in (outer, inner)}
+    assert [len(found) for found in built.values()] == [count, count]
+    assert not built[outer.prefix] & built[inner.prefix]
+    gone, stays = (outer, inner) if first == "outer" else (inner, outer)
+    assert lifecycle.down(gone) == count
+    assert set(lifecycle.lab_netns(stays)) == built[stays.prefix]
+    assert set(system.list_netns()) >= built[stays.prefix]
+    assert lifecycle.down(stays) == count
+
+
+def test_down_without_its_run_file_spares_a_nested_lab(
+    scratch: Scratch, demo_state: DataplaneState
+) -> None:
+    """The outer lab's run file is gone: its namespaces are found by prefix, the nested lab's
+    are still claimed by the nested lab's run file."""
+    outer = scratch.names("norun")
+    inner = scratch.extend(outer, "in")
+    lifecycle.up(demo_state, outer)
+    lifecycle.up(demo_state, inner)
+    kept = set(lifecycle.lab_netns(inner))
+    os.unlink(outer.run_file)
+    assert lifecycle.down(outer) == len(demo_state.namespaces) + 1
+    assert set(lifecycle.lab_netns(inner)) == kept
+    assert lifecycle.down(inner) == len(kept)
+
+
+def test_a_namespace_another_run_file_records_is_never_taken(
+    scratch: Scratch, demo_state: DataplaneState
+) -> None:
+    """Lab `other` records `<other>v-vpc`, exactly the fabric lab `<other>v-` would create:
+    `up` of that lab refuses instead of failing half-way and cleaning up the other's namespace,
+    and its `down` leaves the namespace alone."""
+    other = scratch.names("recorded")
+    nested = scratch.extend(other, "v")
+    taken = nested.fabric
+    os.makedirs(other.run_dir, exist_ok=True)
+    record = {"prefix": other.prefix, "cluster": None, "created": 0.0,
+              "namespaces": {"v-vpc": taken}, "fabric": other.fabric}  # fmt: skip
+    with open(other.run_file, "w", encoding="utf-8") as handle:
+        json.dump(record, handle)
+    subprocess.run(["ip", "netns", "add", taken], check=True)
+    with pytest.raises(LabError, match=f"belong to another lab: {taken}"):
+        lifecycle.up(demo_state, nested)
+    assert lifecycle.down(nested) == 0
+    assert lifecycle.lab_netns(other) == (taken,)
+    assert taken in system.list_netns()
+    assert lifecycle.down(other) == 1
+    assert taken not in system.list_netns()

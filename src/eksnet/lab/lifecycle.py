@@ -1,10 +1,21 @@
 """`lab up`, `lab down`, `lab status`: build the plan into namespaces, and take it all away.
 
-Crash safety comes from naming, not bookkeeping: everything the lab creates is inside a namespace
-whose name starts with the lab prefix (links are created straight into their namespaces, nothing
-is configured in the host), so `down` needs no record of how far `up` got: it deletes every
-prefixed namespace, after killing the processes `verify` may have left running in them. `up`
-itself cleans up when interrupted (Ctrl-C or SIGTERM) or when a step fails.
+Everything the lab creates is inside a namespace whose name starts with the lab prefix (links are
+created straight into their namespaces, nothing is configured in the host). Which namespaces
+belong to a lab is decided by `members`, from two sources:
+
+* the run file (`LabNames.run_file`), which `up` writes, atomically, before it creates anything:
+  the exact names of every namespace the plan creates. A crash before it is written has created
+  nothing; a crash after it leaves a file naming everything that can exist.
+* the prefix, for what no run file records (the run file was removed by hand, or the namespaces
+  were made by `build_plan` without `up`): such a name belongs to the longest prefix matching it
+  among this lab's and those of the labs that have a run file.
+
+So `eksnet lab down` with the default prefix `eksnet-lab-` removes its own lab and unclaimed
+leftovers, but not a test run's `eksnet-lab-t42-…` lab, which that run's file claims; and never a
+namespace another run file records. A run file is removed only by a `down` that left nothing of
+its lab, so a run file present means a lab that is up, being built, or crashed and waiting for its
+own `down`. `up` itself cleans up when interrupted (Ctrl-C or SIGTERM) or when a step fails.
 
 `netlink` is imported by the functions that use it, not at the top: it brings in pyroute2, a
 tenth of a second to import, and `lab exec`, `lab status` and `lab down` import this module
@@ -21,7 +32,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import FrameType
@@ -29,7 +40,7 @@ from types import FrameType
 from eksnet.dataplane.state import DataplaneState, Iptables
 from eksnet.lab import system
 from eksnet.lab.fabric import FabricPlan
-from eksnet.lab.names import LabNames
+from eksnet.lab.names import LabNames, prefix_of_run_file
 from eksnet.lab.plan import LabPlan, NamespacePlan, build_plan
 from eksnet.lab.system import LabError
 
@@ -88,8 +99,17 @@ def up(
         )
     report = progress or Progress()
     plan = build_plan(state, names)
+    # A planned name that exists but is not this lab's is one another lab's run file records:
+    # creating it would fail, and the cleanup after that failure must not touch it, so refuse
+    # before anything is created.
+    taken = sorted(set(planned_netns(plan)) & set(system.list_netns()))
+    if taken:
+        raise LabError(
+            f"namespaces this lab would create exist and belong to another lab: {', '.join(taken)}"
+        )
     timings = Timings()
-    _write_run_file(names, cluster, plan)
+    checkpoint("planned")
+    write_run_file(names, plan, cluster)
     try:
         with _sigterm_as_interrupt():
             apply_plan(plan, report, timings)
@@ -205,11 +225,17 @@ def configure_fabric(plan: FabricPlan) -> None:
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM during `up` cleans up like Ctrl-C does (SIGKILL cannot: `down` handles that)."""
+    """SIGTERM during `up` cleans up like Ctrl-C does (SIGKILL cannot: `down` handles that).
+
+    A SIGTERM the parent set to ignored stays ignored, as Python leaves an ignored SIGINT: a
+    supervisor that started `up` that way asked for it, and the lab is then removed by `down`."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        yield
+        return
     try:
         previous = signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread: leave signals alone
@@ -252,12 +278,77 @@ def _tentative(netns: str) -> bool:
 # --- down ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What one run file says: the lab with `prefix` owns exactly `namespaces`."""
+
+    prefix: str
+    namespaces: frozenset[str]
+
+
+def members(prefix: str, present: Iterable[str], claims: Iterable[Claim]) -> tuple[str, ...]:
+    """The namespaces among `present` that belong to the lab with `prefix`, given every run
+    file's claim (this lab's own included, if it has one).
+
+    A name some run file records belongs to that lab alone; a name two run files record belongs
+    to neither (two labs cannot both have created it, and deleting the other one's namespace is
+    the worse mistake). A name no run file records belongs to the longest prefix that matches it
+    among this lab's and the claiming labs': a leftover of this lab, unless a lab whose prefix
+    extends this one's is up (or crashed and not yet taken down) and so claims it."""
+    claims = tuple(claims)
+    recorded_by: dict[str, set[str]] = {}
+    for claim in claims:
+        for netns in claim.namespaces:
+            recorded_by.setdefault(netns, set()).add(claim.prefix)
+    prefixes = {claim.prefix for claim in claims} | {prefix}
+    found: list[str] = []
+    for netns in present:
+        owners = recorded_by.get(netns)
+        if owners is not None:
+            if owners == {prefix}:
+                found.append(netns)
+            continue
+        matching = [p for p in prefixes if netns.startswith(p)]
+        if prefix in matching and max(matching, key=len) == prefix:
+            found.append(netns)
+    return tuple(found)
+
+
+def claims(names: LabNames) -> tuple[Claim, ...]:
+    """Every run file in `names.run_dir`. A run file that cannot be read still claims by its
+    prefix (its name carries it), so a damaged file never exposes another lab to this `down`."""
+    try:
+        files = sorted(os.listdir(names.run_dir))
+    except FileNotFoundError:
+        return ()
+    found: list[Claim] = []
+    for file_name in files:
+        prefix = prefix_of_run_file(file_name)
+        if prefix is None:
+            continue
+        try:
+            record = _load(os.path.join(names.run_dir, file_name))
+        except (OSError, ValueError, LabError):
+            found.append(Claim(prefix, frozenset()))
+            continue
+        found.append(Claim(record.prefix, frozenset(record.recorded)))
+    return tuple(found)
+
+
 def lab_netns(names: LabNames) -> tuple[str, ...]:
-    return tuple(ns for ns in system.list_netns() if names.is_lab(ns))
+    """The namespaces that exist and belong to this lab (`members`).
+
+    The namespaces are listed before the run files are read: `up` writes its run file before it
+    creates a namespace, so every namespace seen here has its claim on disk by the time the
+    claims are read, and a lab being built next to this one is never mistaken for leftovers."""
+    present = system.list_netns()
+    return members(names.prefix, present, claims(names))
 
 
 def down(names: LabNames, *, progress: Progress | None = None) -> int:
-    """Delete every namespace with the prefix (and whatever runs in it); return how many."""
+    """Delete every namespace of this lab (and whatever runs in it); return how many. The run
+    file goes last, and only when nothing of the lab is left: while it exists it keeps the lab's
+    namespaces from being taken for another lab's leftovers."""
     report = progress or Progress()
     doomed = lab_netns(names)
     report.phase("remove namespaces", len(doomed) + 1)
@@ -270,10 +361,9 @@ def down(names: LabNames, *, progress: Progress | None = None) -> int:
         )
     left = lab_netns(names)
     report.advance(len(doomed) + 1)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(names.run_file)
     if left:
         raise LabError(f"could not delete: {', '.join(left)}")
+    _remove_run_file(names)
     return len(doomed)
 
 
@@ -284,11 +374,20 @@ def kill_processes(netns: tuple[str, ...]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-# --- the run file: which cluster the lab holds ---------------------------------------------------
+# --- the run file: which namespaces and which cluster the lab holds ------------------------------
 
 
-def _write_run_file(names: LabNames, cluster: str | None, plan: LabPlan) -> None:
-    os.makedirs(os.path.dirname(names.run_file), exist_ok=True)
+def planned_netns(plan: LabPlan) -> tuple[str, ...]:
+    """Every namespace `plan` creates: its nodes and pods, and the fabric."""
+    return (*(ns.netns for ns in plan.namespaces), plan.fabric.netns)
+
+
+def write_run_file(names: LabNames, plan: LabPlan, cluster: str | None = None) -> None:
+    """Record the lab's exact namespaces (and cluster) before any of them exists. Written to a
+    temporary file and renamed, so a crash leaves either no run file or a whole one, never a
+    truncated file whose claim would be lost. Public for tests that build a plan by hand and
+    must claim its names like `up` does."""
+    os.makedirs(names.run_dir, exist_ok=True)
     record = {
         "prefix": names.prefix,
         "cluster": os.path.abspath(cluster) if cluster else None,
@@ -296,8 +395,21 @@ def _write_run_file(names: LabNames, cluster: str | None, plan: LabPlan) -> None
         "namespaces": {ns.state_name: ns.netns for ns in plan.namespaces},
         "fabric": plan.fabric.netns,
     }
-    with open(names.run_file, "w", encoding="utf-8") as handle:
+    temporary = f"{names.run_file}.{os.getpid()}.tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
         json.dump(record, handle, indent=2)
+    os.replace(temporary, names.run_file)
+
+
+def _remove_run_file(names: LabNames) -> None:
+    """The run file, and the temporary files of a `write_run_file` that crashed before its
+    rename (they end in `.tmp`, so `claims` never reads them)."""
+    base = os.path.basename(names.run_file)
+    with contextlib.suppress(FileNotFoundError):
+        leftovers = [f for f in os.listdir(names.run_dir) if f.startswith(f"{base}.")]
+        for file_name in [base, *leftovers]:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(names.run_dir, file_name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,16 +419,36 @@ class RunRecord:
     namespaces: dict[str, str]
     fabric: str
 
+    @property
+    def recorded(self) -> tuple[str, ...]:
+        """Every namespace name the run file claims. Only names with the record's own prefix
+        count: a run file (root-owned, but a file all the same) can never make `down` delete a
+        namespace outside its lab's prefix."""
+        every = (*self.namespaces.values(), self.fabric)
+        return tuple(ns for ns in every if ns.startswith(self.prefix))
+
+
+def _load(path: str) -> RunRecord:
+    with open(path, encoding="utf-8") as handle:
+        record = json.load(handle)
+    try:
+        prefix, cluster = record["prefix"], record["cluster"]
+        namespaces, fabric = dict(record["namespaces"]), record["fabric"]
+    except (KeyError, TypeError, ValueError):
+        raise LabError(f"{path}: not a lab run file") from None
+    values = [prefix, fabric, *namespaces, *namespaces.values()]
+    if not all(isinstance(v, str) for v in values) or not isinstance(cluster, str | None):
+        raise LabError(f"{path}: not a lab run file")
+    return RunRecord(prefix, cluster, namespaces, fabric)
+
 
 def read_run_file(names: LabNames) -> RunRecord:
     try:
-        with open(names.run_file, encoding="utf-8") as handle:
-            record = json.load(handle)
+        return _load(names.run_file)
     except FileNotFoundError:
         raise LabError(f"no lab is up with prefix {names.prefix!r} (run `eksnet lab up`)") from None
-    return RunRecord(
-        record["prefix"], record["cluster"], dict(record["namespaces"]), record["fabric"]
-    )
+    except ValueError:
+        raise LabError(f"{names.run_file}: not a lab run file") from None
 
 
 def lab_state(names: LabNames, loader: Callable[[str | None], DataplaneState]) -> DataplaneState:

@@ -1,10 +1,14 @@
 """The one place that maps the state's namespace names to the lab's network namespaces.
 
 Every lab namespace is `<prefix><state name>` (the fabric is `<prefix>vpc`), and everything the
-lab creates lives inside such a namespace, so `lab down` only has to delete namespaces whose name
-starts with the prefix. The default prefix is `eksnet-lab-` rather than bare `eksnet-` so that a
-lab never deletes other `eksnet-*` namespaces on a shared machine (probes, other tools' scratch
-namespaces); tests use their own prefix so they can run while a user's lab is up.
+lab creates lives inside such a namespace. The default prefix is `eksnet-lab-` rather than bare
+`eksnet-` so that a lab never deletes other `eksnet-*` namespaces on a shared machine (probes,
+other tools' scratch namespaces); tests use prefixes of their own that extend it
+(`eksnet-lab-t…-`) so they can run while a user's lab is up.
+
+A prefix alone does not say which lab a namespace belongs to once one prefix extends another
+(`eksnet-lab-` and `eksnet-lab-t42-`): the run file (`run_file`) records the exact names, and
+`lifecycle.lab_netns` decides membership from both.
 """
 
 from __future__ import annotations
@@ -17,15 +21,21 @@ from eksnet.lab.inside import Inside
 
 DEFAULT_PREFIX = "eksnet-lab-"
 PREFIX_ENV = "EKSNET_LAB_PREFIX"
+RUN_DIR = "/run/eksnet"
+"""Where run files live: tmpfs, so they vanish at boot together with the namespaces they name."""
+RUN_FILE_STEM = "lab-"
+RUN_FILE_SUFFIX = ".json"
 FABRIC_SUFFIX = "vpc"
 """The VPC fabric's namespace is `<prefix>vpc`; no state namespace may carry that name."""
 
 
 @dataclass(frozen=True, slots=True)
 class LabNames:
-    """Naming of one lab instance (one prefix)."""
+    """Naming of one lab instance (one prefix). `run_dir` is a parameter only so that tests of
+    the run-file logic can use a directory of their own."""
 
     prefix: str = DEFAULT_PREFIX
+    run_dir: str = RUN_DIR
 
     def __post_init__(self) -> None:
         if not self.prefix.startswith("eksnet-"):
@@ -50,6 +60,9 @@ class LabNames:
         return f"{self.prefix}{FABRIC_SUFFIX}"
 
     def is_lab(self, netns: str) -> bool:
+        """Whether `netns` carries this lab's prefix: a name test only; whether the namespace
+        belongs to this lab (and not to one whose prefix extends this one) is
+        `lifecycle.lab_netns`."""
         return netns.startswith(self.prefix)
 
     def state_name(self, netns: str) -> str | None:
@@ -76,5 +89,16 @@ class LabNames:
 
     @property
     def run_file(self) -> str:
-        """Where `lab up` records which cluster the lab was built from (for exec/verify/status)."""
-        return f"/run/eksnet/lab-{self.prefix.rstrip('-')}.json"
+        """Where `lab up` records, before creating anything, the exact namespaces it creates and
+        which cluster they hold (for down/exec/verify/status). The file name carries the prefix
+        verbatim: `eksnet-lab` and `eksnet-lab-` are different labs and must not share a file."""
+        return os.path.join(self.run_dir, f"{RUN_FILE_STEM}{self.prefix}{RUN_FILE_SUFFIX}")
+
+
+def prefix_of_run_file(file_name: str) -> str | None:
+    """The prefix a run file's name carries (the inverse of `LabNames.run_file`), or None for
+    any other file; used when a run file's content cannot be read."""
+    if not (file_name.startswith(RUN_FILE_STEM) and file_name.endswith(RUN_FILE_SUFFIX)):
+        return None
+    prefix = file_name[len(RUN_FILE_STEM) : -len(RUN_FILE_SUFFIX)]
+    return prefix if prefix.startswith("eksnet-") else None
