@@ -74,3 +74,33 @@ def demo_lab(capable: None, names: LabNames, demo_state: DataplaneState) -> Iter
 def lab_env(names: LabNames) -> dict[str, str]:
     """Environment for running the CLI as a subprocess against the test's prefix."""
     return dict(os.environ, **{PREFIX_ENV: names.prefix})
+
+
+def _built(tag: str, state: DataplaneState) -> Iterator[tuple[LabNames, DataplaneState]]:
+    names = run_names(tag)
+    try:
+        lifecycle.up(state, names)
+        lifecycle.settle(names)
+        yield names, state
+    finally:
+        lifecycle.down(names)
+
+
+@pytest.fixture(scope="session")
+def split_lab(
+    capable: None, demo_state: DataplaneState
+) -> Iterator[tuple[LabNames, DataplaneState]]:
+    """The demo with a 50/50 DNAT on node 1 (`states.split_state`), built once."""
+    from tests.lab.states import split_state
+
+    yield from _built("split", split_state(demo_state))
+
+
+@pytest.fixture(scope="session")
+def loose_lab(
+    capable: None, demo_state: DataplaneState
+) -> Iterator[tuple[LabNames, DataplaneState]]:
+    """The demo with loose rp_filter on node 3's eth1 (`states.loose_state`), built once."""
+    from tests.lab.states import loose_state
+
+    yield from _built("loose", loose_state(demo_state))

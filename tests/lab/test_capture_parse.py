@@ -26,8 +26,10 @@ TCPDUMP = """\
 
 def test_tcpdump_frames_become_packets() -> None:
     frames = parse_tcpdump(TCPDUMP)
-    assert [f.packet.proto for f in frames] == ["tcp", "tcp", "icmp", "udp"]
-    syn, synack, ping, dns = (f.packet for f in frames)
+    packets = [f.packet for f in frames]
+    assert all(packets)
+    assert [p.proto for p in packets if p] == ["tcp", "tcp", "icmp", "udp"]
+    syn, synack, ping, dns = (p for p in packets if p)
     assert (syn.src, syn.sport, syn.dst, syn.dport) == (
         IPv4Address("10.0.1.23"),
         41684,
@@ -41,13 +43,13 @@ def test_tcpdump_frames_become_packets() -> None:
         64,
     )
     assert synack.tcp_flags == "S." and synack.ttl == 63
-    assert ping.sport is None and "echo request" in frames[2].summary
+    assert ping.sport is None and (ping.icmp_type, ping.icmp_id) == (8, 16208)
     assert dns.dport == 53  # decoded as DNS by tcpdump: keyed on addresses, not on "UDP"
 
 
 def test_direction_comes_from_the_interface_mac() -> None:
     target = CaptureTarget("pod-a", "eksnet-x-pod-a", "eth0", "a6:eb:d1:7b:97:24")
-    directions = [o.observation.direction for o in observations(target, parse_tcpdump(TCPDUMP))]
+    directions = [o.direction for o in observations(target, parse_tcpdump(TCPDUMP))]
     assert directions == ["out", "in", "out", "out"]
 
 
@@ -76,4 +78,63 @@ def test_conntrack_lines() -> None:
         "dst": "10.0.1.5",
         "sport": "80",
         "dport": "47454",
+    }
+
+
+ICMP_ERROR = """\
+1796287455.508148 a2:72:54:36:89:34 > 5a:94:47:80:45:e2, ethertype IPv4 (0x0800), length 43: (tos 0x0, ttl 64, id 16887, offset 0, flags [DF], proto UDP (17), length 29)
+    10.0.0.1.55411 > 10.0.0.2.9: UDP, length 1
+1796287455.508485 5a:94:47:80:45:e2 > a2:72:54:36:89:34, ethertype IPv4 (0x0800), length 71: (tos 0xc0, ttl 64, id 53910, offset 0, flags [none], proto ICMP (1), length 57)
+    10.0.0.2 > 10.0.0.1: ICMP 10.0.0.2 udp port 9 unreachable, length 37
+\t(tos 0x0, ttl 64, id 16887, offset 0, flags [DF], proto UDP (17), length 29)
+    10.0.0.1.55411 > 10.0.0.2.9: UDP, length 1
+"""
+"""Measured (tcpdump 4.99.3 here): a datagram to a closed port and the kernel's ICMP error, whose
+quoted header is a tab-indented line followed by a body line like any other."""
+
+
+def test_a_frame_no_walk_carries_is_kept_without_a_packet() -> None:
+    """An ICMP error is still a frame the kernel sent: the verifier reports it as unexpected."""
+    datagram, error = parse_tcpdump(ICMP_ERROR)
+    assert datagram.packet is not None and datagram.packet.dport == 9
+    assert error.packet is None
+    assert error.text == "10.0.0.2 > 10.0.0.1: ICMP 10.0.0.2 udp port 9 unreachable, length 37"
+
+
+def test_conntrack_events_and_states() -> None:
+    from eksnet.lab.capture import parse_conntrack_events
+
+    text = (
+        "[1796286409.970585]\t    [NEW] tcp      6 120 SYN_SENT src=10.0.0.1 dst=10.0.0.2 sport=41000 dport=80 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=80 dport=41000 mark=128\n"
+        "[1796286409.970663]\t [UPDATE] tcp      6 60 SYN_RECV src=10.0.0.1 dst=10.0.0.2 sport=41000 dport=80 src=10.0.0.2 dst=10.0.0.1 sport=80 dport=41000 mark=128\n"
+        "[1796286853.178547]\t[DESTROY] udp      17 9 src=127.0.0.9 dst=127.0.0.9 sport=9 dport=9 src=127.0.0.9 dst=127.0.0.9 sport=9 dport=9 [USERSPACE] portid=2712013975 progname=conntrack\n"
+    )
+    new, update, destroy = parse_conntrack_events(text)
+    assert (new.kind, new.entry.state, new.entry.flags, new.entry.mark) == (
+        "NEW",
+        "SYN_SENT",
+        frozenset({"UNREPLIED"}),
+        128,
+    )
+    assert (update.kind, update.entry.state, update.entry.flags) == (
+        "UPDATE",
+        "SYN_RECV",
+        frozenset(),
+    )
+    assert new.timestamp == 1796286409.970585 and not new.userspace
+    assert destroy.userspace
+
+
+def test_netstat_counters() -> None:
+    from eksnet.lab.capture import parse_netstat
+
+    text = (
+        "TcpExt: SyncookiesSent IPReversePathFilter\nTcpExt: 0 1\n"
+        "Ip: Forwarding InReceives\nIp: 1 12\n"
+    )
+    assert parse_netstat(text) == {
+        "TcpExt:SyncookiesSent": 0,
+        "TcpExt:IPReversePathFilter": 1,
+        "Ip:Forwarding": 1,
+        "Ip:InReceives": 12,
     }

@@ -1,4 +1,4 @@
-"""`lab verify`: real packets compared with walks, forward and return."""
+"""`lab verify`: real packets compared with walks, forward and return, on the real kernel."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ from tests.lab.walks import w1
 from eksnet.dataplane.state import DataplaneState
 from eksnet.lab.names import LabNames
 from eksnet.lab.verify import verify_walk
+from eksnet.walk.engine import walk
+from eksnet.walk.tour import PROVEN, TourWalk
 
 pytestmark = pytest.mark.lab
+
+POD_51 = "pod/default/app2-7c9f8d6b5-k5x2p"
 
 
 def test_hand_written_w1_agrees_with_the_kernel(
@@ -17,13 +21,13 @@ def test_hand_written_w1_agrees_with_the_kernel(
 ) -> None:
     verdict = verify_walk(demo_state, w1(), demo_lab, "W1 (spec)")
     assert verdict.differences == (), verdict.differences
-    assert verdict.agree
+    assert verdict.status == "agree"
 
 
 def test_a_wrong_prediction_is_caught(demo_lab: LabNames, demo_state: DataplaneState) -> None:
     verdict = verify_walk(demo_state, w1(wrong_mac=True), demo_lab, "W1 (wrong MAC)")
-    assert not verdict.agree
-    kinds = {(d.kind, d.where) for d in verdict.unexplained()}
+    assert verdict.status == "differs"
+    kinds = {(d.kind, d.where) for d in verdict.differences}
     assert (
         "field:src_mac",
         "ip-192-168-1-50.eu-west-2.compute.internal eni69e05c2a0e5 out",
@@ -31,10 +35,41 @@ def test_a_wrong_prediction_is_caught(demo_lab: LabNames, demo_state: DataplaneS
     assert ("field:src_mac", "cni-04b6218d-0a3c-2466-aea7-ee1f8d4cb935 eth0 in") in kinds
 
 
-def test_tour_walks_agree_with_the_kernel(demo_lab: LabNames, demo_state: DataplaneState) -> None:
-    """W0, W1, W2 of the tour, simulated by the engine, forward and return."""
-    from eksnet.lab.cli import _tour_walks
+@pytest.mark.parametrize("proven", PROVEN, ids=[t.id for t in PROVEN])
+def test_every_proven_walk_agrees_with_the_kernel(
+    demo_lab: LabNames, demo_state: DataplaneState, proven: TourWalk
+) -> None:
+    """The tour's walks and the ones beyond the talk (across AZs, from a node, ICMP, UDP, a
+    drop), simulated by the engine, forward and return."""
+    simulated = walk(
+        demo_state,
+        proven.src,
+        proven.dst,
+        proto=proven.proto,
+        dport=proven.dport,
+        sport=proven.sport,
+    )
+    verdict = verify_walk(demo_state, simulated, demo_lab, proven.id)
+    assert verdict.status == "agree", verdict.differences
 
-    for label, walk in _tour_walks(demo_state, ["W0", "W1", "W2"]):
-        verdict = verify_walk(demo_state, walk, demo_lab, label)
-        assert verdict.agree, (label, verdict.unexplained())
+
+def test_a_split_walk_is_sent_until_every_branch_was_seen(
+    split_lab: tuple[LabNames, DataplaneState],
+) -> None:
+    names, state = split_lab
+    simulated = walk(state, POD_51, "ip/10.100.200.10", dport=80)
+    assert [branch.probability for branch in simulated.branches] == [0.5, 0.5]
+    verdict = verify_walk(state, simulated, names, "split")
+    assert verdict.status == "agree", verdict.differences
+    assert all(branch.connections >= 1 for branch in verdict.branches)
+    assert verdict.connections == sum(branch.connections for branch in verdict.branches)
+
+
+def test_a_walk_the_lab_cannot_send_is_not_verified(
+    demo_lab: LabNames, demo_state: DataplaneState
+) -> None:
+    simulated = walk(demo_state, POD_51, "ip/169.254.169.254", dport=80)
+    verdict = verify_walk(demo_state, simulated, demo_lab, "IMDS")
+    assert verdict.status == "not verified"
+    assert not verdict.agree
+    assert "169.254.169.254" in verdict.why

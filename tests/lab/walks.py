@@ -2,6 +2,12 @@
 
 It lets the lab's verification be tested end to end independently of the walk engine; the
 engine's own walks are verified in `test_verify.py::test_tour_walks_agree_with_the_kernel`.
+Everything here is the spec's: the frames of W1's table, node 1's rules by their place in the
+v1.19.2 `iptables-save` of §4.3 (mangle M2 = PREROUTING #2, nat C1 = PREROUTING #1 →
+AWS-CONNMARK-CHAIN-0 #1 RETURN, C4 = PREROUTING #2, S1 = POSTROUTING #1 → AWS-SNAT-CHAIN-0 #1
+RETURN; the SYN-ACK from pod 61's veth matches M2 only, nat sees first packets only), the
+conntrack entry of W1 in the states linux-dataplane.md §6.2 gives a SYN and a SYN-ACK, and the
+routes `ip route get` prints for the decisions of W1 (rule 512 → main → the veth route).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from eksnet.walk.model import (
     Flow,
     Hop,
     Packet,
+    RouteAnswer,
     Step,
     Walk,
     Where,
@@ -36,11 +43,37 @@ def _hop(
     pin: Packet | None,
     pout: Packet | None,
     route: Decision | None = None,
+    answer: RouteAnswer | None = None,
+    rules: tuple[tuple[str, str, int], ...] = (),
 ) -> Hop:
-    steps = [Step("route", "route", (route,), before=pin or pout)] if route else []
+    packet = pin or pout
+    steps = [
+        Step(
+            "netfilter",
+            "rules",
+            tuple(Decision("iptables", f"{t} {c} #{p}", t, None, c, p) for t, c, p in rules),
+        )
+    ]
+    if route:
+        steps.append(Step("route", "route", (route,), before=packet, route=answer))
     if oif is None:
         steps.append(Step("deliver", "delivered"))
-    return Hop(where, iif, oif, tuple(steps) or (Step("originate", "sent"),), pin, pout)
+    return Hop(where, iif, oif, tuple(steps), pin, pout)
+
+
+FORWARD_RULES = (
+    ("mangle", "PREROUTING", 2),
+    ("nat", "PREROUTING", 1),
+    ("nat", "AWS-CONNMARK-CHAIN-0", 1),
+    ("nat", "PREROUTING", 2),
+    ("nat", "POSTROUTING", 1),
+    ("nat", "AWS-SNAT-CHAIN-0", 1),
+)
+RETURN_RULES = (("mangle", "PREROUTING", 2),)
+CONNTRACK = (
+    "src=192.168.1.51 dst=192.168.1.61 sport=41000 dport=80 {unreplied}"
+    "src=192.168.1.61 dst=192.168.1.51 sport=80 dport=41000 mark=0"
+)
 
 
 def w1(*, wrong_mac: bool = False) -> Walk:
@@ -60,11 +93,21 @@ def w1(*, wrong_mac: bool = False) -> Walk:
     )
     back_flow = Flow(flow.dst, flow.src, "tcp", 80, 41000)
     out_mac = "02:00:00:00:00:99" if wrong_mac else V61
+    gateway = IPv4Address("169.254.1.1")
+    pod_out = RouteAnswer("unicast", dev="eth0", gateway=gateway, table="main")
     reply = Walk(
         flow=back_flow,
         direction="return",
         hops=(
-            _hop(pod61, None, "eth0", None, ack.but(src_mac=M61, dst_mac=V61), pod_default),
+            _hop(
+                pod61,
+                None,
+                "eth0",
+                None,
+                ack.but(src_mac=M61, dst_mac=V61),
+                pod_default,
+                pod_out,
+            ),
             _hop(
                 node,
                 "eni69e05c2a0e5",
@@ -72,16 +115,31 @@ def w1(*, wrong_mac: bool = False) -> Walk:
                 ack.but(src_mac=M61, dst_mac=V61),
                 ack.but(src_mac=V51, dst_mac=M51, ttl=63),
                 back_main,
+                RouteAnswer("unicast", dev="enib9b00b57dd4", table="main", iif="eni69e05c2a0e5"),
+                RETURN_RULES,
             ),
             _hop(pod51, "eth0", None, ack.but(src_mac=V51, dst_mac=M51, ttl=63), None),
         ),
         disposition=Disposition("delivered", pod51, "socket"),
+        conntrack=(
+            ConntrackRecord(
+                NODE_1, "tcp 6 60 SYN_RECV " + CONNTRACK.format(unreplied=""), 0, False
+            ),
+        ),
     )
     return Walk(
         flow=flow,
         direction="forward",
         hops=(
-            _hop(pod51, None, "eth0", None, syn.but(src_mac=M51, dst_mac=V51), pod_default),
+            _hop(
+                pod51,
+                None,
+                "eth0",
+                None,
+                syn.but(src_mac=M51, dst_mac=V51),
+                pod_default,
+                pod_out,
+            ),
             _hop(
                 node,
                 "enib9b00b57dd4",
@@ -89,6 +147,8 @@ def w1(*, wrong_mac: bool = False) -> Walk:
                 syn.but(src_mac=M51, dst_mac=V51),
                 syn.but(src_mac=out_mac, dst_mac=M61, ttl=63),
                 fwd_main,
+                RouteAnswer("unicast", dev="eni69e05c2a0e5", table="main", iif="enib9b00b57dd4"),
+                FORWARD_RULES,
             ),
             _hop(pod61, "eth0", None, syn.but(src_mac=out_mac, dst_mac=M61, ttl=63), None),
         ),
@@ -96,8 +156,7 @@ def w1(*, wrong_mac: bool = False) -> Walk:
         conntrack=(
             ConntrackRecord(
                 NODE_1,
-                "tcp 6 src=192.168.1.51 dst=192.168.1.61 sport=41000 dport=80 "
-                "src=192.168.1.61 dst=192.168.1.51 sport=80 dport=41000",
+                "tcp 6 120 SYN_SENT " + CONNTRACK.format(unreplied="[UNREPLIED] "),
                 mark=0,
                 nat=False,
             ),

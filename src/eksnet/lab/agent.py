@@ -2,32 +2,67 @@
 
 Run as a plain script (`python3 -I -S agent.py ...` under `ip netns exec`), so it must use the
 standard library only and import nothing from eksnet: it starts in a few milliseconds and sees
-exactly the namespace's sockets. It prints one JSON line: `{"ready": true}` when listening, then
-`{"ok": ..., "peer": ..., "error": ...}` when done.
+exactly the namespace's sockets. It prints JSON lines: `{"ready": true}` when listening, then
+`{"received": ..., "peer": ..., "at": ...}` when the flow's first packet reached the socket, and
+the sender `{"ok": ..., "error": ..., "at": ...}` when it has the answer (or gave up).
 
-* TCP: the client binds the walk's source address and port and connects; the server accepts one
-  connection. The client closes with SO_LINGER 0 (a RST, no TIME_WAIT), so the same walk can be
-  sent again at once with the same source port.
-* UDP: one datagram each way; the server answers from the address it was asked on (linux-dataplane
-  §10.13: a wildcard-bound server would answer from the routing-chosen source).
-* ICMP: one echo request on a raw socket, waiting for the matching echo reply.
+A walk is one packet each way, so the exchange is kept to exactly that (the verifier counts the
+rules those two packets matched):
+
+* TCP: the server listens; the first packet reaching it is the SYN, and the kernel answers with
+  the SYN-ACK at once. Its arrival shows as a request socket in `SYN_RECV` in the namespace's
+  `/proc/net/tcp` (the client's ACK never comes: the verifier drops everything after the SYN in
+  the sender's namespace, before any hook the walk models). The client binds the walk's source
+  address and port and connects; a SYN-ACK completes `connect()`.
+* UDP: one datagram each way; the server answers from the address it was asked on
+  (linux-dataplane §10.13: a wildcard-bound server would answer from the routing-chosen source).
+* ICMP: one echo request with the walk's identifier on a raw socket, waiting for the echo reply
+  with that identifier (the kernel of the destination answers it; nothing listens there).
+
+`at` is `time.time()`, the clock tcpdump stamps frames with, so the verifier can tell a UDP
+request's frames (before the server received it) from the reply's (after).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import select
 import socket
 import struct
 import sys
 import time
 
+_TCP_SYN_RECV = "03"
+
 
 def _emit(**fields: object) -> None:
     sys.stdout.write(json.dumps(fields) + "\n")
     sys.stdout.flush()
+
+
+def _hex_endpoint(address: str, port: int) -> str:
+    """An address:port as /proc/net/tcp prints it (little-endian address, hex port)."""
+    packed = socket.inet_aton(address)
+    return f"{struct.unpack('<I', packed)[0]:08X}:{port:04X}"
+
+
+def _syn_received(local: str) -> str | None:
+    """The peer of a request socket in SYN_RECV on `local`, if one exists."""
+    with open("/proc/net/tcp", encoding="ascii") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            if fields[1] == local and fields[3] == _TCP_SYN_RECV:
+                address, port = fields[2].split(":")
+                peer = socket.inet_ntoa(struct.pack("<I", int(address, 16)))
+                return f"{peer}:{int(port, 16)}"
+    return None
+
+
+def _wait_stop() -> None:
+    """Keep the socket open until the verifier closes our stdin (it reads counters first)."""
+    sys.stdin.read()
 
 
 def listen(proto: str, address: str, port: int, timeout: float) -> None:
@@ -38,23 +73,35 @@ def listen(proto: str, address: str, port: int, timeout: float) -> None:
         if proto == "tcp":
             server.listen(16)
         _emit(ready=True)
-        server.settimeout(timeout)
-        try:
-            if proto == "tcp":
-                conn, peer = server.accept()
-                conn.close()
+        deadline = time.monotonic() + timeout
+        if proto == "tcp":
+            local = _hex_endpoint(address, port)
+            while time.monotonic() < deadline:
+                peer = _syn_received(local)
+                if peer is not None:
+                    _emit(received=True, peer=peer, at=time.time())
+                    break
+                time.sleep(0.002)
             else:
-                data, peer = server.recvfrom(2048)
-                server.sendto(data, peer)
-        except OSError as error:
-            _emit(ok=False, error=str(error))
-            return
-        _emit(ok=True, peer=f"{peer[0]}:{peer[1]}")
+                _emit(received=False)
+        else:
+            server.settimeout(timeout)
+            try:
+                data, source = server.recvfrom(2048)
+            except OSError:
+                _emit(received=False)
+            else:
+                _emit(received=True, peer=f"{source[0]}:{source[1]}", at=time.time())
+                server.sendto(data, source)
+        _wait_stop()
 
 
-def send(proto: str, src: str, sport: int, dst: str, dport: int, timeout: float) -> None:
+def send(
+    proto: str, src: str, sport: int, dst: str, dport: int, icmp_id: int, timeout: float
+) -> None:
+    sent = time.time()
     if proto == "icmp":
-        _emit(**ping(src, dst, timeout))
+        _emit(at=sent, **ping(src, dst, icmp_id, timeout))
         return
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
     with socket.socket(socket.AF_INET, kind) as client:
@@ -64,14 +111,15 @@ def send(proto: str, src: str, sport: int, dst: str, dport: int, timeout: float)
             client.bind((src, sport))
             if proto == "tcp":
                 client.connect((dst, dport))
+                # Close with a RST (no FIN, no TIME_WAIT); the verifier's probe drops it.
                 client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                _emit(ok=True, peer=f"{dst}:{dport}")
+                _emit(ok=True, peer=f"{dst}:{dport}", at=sent)
             else:
                 client.sendto(b"eksnet", (dst, dport))
                 _, peer = client.recvfrom(2048)
-                _emit(ok=True, peer=f"{peer[0]}:{peer[1]}")
+                _emit(ok=True, peer=f"{peer[0]}:{peer[1]}", at=sent)
         except OSError as error:
-            _emit(ok=False, error=str(error) or type(error).__name__)
+            _emit(ok=False, error=str(error) or type(error).__name__, at=sent)
 
 
 def _checksum(data: bytes) -> int:
@@ -83,14 +131,16 @@ def _checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def ping(src: str, dst: str, timeout: float) -> dict[str, object]:
-    ident = os.getpid() & 0xFFFF
+def ping(src: str, dst: str, ident: int, timeout: float) -> dict[str, object]:
     header = struct.pack("!BBHHH", 8, 0, 0, ident, 1) + b"eksnet-lab"
     packet = header[:2] + struct.pack("!H", _checksum(header)) + header[4:]
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as sock:
         if src:
             sock.bind((src, 0))
-        sock.sendto(packet, (dst, 0))
+        try:
+            sock.sendto(packet, (dst, 0))
+        except OSError as error:
+            return {"ok": False, "error": str(error)}
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             ready, _, _ = select.select([sock], [], [], left)
@@ -117,12 +167,13 @@ def main(argv: list[str]) -> None:
     snd.add_argument("--sport", type=int, default=0)
     snd.add_argument("--dst", required=True)
     snd.add_argument("--dport", type=int, default=0)
+    snd.add_argument("--icmp-id", type=int, default=0)
     snd.add_argument("--timeout", type=float, default=2.0)
     args = parser.parse_args(argv)
     if args.command == "listen":
         listen(args.proto, args.addr, args.port, args.timeout)
     else:
-        send(args.proto, args.src, args.sport, args.dst, args.dport, args.timeout)
+        send(args.proto, args.src, args.sport, args.dst, args.dport, args.icmp_id, args.timeout)
 
 
 if __name__ == "__main__":

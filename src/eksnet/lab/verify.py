@@ -1,183 +1,370 @@
-"""`lab verify`: send a walk's packet for real and compare what the kernel did with the Walk.
+"""`lab verify`: send a walk's packets for real and hold the kernel to every claim of the walk.
 
-Data against data: tcpdump lines, `ip route get` and `conntrack -L` are parsed into the walk's
-own vocabulary (`WireObservation`, the route decision, conntrack tuples) and compared with the
-simulated forward walk and its `reply`:
+A walk says, for one packet each way: which frames cross which interfaces with which headers,
+what each routing decision answers, which iptables rules match in every namespace, which
+conntrack entries exist after the request and after the reply, where the packet is delivered or
+why and where it is dropped. The lab builds the same state in namespaces, sends exactly that
+exchange, observes the kernel with its own tools and compares, data against data, both ways
+(everything predicted must be observed, everything observed must be predicted):
 
-* the wire: the first packet of each direction (TCP `S` / `S.`, the UDP datagram and its answer,
-  the ICMP echo request and reply) must appear on the same namespace interfaces, in the same
-  order, with the same MACs, addresses, ports, TTL and TCP flags as `Walk.wire()` predicts, and
-  on no other captured interface (see `capture_targets` for why a divergent path shows);
-* routing: `ip route get` per hop, with the packet's source, ingress interface and mark, must
-  leave by the hop's `oif`, via the predicted gateway, from the predicted table;
-* conntrack: every entry the walk predicts exists in that node with the same tuples and mark;
-* netfilter: the rules whose packet counters moved in each node (`iptables-save -c` of the
-  node's backend, counters zeroed before the walk) are exactly the rules the simulated walk says
-  matched, forward and return together — the kernel reveals which rules decided through its
-  counters, on the legacy backend as on nft;
-* the disposition: delivered means the listener got the connection or datagram.
+* **frames** — tcpdump on every interface of every namespace any way of the walk touches and on
+  every node's ENIs (a packet straying from the path leaves a touched namespace by one of those):
+  the predicted frames, in order, with the same MACs, addresses, ports, ICMP identifier, TTL and
+  TCP flags, and no other IPv4 frame (an ICMP error, a RST, a packet on another path);
+* **routing** — `ip route get` for every routing decision, asked with the packet as that decision
+  saw it (after PREROUTING's DNAT, with its mark and ingress device): same device, gateway and
+  table, or the same error;
+* **netfilter** — in every namespace with iptables rules, the rules whose packet counters moved
+  are exactly the rules the walk says matched (none, where the walk claims no netfilter step);
+* **conntrack** — `conntrack -E` in those namespaces: each entry's `[NEW]` event (the state after
+  the request) against the forward walk's record, and `conntrack -L` after the reply against the
+  last record; both tuples, the TCP state, `[UNREPLIED]`/`[ASSURED]` and the mark; no entry the
+  walk does not predict;
+* **the ending** — a delivery is the listener (or, for ICMP, the kernel's echo counter) in the
+  namespace the walk names; a drop is the kernel's own evidence for the walk's drop code at that
+  hop (the rp_filter counter, the DROP rule's counter, the fabric's counter for a VPC check, an
+  unresolved neighbour, the route error) and nothing leaving after it.
 
-The packet mark is not on the wire and is checked only through `ip route get`.
+Values the kernel picks at random (a `--random-fully` port, a NAT'd ICMP identifier) are
+variables: the first observation binds the walk's stand-in to the kernel's value and every other
+appearance must agree. A walk that load balancing splits is verified by sending connections until
+every branch has been seen (at most `connections_needed` of them), each checked in full against
+the branch it took.
+
+The exchange is kept to the walk's two packets: the sender's namespace drops its own TCP packets
+after the SYN (an nft table at output priority −400, before every hook a walk models), so the
+handshake's ACK and the closing RST never reach a rule counter.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-import re
 import select
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
+from typing import Literal
 
 from eksnet.dataplane.state import DataplaneState, Namespace
-from eksnet.lab import divergences, system
+from eksnet.lab import system
 from eksnet.lab.capture import (
     Capture,
     CaptureTarget,
     ConntrackEntry,
+    ConntrackEvent,
+    ConntrackWatch,
     RouteGet,
-    TimedObservation,
+    Seen,
     parse_conntrack,
     parse_conntrack_line,
+    parse_netstat,
+    parse_nft_counters,
     parse_route_get,
 )
-from eksnet.lab.divergences import KnownDivergence
+from eksnet.lab.fabric import NFT_TABLE
 from eksnet.lab.names import LabNames
 from eksnet.lab.system import LabError
-from eksnet.walk.model import Direction, Hop, Packet, Walk, WireObservation
+from eksnet.walk.model import (
+    Direction,
+    Hop,
+    Packet,
+    RouteAnswer,
+    Step,
+    Walk,
+    WireObservation,
+)
 
 AGENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent.py")
-COMPARED_FIELDS = (
-    "src",
-    "dst",
-    "proto",
-    "sport",
-    "dport",
-    "src_mac",
-    "dst_mac",
-    "ttl",
-    "tcp_flags",
-)
+PROBE_TABLE = "eksnet_lab_probe"
+ANSWER_WAIT = 0.6
+"""Seconds the sender waits for the answer: far beyond a lab round trip, and short of the
+kernel's first SYN retransmission (1 s), so a lost SYN is never sent twice."""
+MISS_PROBABILITY = 1e-6
+"""How unlikely it may be that a correct walk's branch is never seen (`connections_needed`)."""
+
+RuleKey = tuple[str, str, int]
+"""(table, chain, position) of one iptables rule."""
+
+_IPTABLES = {"legacy": "iptables-legacy", "nft": "iptables-nft"}
+
+Status = Literal["agree", "differs", "not verified"]
 
 
 @dataclass(frozen=True, slots=True)
 class Difference:
+    """One claim of the walk the kernel did not bear out (or something it did that the walk did
+    not claim). `kind` names the field: `wire-missing`, `wire-unexpected`, `wire-order`,
+    `wire-repeated`, `field:<name>`, `route`, `conntrack`, `conntrack:<field>`, `netfilter`,
+    `drop:<code>`, `delivery`, `branch`."""
+
     direction: Direction
     kind: str
-    """`wire-missing`, `wire-unexpected`, `wire-order`, `field:<name>`, `route`, `conntrack`,
-    `netfilter`, `disposition` or `not-verifiable`."""
     where: str
     expected: str
     observed: str
-    known: KnownDivergence | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BranchSeen:
+    label: str
+    probability: float
+    connections: int
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     label: str
     flow: str
-    differences: tuple[Difference, ...]
-    observed: tuple[TimedObservation, ...] = ()
-    verifiable: bool = True
-    notes: tuple[str, ...] = field(default=())
+    status: Status
+    differences: tuple[Difference, ...] = ()
+    why: str = ""
+    """For `not verified`: what stops the lab from sending this walk."""
+    connections: int = 0
+    branches: tuple[BranchSeen, ...] = ()
+    checked: str = ""
+    """What was held against the kernel, in numbers (frames, routing decisions, …)."""
 
     @property
     def agree(self) -> bool:
-        return all(d.known is not None for d in self.differences)
-
-    def unexplained(self) -> tuple[Difference, ...]:
-        return tuple(d for d in self.differences if d.known is None)
+        return self.status == "agree"
 
 
-# --- pure comparison -----------------------------------------------------------------------------
+# --- values the kernel chooses -------------------------------------------------------------------
 
 
-def _where(obs: WireObservation) -> str:
-    return f"{obs.namespace} {obs.interface} {obs.direction}"
+@dataclass(slots=True)
+class Bindings:
+    """The walk's stand-ins for values the kernel picks at random, bound to the kernel's picks.
+
+    `same(expected, observed)` holds for a fixed value when the two are equal; for a variable
+    when it is unbound (it binds it) or bound to `observed`. Two variables never bind to one
+    value, so a kernel that reused one port for two choices is caught too."""
+
+    variables: frozenset[int]
+    bound: dict[int, int] = field(default_factory=dict)
+
+    def same(self, expected: int | None, observed: int | None) -> bool:
+        if expected is None or observed is None or expected not in self.variables:
+            return expected == observed
+        if expected in self.bound:
+            return self.bound[expected] == observed
+        if observed in self.bound.values():
+            return False
+        self.bound[expected] = observed
+        return True
+
+    def show(self, value: int | None) -> str:
+        if value is not None and value in self.variables:
+            return f"<chosen {value}>"
+        return str(value)
 
 
-def classify(
-    walk: Walk, observed: Iterable[TimedObservation]
-) -> dict[Direction, list[TimedObservation]]:
-    """Split captured frames into the forward and the return packet of the flow."""
-    forward_pairs = {(o.packet.src, o.packet.dst) for o in walk.wire()}
-    back_pairs = {(o.packet.src, o.packet.dst) for o in walk.reply.wire()} if walk.reply else set()
-    result: dict[Direction, list[TimedObservation]] = {"forward": [], "return": []}
-    for item in observed:
-        packet = item.observation.packet
+# --- what the walk predicts ----------------------------------------------------------------------
+
+
+def directions(walk: Walk) -> list[tuple[Direction, Walk]]:
+    result: list[tuple[Direction, Walk]] = [("forward", walk)]
+    if walk.reply is not None:
+        result.append(("return", walk.reply))
+    return result
+
+
+def delivered_at(walk: Walk) -> Hop | None:
+    """The hop of a namespace that delivered the walk's packet to a socket, if any."""
+    if walk.disposition is None or walk.disposition.kind != "delivered":
+        return None
+    last = walk.hops[-1]
+    return last if last.where.kind in ("pod", "node") else None
+
+
+def expected_rule_hits(walk: Walk) -> dict[str, frozenset[RuleKey]]:
+    """The rules the walk (forward and return) says matched, per namespace."""
+    hits: dict[str, set[RuleKey]] = {}
+    for _, one in directions(walk):
+        for hop in one.hops:
+            found = hits.setdefault(hop.where.name, set())
+            for step in hop.steps:
+                for decision in step.decided_by:
+                    if (
+                        decision.kind == "iptables"
+                        and decision.table is not None
+                        and decision.chain is not None
+                        and decision.position is not None
+                    ):
+                        found.add((decision.table, decision.chain, decision.position))
+    return {name: frozenset(keys) for name, keys in hits.items()}
+
+
+def touched(walk: Walk) -> set[str]:
+    """The state namespaces any way of the walk (every branch, forward and return) is in."""
+    names: set[str] = set()
+    for _, _, leaf in walk.leaves():
+        for _, one in directions(leaf):
+            names |= {hop.where.name for hop in one.hops if hop.where.kind in ("pod", "node")}
+    return names
+
+
+def connections_needed(probabilities: Sequence[float], miss: float = MISS_PROBABILITY) -> int:
+    """How many connections make it unlikely (below `miss`, over all branches) that a branch the
+    walk gives probability p is never taken: (1 − p)^n ≤ miss / k for the least likely of k
+    branches. Three equal branches need 37; a walk that does not split needs 1."""
+    if len(probabilities) <= 1:
+        return 1
+    least = min(probabilities)
+    if least >= 1:
+        return 1
+    return math.ceil(math.log(miss / len(probabilities)) / math.log(1 - least))
+
+
+# --- what the kernel did in one exchange ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Listened:
+    """What a listener (one per place the walk may deliver to) saw."""
+
+    namespace: str
+    address: IPv4Address
+    port: int
+    received: bool
+    peer: str | None = None
+    at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """Everything the kernel showed for one exchange, parsed into walk vocabulary."""
+
+    frames: tuple[Seen, ...]
+    conntrack_events: Mapping[str, tuple[ConntrackEvent, ...]]
+    conntrack_final: Mapping[str, tuple[ConntrackEntry, ...]]
+    rule_hits: Mapping[str, frozenset[RuleKey]]
+    counters: Mapping[str, Mapping[str, int]]
+    """Per namespace, the `/proc/net/{netstat,snmp}` counters that moved (deltas)."""
+    fabric: Mapping[str, int]
+    """The fabric's commented nft rules that counted packets (deltas)."""
+    neighbours: Mapping[tuple[str, str, str], str]
+    """(namespace, device, address) → the neighbour entry's state after the exchange."""
+    listened: tuple[Listened, ...]
+    replied: bool
+    """The sender got the answer (SYN-ACK, datagram, echo reply)."""
+    sender_error: str | None
+    routes: Mapping[tuple[Direction, int, int], RouteGet]
+    """`ip route get` per (direction, hop index, step index) of the walk's routing decisions."""
+
+
+# --- judging (pure) ------------------------------------------------------------------------------
+
+
+def judge(walk: Walk, seen: Observation) -> list[Difference]:
+    """Every difference between one complete walk (no branches) and one exchange."""
+    bindings = Bindings(walk.chosen_values())
+    differences = compare_frames(walk, seen.frames, seen.listened, bindings)
+    differences += compare_routes(walk, seen.routes)
+    differences += compare_conntrack(walk, seen.conntrack_events, seen.conntrack_final, bindings)
+    differences += compare_rule_hits(walk, seen.rule_hits)
+    differences += compare_ending(walk, seen)
+    return differences
+
+
+WIRE_FIELDS = (
+    "src",
+    "dst",
+    "proto",
+    "sport",
+    "dport",
+    "icmp_type",
+    "icmp_id",
+    "src_mac",
+    "dst_mac",
+    "ttl",
+    "tcp_flags",
+)
+_CHOSEN_FIELDS = frozenset({"sport", "dport", "icmp_id"})
+
+
+def split_frames(
+    walk: Walk, frames: Iterable[Seen], listened: Iterable[Listened]
+) -> tuple[dict[Direction, list[Seen]], list[Seen]]:
+    """The exchange's frames by direction, and every other IPv4 frame the kernel sent.
+
+    TCP frames are told apart by their flags (SYN, SYN-ACK), ICMP by the echo type, UDP by time:
+    the request's frames all precede the moment the server had it (`Listened.at`), the answer's
+    all follow it."""
+    received = [item.at for item in listened if item.received and item.at is not None]
+    until = min(received) if received else None
+    split: dict[Direction, list[Seen]] = {"forward": [], "return": []}
+    others: list[Seen] = []
+    for item in frames:
+        packet = item.frame.packet
         direction: Direction | None = None
-        if packet.proto != walk.flow.proto:
-            continue
-        if packet.proto == "tcp":
-            direction = {"S": "forward", "S.": "return"}.get(packet.tcp_flags or "")  # type: ignore[assignment]
-        elif packet.proto == "icmp":
-            if "echo request" in item.summary:
-                direction = "forward"
-            elif "echo reply" in item.summary:
-                direction = "return"
-        elif (packet.src, packet.dst) in forward_pairs:
-            direction = "forward"
-        elif (packet.src, packet.dst) in back_pairs:
-            direction = "return"
-        if direction is not None:
-            result[direction].append(item)
-    return result
+        if packet is not None and packet.proto == walk.flow.proto:
+            if packet.proto == "tcp":
+                direction = {"S": "forward", "S.": "return"}.get(packet.tcp_flags or "")  # type: ignore[assignment]
+            elif packet.proto == "icmp":
+                direction = "forward" if packet.icmp_type == 8 else "return"
+            else:
+                direction = "forward" if until is None or item.timestamp <= until else "return"
+        if direction is None:
+            others.append(item)
+        else:
+            split[direction].append(item)
+    return split, others
 
 
-def first_per_interface(items: Sequence[TimedObservation]) -> list[TimedObservation]:
-    """The first frame per (namespace, interface, direction): retransmissions are not hops."""
-    seen: set[tuple[str, str, str]] = set()
-    result = []
-    for item in sorted(items, key=lambda i: i.timestamp):
-        key = (item.observation.namespace, item.observation.interface, item.observation.direction)
-        if key not in seen:
-            seen.add(key)
-            result.append(item)
-    return result
+def compare_frames(
+    walk: Walk, frames: Sequence[Seen], listened: Sequence[Listened], bindings: Bindings
+) -> list[Difference]:
+    split, others = split_frames(walk, frames, listened)
+    differences = compare_wire("forward", list(walk.wire()), split["forward"], bindings)
+    reply = list(walk.reply.wire()) if walk.reply is not None else []
+    differences += compare_wire("return", reply, split["return"], bindings)
+    for item in others:
+        differences.append(
+            Difference("forward", "wire-unexpected", item.where, "no such frame", item.frame.text)
+        )
+    return differences
 
 
 def compare_wire(
     direction: Direction,
     expected: Sequence[WireObservation],
-    observed: Sequence[TimedObservation],
-    *,
-    nat_ports: bool = False,
+    observed: Sequence[Seen],
+    bindings: Bindings,
 ) -> list[Difference]:
-    """Same interfaces, same order, same headers."""
-    wanted = {_where(o): (index, o) for index, o in enumerate(expected)}
-    got = first_per_interface(observed)
-    got.sort(key=lambda i: (i.timestamp, wanted.get(_where(i.observation), (len(wanted), None))[0]))
-    got_keys = [_where(i.observation) for i in got]
+    """Same interfaces, same order, same headers; nothing more, nothing repeated."""
+
+    def key(item: WireObservation) -> str:
+        return f"{item.namespace} {item.interface} {item.direction}"
+
+    wanted = {key(item): item for item in expected}
+    ordered = sorted(observed, key=lambda item: item.timestamp)
+    first: dict[str, Seen] = {}
     differences: list[Difference] = []
-    for key, (_, obs) in wanted.items():
-        if key not in got_keys:
+    for item in ordered:
+        if item.where in first:
             differences.append(
-                Difference(
-                    direction,
-                    "wire-missing",
-                    key,
-                    _packet_text(obs.packet),
-                    "no such frame captured",
-                )
+                Difference(direction, "wire-repeated", item.where, "one frame", item.frame.text)
             )
-    for item in got:
-        key = _where(item.observation)
-        if key not in wanted:
+        else:
+            first[item.where] = item
+    for where, want in wanted.items():
+        if where not in first:
             differences.append(
-                Difference(
-                    direction,
-                    "wire-unexpected",
-                    key,
-                    "no frame here",
-                    _packet_text(item.observation.packet),
-                )
+                Difference(direction, "wire-missing", where, packet_text(want.packet), "none")
             )
-    common_expected = [k for k in wanted if k in got_keys]
-    common_observed = [k for k in got_keys if k in wanted]
+    for where, item in first.items():
+        if where not in wanted:
+            differences.append(
+                Difference(direction, "wire-unexpected", where, "no frame here", item.frame.text)
+            )
+    common_expected = [where for where in wanted if where in first]
+    common_observed = [where for where in first if where in wanted]
     if common_expected != common_observed:
         differences.append(
             Difference(
@@ -188,141 +375,426 @@ def compare_wire(
                 " → ".join(common_observed),
             )
         )
-    for item in got:
-        key = _where(item.observation)
-        if key in wanted:
-            differences += _compare_packet(
-                direction, key, wanted[key][1].packet, item.observation.packet, nat_ports
-            )
+    for where in common_expected:
+        got = first[where].frame.packet
+        if got is None:
+            continue
+        differences += compare_packet(direction, where, wanted[where].packet, got, bindings)
     return differences
 
 
-def _compare_packet(
-    direction: Direction, where: str, expected: Packet, observed: Packet, nat_ports: bool
+def compare_packet(
+    direction: Direction, where: str, expected: Packet, observed: Packet, bindings: Bindings
 ) -> list[Difference]:
     differences = []
-    for name in COMPARED_FIELDS:
+    for name in WIRE_FIELDS:
         want, got = getattr(expected, name), getattr(observed, name)
-        if want is None or want == got:
+        if name in _CHOSEN_FIELDS:
+            if bindings.same(want, got):
+                continue
+            shown = bindings.show(want)
+        elif want == got:
             continue
-        kind = f"field:{name}"
-        known = None
-        if nat_ports and name in ("sport", "dport"):
-            known = divergences.known(kind)[0]
-        differences.append(Difference(direction, kind, where, str(want), str(got), known))
+        else:
+            shown = str(want)
+        differences.append(Difference(direction, f"field:{name}", where, shown, str(got)))
     return differences
 
 
-def _packet_text(packet: Packet) -> str:
+def packet_text(packet: Packet) -> str:
     macs = f"{packet.src_mac} > {packet.dst_mac} " if packet.src_mac else ""
     flags = f" [{packet.tcp_flags}]" if packet.tcp_flags else ""
     return f"{macs}{packet.five_tuple()}{flags} ttl {packet.ttl}"
 
 
-def route_step_packet(hop: Hop) -> Packet | None:
-    for step in hop.steps:
-        if step.kind == "route":
-            return step.before or hop.packet_in or hop.packet_out
-    return None
+# routing
 
 
-def predicted_route(hop: Hop) -> tuple[str | None, str | None]:
-    """(gateway, table) from the hop's route decision, as the simulator printed it."""
-    for step in hop.steps:
-        if step.kind != "route":
+def route_questions(walk: Walk) -> Iterator[tuple[tuple[Direction, int, int], Hop, Step]]:
+    """Every routing decision of the walk in a pod or node: (direction, hop, step) index."""
+    for direction, one in directions(walk):
+        for hop_index, hop in enumerate(one.hops):
+            if hop.where.kind not in ("pod", "node"):
+                continue
+            for step_index, step in enumerate(hop.steps):
+                if step.route is not None and step.before is not None:
+                    yield (direction, hop_index, step_index), hop, step
+
+
+def route_get_argv(netns: str, step: Step) -> list[str]:
+    """`ip route get` for the packet as the decision saw it (its ingress device and mark)."""
+    assert step.route is not None and step.before is not None
+    packet = step.before
+    argv = ["ip", "-n", netns, "route", "get", str(packet.dst), "from", str(packet.src)]
+    if step.route.iif is not None:
+        argv += ["iif", step.route.iif]
+    if packet.mark:
+        argv += ["mark", f"{packet.mark:#x}"]
+    return argv
+
+
+def compare_route(
+    direction: Direction, where: str, want: RouteAnswer, got: RouteGet
+) -> list[Difference]:
+    if want.type == "error":
+        if got.error is not None and want.error is not None and want.error in got.error:
+            return []
+        return [Difference(direction, "route", where, f"error {want.error}", _route_text(got))]
+    if got.error is not None:
+        return [Difference(direction, "route", where, _answer_text(want), got.error)]
+    same = (
+        got.type == want.type
+        and got.dev == want.dev
+        and got.via == (str(want.gateway) if want.gateway is not None else None)
+        and got.table == want.table
+    )
+    if same:
+        return []
+    return [Difference(direction, "route", where, _answer_text(want), _route_text(got))]
+
+
+def _answer_text(answer: RouteAnswer) -> str:
+    via = f" via {answer.gateway}" if answer.gateway is not None else ""
+    return f"{answer.type} dev {answer.dev}{via} table {answer.table}"
+
+
+def _route_text(got: RouteGet) -> str:
+    if got.error is not None:
+        return got.error
+    via = f" via {got.via}" if got.via is not None else ""
+    return f"{got.type} dev {got.dev}{via} table {got.table}"
+
+
+def compare_routes(
+    walk: Walk, routes: Mapping[tuple[Direction, int, int], RouteGet]
+) -> list[Difference]:
+    differences: list[Difference] = []
+    for key, hop, step in route_questions(walk):
+        got = routes.get(key)
+        assert step.route is not None
+        if got is None:
             continue
-        for decision in step.decided_by:
-            if decision.kind == "route":
-                via = re.search(r"\bvia (\S+)", decision.text)
-                return (via.group(1) if via else None, decision.table)
-    return (None, None)
-
-
-def compare_route(direction: Direction, hop: Hop, got: RouteGet) -> list[Difference]:
-    where = f"{hop.where.name} route"
-    if got.error:
-        return [Difference(direction, "route", where, f"dev {hop.oif}", got.error)]
-    via, table = predicted_route(hop)
-    differences = []
-    if hop.oif is not None and got.type == "unicast" and got.dev != hop.oif:
-        differences.append(
-            Difference(direction, "route", where, f"dev {hop.oif}", f"dev {got.dev}")
-        )
-    if via is not None and got.via != via:
-        differences.append(Difference(direction, "route", where, f"via {via}", f"via {got.via}"))
-    if table is not None and _table_name(table) != _table_name(got.table):
-        differences.append(
-            Difference(direction, "route", where, f"table {table}", f"table {got.table}")
-        )
+        where = f"{hop.where.name} route for {step.before.dst if step.before else '?'}"
+        differences += compare_route(key[0], where, step.route, got)
     return differences
 
 
-def _table_name(table: str) -> str:
-    return {"254": "main", "255": "local", "253": "default"}.get(table, table)
+# conntrack
+
+
+def _same_tuple(
+    want: Sequence[tuple[str, str]], got: Sequence[tuple[str, str]], bindings: Bindings
+) -> bool:
+    if [k for k, _ in want] != [k for k, _ in got]:
+        return False
+    for (name, expected), (_, observed) in zip(want, got, strict=True):
+        if name in ("sport", "dport", "id"):
+            if not bindings.same(int(expected), int(observed)):
+                return False
+        elif expected != observed:
+            return False
+    return True
+
+
+def _find(
+    want: ConntrackEntry, entries: Iterable[ConntrackEntry], bindings: Bindings
+) -> ConntrackEntry | None:
+    for entry in entries:
+        trial = Bindings(bindings.variables, dict(bindings.bound))
+        if entry.proto == want.proto and _same_tuple(want.original, entry.original, trial):
+            bindings.bound.update(trial.bound)
+            return entry
+    return None
+
+
+def compare_entry(
+    direction: Direction,
+    where: str,
+    want: ConntrackEntry,
+    got: ConntrackEntry,
+    bindings: Bindings,
+) -> list[Difference]:
+    differences = []
+    if not _same_tuple(want.reply, got.reply, bindings):
+        differences.append(Difference(direction, "conntrack:reply", where, want.text, got.text))
+    for name in ("state", "flags", "mark"):
+        expected, observed = getattr(want, name), getattr(got, name)
+        if expected != observed:
+            shown = ", ".join(sorted(expected)) if name == "flags" else str(expected)
+            seen = ", ".join(sorted(observed)) if name == "flags" else str(observed)
+            differences.append(
+                Difference(direction, f"conntrack:{name}", where, shown or "none", seen or "none")
+            )
+    return differences
+
+
+def predicted_entries(walk: Walk) -> dict[str, list[tuple[ConntrackEntry, ConntrackEntry]]]:
+    """Per namespace: each entry the walk makes, as (after the request, after the reply)."""
+    result: dict[str, list[tuple[ConntrackEntry, ConntrackEntry]]] = {}
+    for _, one in directions(walk):
+        for record in one.conntrack:
+            entry = parse_conntrack_line(record.text)
+            if entry is None:
+                continue
+            entries = result.setdefault(record.namespace, [])
+            for index, (first, _) in enumerate(entries):
+                if first.original == entry.original:
+                    entries[index] = (first, entry)
+                    break
+            else:
+                entries.append((entry, entry))
+    return result
 
 
 def compare_conntrack(
-    walk: Walk, entries: dict[str, tuple[ConntrackEntry, ...]]
+    walk: Walk,
+    events: Mapping[str, tuple[ConntrackEvent, ...]],
+    final: Mapping[str, tuple[ConntrackEntry, ...]],
+    bindings: Bindings,
 ) -> list[Difference]:
-    differences = []
-    for record in walk.conntrack:
-        want = parse_conntrack_line(record.text)
-        if want is None:
-            continue
-        candidates = [e for e in entries.get(record.namespace, ()) if e.original == want.original]
-        where = f"{record.namespace} conntrack"
-        if not candidates:
-            differences.append(
-                Difference(
-                    "forward", "conntrack", where, record.text, "no entry with this original tuple"
+    """The `[NEW]` event against the state after the request, `conntrack -L` against the state
+    after the reply, and no entry the walk did not predict."""
+    differences: list[Difference] = []
+    predicted = predicted_entries(walk)
+    for namespace in sorted(set(events) | set(final) | set(predicted)):
+        where = f"{namespace} conntrack"
+        news = [event.entry for event in events.get(namespace, ()) if event.kind == "NEW"]
+        now = list(final.get(namespace, ()))
+        for after_request, after_reply in predicted.get(namespace, []):
+            new = _find(after_request, news, bindings)
+            if new is None:
+                differences.append(
+                    Difference("forward", "conntrack", where, after_request.text, "no such entry")
                 )
-            )
+            else:
+                news.remove(new)
+                differences += compare_entry("forward", where, after_request, new, bindings)
+            last = _find(after_reply, now, bindings)
+            if last is None:
+                differences.append(
+                    Difference("return", "conntrack", where, after_reply.text, "no such entry")
+                )
+            else:
+                now.remove(last)
+                differences += compare_entry("return", where, after_reply, last, bindings)
+        for stray in [*news, *now]:
+            differences.append(Difference("forward", "conntrack", where, "no entry", stray.text))
+    return differences
+
+
+# netfilter
+
+
+def compare_rule_hits(walk: Walk, hits: Mapping[str, frozenset[RuleKey]]) -> list[Difference]:
+    """Rules the kernel counted but the walk did not match, and the other way round, in every
+    namespace the kernel's counters were read in."""
+    differences: list[Difference] = []
+    expected = expected_rule_hits(walk)
+
+    def show(keys: Iterable[RuleKey]) -> str:
+        return ", ".join(f"{t}/{c} #{p}" for t, c, p in sorted(keys)) or "none"
+
+    for namespace, seen in sorted(hits.items()):
+        want = expected.get(namespace, frozenset())
+        if want == seen:
             continue
-        got = candidates[0]
-        if got.reply != want.reply and not record.nat:
-            differences.append(Difference("forward", "conntrack", where, record.text, got.text))
-        if got.mark != record.mark:
+        differences.append(
+            Difference(
+                "forward",
+                "netfilter",
+                f"{namespace} iptables counters",
+                f"matched {show(want)}",
+                f"counted {show(seen)} (missing {show(want - seen)}, extra {show(seen - want)})",
+            )
+        )
+    return differences
+
+
+# the ending
+
+FABRIC_DROPS: Mapping[str, str] = {
+    "vpc-source-check": "source/destination check, egress",
+    "vpc-destination-check": "source/destination check, ingress",
+    "vpc-no-owner": "no ENI owns the destination",
+}
+"""Which of the fabric's commented nft rules counts each VPC drop (lab/fabric.py)."""
+
+KERNEL_DROPS: Mapping[str, str] = {
+    "rp-filter": "TcpExt:IPReversePathFilter",
+}
+"""The per-namespace counter the kernel moves for a drop (linux-dataplane.md §9.5; the
+rp_filter one measured: `ip_rcv_finish_core` counts LINUX_MIB_IPRPFILTER)."""
+
+_DROP_COUNTERS = ("TcpExt:IPReversePathFilter", "IpExt:InNoRoutes", "Ip:InAddrErrors")
+"""Counters that move only when the kernel drops: any of them moving where the walk claims no
+such drop is a difference."""
+
+
+def compare_ending(walk: Walk, seen: Observation) -> list[Difference]:
+    """Delivery and drops, forward and return, each to the kernel's own evidence."""
+    differences: list[Difference] = []
+    expected_drops: set[tuple[str, str]] = set()
+    for direction, one in directions(walk):
+        end = one.disposition
+        assert end is not None
+        if end.kind == "dropped" and end.code is not None:
+            differences += _drop_evidence(direction, one, seen)
+            counter = KERNEL_DROPS.get(end.code)
+            if counter is not None:
+                expected_drops.add((end.where.name, counter))
+    differences += _delivery(walk, seen)
+    for namespace, moved in sorted(seen.counters.items()):
+        for counter in _DROP_COUNTERS:
+            if moved.get(counter) and (namespace, counter) not in expected_drops:
+                differences.append(
+                    Difference(
+                        "forward",
+                        "drop:unexpected",
+                        namespace,
+                        f"{counter} unchanged",
+                        f"{counter} +{moved[counter]}",
+                    )
+                )
+    predicted_fabric = {
+        FABRIC_DROPS[one.disposition.code]
+        for _, one in directions(walk)
+        if one.disposition is not None
+        and one.disposition.code is not None
+        and one.disposition.code in FABRIC_DROPS
+    }
+    for comment, packets in sorted(seen.fabric.items()):
+        if comment in FABRIC_DROPS.values() and packets and comment not in predicted_fabric:
             differences.append(
-                Difference("forward", "conntrack", where, f"mark={record.mark}", f"mark={got.mark}")
+                Difference("forward", "drop:unexpected", "VPC fabric", "no drop", comment)
             )
     return differences
 
 
-# --- the real run ------------------------------------------------------------------------------
+def _drop_evidence(direction: Direction, one: Walk, seen: Observation) -> list[Difference]:
+    end = one.disposition
+    assert end is not None and end.code is not None
+    where = end.where.name
+    kind = f"drop:{end.code}"
+    counter = KERNEL_DROPS.get(end.code)
+    if counter is not None:
+        moved = seen.counters.get(where, {}).get(counter, 0)
+        if moved < 1:
+            return [Difference(direction, kind, where, f"{counter} +1", f"{counter} +{moved}")]
+        return []
+    if end.code in FABRIC_DROPS:
+        comment = FABRIC_DROPS[end.code]
+        if seen.fabric.get(comment, 0) < 1:
+            return [Difference(direction, kind, "VPC fabric", f"'{comment}' counts it", "no count")]
+        return []
+    if end.code == "netfilter":
+        rule = next((d for d in reversed(end.decided_by) if d.kind == "iptables"), None)
+        key = (rule.table, rule.chain, rule.position) if rule is not None else None
+        if key is not None and key not in seen.rule_hits.get(where, frozenset()):
+            return [
+                Difference(
+                    direction, kind, where, f"{rule.text if rule else ''} counts it", "no count"
+                )
+            ]
+        return []
+    if end.code == "neighbour":
+        last = one.hops[-1]
+        route = next((s.route for s in reversed(last.steps) if s.route is not None), None)
+        packet = next((s.before for s in reversed(last.steps) if s.route is not None), None)
+        if route is None or packet is None or route.dev is None:
+            return []
+        nexthop = str(route.gateway or packet.dst)
+        state = seen.neighbours.get((where, route.dev, nexthop), "none")
+        if state not in ("INCOMPLETE", "FAILED"):
+            return [Difference(direction, kind, where, f"{nexthop} INCOMPLETE or FAILED", state)]
+        return []
+    failed = seen.sender_error is not None and "unreachable" in seen.sender_error
+    locally = end.code in ("no-route", "socket") and bool(one.hops) and one.hops[-1].iif is None
+    if locally and direction == "forward" and not failed:
+        expected = "the sender's socket fails"
+        return [Difference(direction, kind, where, expected, seen.sender_error or "no error")]
+    return []
 
 
-def _namespace_of(state: DataplaneState, address: IPv4Address) -> Namespace | None:
+def _delivery(walk: Walk, seen: Observation) -> list[Difference]:
+    differences: list[Difference] = []
+    hop = delivered_at(walk)
+    received = [item for item in seen.listened if item.received]
+    where = hop.where.name if hop is not None else "nowhere"
+    if walk.flow.proto == "icmp":
+        echoed = sorted(ns for ns, moved in seen.counters.items() if moved.get("Icmp:InEchos"))
+        if echoed != ([where] if hop is not None else []):
+            differences.append(
+                Difference(
+                    "forward", "delivery", "echo request", where, ", ".join(echoed) or "nowhere"
+                )
+            )
+    else:
+        got = sorted(item.namespace for item in received)
+        if got != ([where] if hop is not None else []):
+            differences.append(
+                Difference("forward", "delivery", "listener", where, ", ".join(got) or "nowhere")
+            )
+    answered = walk.reply is not None and delivered_at(walk.reply) is not None
+    if answered != seen.replied:
+        differences.append(
+            Difference(
+                "return",
+                "delivery",
+                "sender",
+                "answered" if answered else "no answer",
+                "answered" if seen.replied else f"no answer ({seen.sender_error or 'none'})",
+            )
+        )
+    return differences
+
+
+# --- the real run --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """A socket address a way of the walk delivers to, in a namespace of the state."""
+
+    namespace: str
+    address: IPv4Address
+    port: int
+
+
+def listen_places(state: DataplaneState, walk: Walk) -> tuple[Place, ...]:
+    """Where listeners run: every address a branch delivers to, and the flow's own destination
+    when a namespace owns it (so a walk predicted to drop could be seen delivered)."""
+    if walk.flow.proto == "icmp":
+        return ()
+    places: dict[Place, None] = {}
+    for _, _, leaf in walk.leaves():
+        hop = delivered_at(leaf)
+        last = leaf.hops[-1] if leaf.hops else None
+        packet = last.steps[-1].after if last is not None and hop is not None else None
+        if hop is not None and packet is not None and packet.dport is not None:
+            places[Place(hop.where.name, packet.dst, packet.dport)] = None
+    owner = _owner(state, walk.flow.dst.address)
+    if owner is not None and walk.flow.dport is not None:
+        places[Place(owner, walk.flow.dst.address, walk.flow.dport)] = None
+    return tuple(places)
+
+
+def _owner(state: DataplaneState, address: IPv4Address) -> str | None:
     for namespace in state.namespaces:
         for item in namespace.addresses:
-            if item.interface.ip == address and item.dev != "lo":
-                return namespace
+            if item.family == 4 and item.interface.ip == address and item.dev != "lo":
+                return namespace.name
     return None
 
 
-def _destination(state: DataplaneState, walk: Walk) -> tuple[Namespace, Packet] | None:
-    """Where the listener runs and what it binds: the delivering hop's namespace and packet."""
-    last = walk.hops[-1]
-    if last.where.kind not in ("pod", "node") or last.packet_in is None:
-        return None
-    try:
-        namespace = state.namespace(last.where.name)
-    except KeyError:
-        return None
-    return namespace, last.packet_in
-
-
 def capture_targets(state: DataplaneState, names: LabNames, walk: Walk) -> list[CaptureTarget]:
-    """Every interface of every namespace a hop of the walk (either way) is in, and the ENI
-    devices of every other node. A packet straying from the predicted path either stays in a
-    touched node (all of whose interfaces, host veths included, are captured) or leaves it by an
-    ENI and enters another node by one of its ENIs, so any divergent path is seen, with one
-    tcpdump per interface that matters rather than one per veth of the cluster."""
-    touched = {hop.where.name for hop in walk.hops}
-    if walk.reply is not None:
-        touched |= {hop.where.name for hop in walk.reply.hops}
+    """Every interface of every namespace a way of the walk (either direction) is in, and the
+    ENI devices of every other node. A packet straying from the predicted path either stays in a
+    touched namespace (all of whose interfaces, host veths included, are captured) or leaves a
+    node by an ENI and enters another node by one of its ENIs, so any divergent path is seen."""
+    inside = touched(walk) | {place.namespace for place in listen_places(state, walk)}
     targets = []
     for namespace in state.namespaces:
-        full = namespace.name in touched
+        full = namespace.name in inside
         if not full and namespace.kind != "node":
             continue
         for link in namespace.links:
@@ -342,135 +814,325 @@ def _read_json(proc: subprocess.Popen[str], timeout: float) -> dict[str, object]
     assert proc.stdout is not None
     poller = select.poll()
     poller.register(proc.stdout, select.POLLIN)
-    line = proc.stdout.readline() if poller.poll(timeout * 1000) else ""
+    line = proc.stdout.readline() if poller.poll(int(timeout * 1000)) else ""
     if not line:
-        return {"ok": False, "error": "agent gave no answer"}
+        return {}
     result: dict[str, object] = json.loads(line)
     return result
 
 
-def not_verifiable(label: str, walk: Walk, why: str) -> Verdict:
-    known = divergences.known("not-verifiable")[0]
-    return Verdict(
-        label,
-        walk.flow.first_packet().five_tuple(),
-        (Difference("forward", "not-verifiable", "walk", why, "not sent", known),),
-        verifiable=False,
-    )
+def not_verified(label: str, walk: Walk, why: str) -> Verdict:
+    return Verdict(label, walk.flow.first_packet().five_tuple(), "not verified", why=why)
+
+
+def unverifiable(walk: Walk) -> str | None:
+    """Why the lab cannot send this walk, or None."""
+    for _, label, leaf in walk.leaves():
+        first = leaf.hops[0]
+        if first.where.kind not in ("pod", "node"):
+            return f"the walk starts in {first.where.kind} {first.where.name}"
+        for _, one in directions(leaf):
+            end = one.disposition
+            if end is not None and end.kind == "not-modelled":
+                branch = f" (branch {label})" if label else ""
+                return f"the walk ends not modelled{branch}: {end.reason}"
+            if any(hop.where.kind == "external" for hop in one.hops):
+                return "the walk crosses the internet, which this lab does not build"
+    return None
 
 
 def verify_walk(
     state: DataplaneState, walk: Walk, names: LabNames | None = None, label: str = ""
 ) -> Verdict:
-    """Send `walk`'s first packet in the lab built from `state` and compare (forward and return)."""
+    """Send `walk`'s exchange in the lab built from `state` and hold the kernel to it; a split
+    walk is sent until every branch was seen (see `connections_needed`)."""
     names = names or LabNames.from_env()
     label = label or walk.flow.first_packet().five_tuple()
-    if walk.branches:
-        return not_verifiable(label, walk, "load-balanced walks (branches) are not verified yet")
-    if any(hop.where.kind == "external" for hop in walk.hops):
-        return not_verifiable(label, walk, "the walk crosses the internet")
-    source = walk.hops[0]
-    destination = _destination(state, walk)
-    if source.where.kind not in ("pod", "node"):
-        return not_verifiable(label, walk, f"the walk starts in {source.where.kind}")
-    flow = walk.flow
-    if (
-        walk.disposition is not None
-        and walk.disposition.kind == "delivered"
-        and destination is None
-    ):
-        return not_verifiable(label, walk, "the destination is not a lab namespace")
-
-    nodes = [names.netns(ns.name) for ns in state.nodes()]
-    system.parallel(lambda netns: system.netns_exec(netns, ["conntrack", "-F"], check=False), nodes)
-    _zero_counters(state, names)
-    listener: subprocess.Popen[str] | None = None
-    with Capture(capture_targets(state, names, walk)) as capture:
-        try:
-            if destination is not None and flow.proto != "icmp":
-                namespace, packet = destination
-                listener = subprocess.Popen(
-                    _agent(
-                        names.netns(namespace.name),
-                        "listen",
-                        "--proto",
-                        flow.proto,
-                        "--addr",
-                        str(packet.dst),
-                        "--port",
-                        str(packet.dport),
-                        "--timeout",
-                        "3",
-                    ),
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
+    flow = walk.flow.first_packet().five_tuple()
+    why = unverifiable(walk)
+    if why is not None:
+        return not_verified(label, walk, why)
+    leaves = list(walk.leaves())
+    needed = connections_needed([probability for probability, _, _ in leaves])
+    seen_count = [0] * len(leaves)
+    routes = {index: _route_gets(leaf, names) for index, (_, _, leaf) in enumerate(leaves)}
+    differences: list[Difference] = []
+    sent = 0
+    while sent == 0 or (sent < needed and not all(seen_count)):
+        observation = exchange(state, names, walk)
+        sent += 1
+        judged = [
+            judge(leaf, _with_routes(observation, routes[index]))
+            for index, (_, _, leaf) in enumerate(leaves)
+        ]
+        best = min(range(len(leaves)), key=lambda index: len(judged[index]))
+        seen_count[best] += 1
+        if judged[best]:
+            branch = f" (as branch {leaves[best][1]})" if len(leaves) > 1 else ""
+            differences += [
+                Difference(d.direction, d.kind, d.where + branch, d.expected, d.observed)
+                for d in judged[best]
+            ]
+            break
+    for index, (probability, branch_label, _) in enumerate(leaves):
+        if len(leaves) > 1 and not seen_count[index] and not differences:
+            differences.append(
+                Difference(
+                    "forward",
+                    "branch",
+                    branch_label,
+                    f"taken with probability {probability:.4f}",
+                    f"never taken in {sent} connections",
                 )
-                if not _read_json(listener, 5).get("ready"):
-                    raise LabError(f"listener in {namespace.name} did not start")
-            send = system.run(
-                _agent(
-                    names.netns(source.where.name),
-                    "send",
-                    "--proto",
-                    flow.proto,
-                    "--src",
-                    str(flow.src.address),
-                    "--sport",
-                    str(flow.sport or 0),
-                    "--dst",
-                    str(flow.dst.address),
-                    "--dport",
-                    str(flow.dport or 0),
-                    "--timeout",
-                    "1.5",
-                ),
-                check=False,
-                timeout=10,
             )
-            sent = json.loads(send.stdout.splitlines()[-1]) if send.stdout else {"ok": False}
-            received: dict[str, object] = {"ok": sent.get("ok", False)}
-            if listener is not None:
-                received = _read_json(listener, 4)
-            time.sleep(0.05)
-            observed = capture.stop()
-        finally:
-            if listener is not None:
-                listener.kill()
-                listener.wait()
-    routes = _route_gets(walk, names)
-    conntrack = {
-        ns.name: parse_conntrack(
-            system.netns_exec(names.netns(ns.name), ["conntrack", "-L"], check=False).stdout
+    branches = tuple(
+        BranchSeen(branch_label, probability, seen_count[index])
+        for index, (probability, branch_label, _) in enumerate(leaves)
+        if len(leaves) > 1
+    )
+    status: Status = "differs" if differences else "agree"
+    return Verdict(
+        label,
+        flow,
+        status,
+        tuple(differences),
+        connections=sent,
+        branches=branches,
+        checked=checked_summary(walk),
+    )
+
+
+def checked_summary(walk: Walk) -> str:
+    """What the comparison covers for this walk, counted over every way it can go."""
+    frames = routes = rules = entries = 0
+    endings: list[str] = []
+    for _, _, leaf in walk.leaves():
+        for _, one in directions(leaf):
+            frames += len(list(one.wire()))
+            end = one.disposition
+            if end is not None:
+                endings.append(end.code if end.kind == "dropped" and end.code else end.kind)
+        routes += len(list(route_questions(leaf)))
+        rules += sum(len(keys) for keys in expected_rule_hits(leaf).values())
+        entries += sum(len(pairs) for pairs in predicted_entries(leaf).values())
+    return (
+        f"{frames} frames, {routes} routing decisions, {rules} rule matches, "
+        f"{entries} conntrack entries (twice each), endings: {', '.join(endings)}"
+    )
+
+
+def _with_routes(
+    observation: Observation, routes: Mapping[tuple[Direction, int, int], RouteGet]
+) -> Observation:
+    return Observation(
+        observation.frames,
+        observation.conntrack_events,
+        observation.conntrack_final,
+        observation.rule_hits,
+        observation.counters,
+        observation.fabric,
+        observation.neighbours,
+        observation.listened,
+        observation.replied,
+        observation.sender_error,
+        routes,
+    )
+
+
+def exchange(state: DataplaneState, names: LabNames, walk: Walk) -> Observation:
+    """Send the walk's request once (the kernel answers it), recording everything."""
+    flow = walk.flow
+    source = (walk.hops or walk.branches[0].walk.hops)[0].where.name
+    tables = [ns for ns in state.namespaces if ns.iptables is not None]
+    watched = sorted(touched(walk) | {place.namespace for place in listen_places(state, walk)})
+    _zero_counters(tables, names)
+    _reset_fabric(names)
+    before = _netstat(watched, names)
+    probe = flow.proto == "tcp"
+    if probe:
+        _forget_half_open({place.namespace for place in listen_places(state, walk)}, names)
+        _install_probe(names.netns(source), walk)
+    listeners: list[tuple[Place, subprocess.Popen[str]]] = []
+    listened: list[Listened] = []
+    try:
+        with (
+            ConntrackWatch([(ns.name, names.netns(ns.name)) for ns in tables]) as watch,
+            Capture(capture_targets(state, names, walk)) as capture,
+        ):
+            try:
+                for place in listen_places(state, walk):
+                    proc = subprocess.Popen(
+                        _agent(
+                            names.netns(place.namespace),
+                            "listen",
+                            "--proto",
+                            flow.proto,
+                            "--addr",
+                            str(place.address),
+                            "--port",
+                            str(place.port),
+                            "--timeout",
+                            str(ANSWER_WAIT),
+                        ),
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        text=True,
+                    )
+                    listeners.append((place, proc))
+                    if not _read_json(proc, 5).get("ready"):
+                        raise LabError(
+                            f"listener in {place.namespace} on {place.address}:{place.port} "
+                            "did not start"
+                        )
+                sent = _send(names.netns(source), walk)
+                for place, proc in listeners:
+                    heard = _read_json(proc, ANSWER_WAIT + 1)
+                    listened.append(
+                        Listened(
+                            place.namespace,
+                            place.address,
+                            place.port,
+                            bool(heard.get("received")),
+                            _text(heard.get("peer")),
+                            _number(heard.get("at")),
+                        )
+                    )
+            finally:
+                for _, proc in listeners:
+                    if proc.stdin is not None:
+                        proc.stdin.close()
+                    proc.wait(timeout=5)
+            time.sleep(0.02)
+            frames = capture.stop()
+            events = watch.stop()
+    finally:
+        if probe:
+            _remove_probe(names.netns(source))
+    after = _netstat(watched, names)
+    final = dict(
+        zip(
+            [ns.name for ns in tables],
+            system.parallel(
+                lambda ns: parse_conntrack(
+                    system.netns_exec(names.netns(ns.name), ["conntrack", "-L"], check=False).stdout
+                ),
+                tables,
+            ),
+            strict=True,
         )
-        for ns in state.nodes()
-    }
-    hits = _rule_hits(state, names)
-    return judge(label, walk, observed, routes, conntrack, bool(received.get("ok")), hits)
+    )
+    return Observation(
+        frames=tuple(frames),
+        conntrack_events=events,
+        conntrack_final=final,
+        rule_hits=_rule_hits(tables, names),
+        counters={
+            name: {
+                k: v - before[name].get(k, 0)
+                for k, v in after[name].items()
+                if v != before[name].get(k, 0)
+            }
+            for name in watched
+        },
+        fabric=_fabric_counters(names),
+        neighbours=_neighbours(walk, names),
+        listened=tuple(listened),
+        replied=bool(sent.get("ok")),
+        sender_error=_text(sent.get("error")),
+        routes={},
+    )
 
 
-RuleKey = tuple[str, str, int]
-"""(table, chain, position) of one iptables rule."""
-
-_IPTABLES = {"legacy": "iptables-legacy", "nft": "iptables-nft"}
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
-def _zero_counters(state: DataplaneState, names: LabNames) -> None:
-    """Zero every rule counter of every node, so what moves afterwards is this walk's traffic
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _send(netns: str, walk: Walk) -> dict[str, object]:
+    flow = walk.flow
+    result = system.run(
+        _agent(
+            netns,
+            "send",
+            "--proto",
+            flow.proto,
+            "--src",
+            str(flow.src.address),
+            "--sport",
+            str(flow.sport or 0),
+            "--dst",
+            str(flow.dst.address),
+            "--dport",
+            str(flow.dport or 0),
+            "--icmp-id",
+            str(flow.icmp_id or 0),
+            "--timeout",
+            str(ANSWER_WAIT),
+        ),
+        check=False,
+        timeout=10,
+    )
+    lines = result.stdout.splitlines()
+    if not lines:
+        raise LabError(f"the sender in {netns} gave no answer: {result.stderr.strip()}")
+    answer: dict[str, object] = json.loads(lines[-1])
+    return answer
+
+
+def _install_probe(netns: str, walk: Walk) -> None:
+    """Drop the sender's own TCP packets after the SYN (the ACK, the RST), before any hook."""
+    flow = walk.flow
+    rules = "\n".join(
+        [
+            f"table ip {PROBE_TABLE} {{",
+            "  chain output {",
+            "    type filter hook output priority -400; policy accept;",
+            f"    ip saddr {flow.src.address} tcp sport {flow.sport} tcp flags & syn == 0 drop",
+            "  }",
+            "}",
+            "",
+        ]
+    )
+    system.netns_exec(netns, ["nft", "-f", "-"], stdin=rules)
+
+
+def _forget_half_open(namespaces: Iterable[str], names: LabNames) -> None:
+    """Destroy request sockets an earlier exchange left in SYN_RECV (`ss -K`): the client never
+    completes a handshake here, and a stale one would look like this exchange's SYN arriving."""
+    system.parallel(
+        lambda name: system.netns_exec(
+            names.netns(name), ["ss", "-K", "-t", "state", "syn-recv"], check=False
+        ),
+        sorted(namespaces),
+    )
+
+
+def _remove_probe(netns: str) -> None:
+    system.netns_exec(netns, ["nft", "delete", "table", "ip", PROBE_TABLE], check=False)
+
+
+def _zero_counters(tables: Sequence[Namespace], names: LabNames) -> None:
+    """Zero every rule counter and flush conntrack, so what moves afterwards is this exchange's
     (ARP and IPv6 never traverse the IPv4 tables)."""
 
     def zero(namespace: Namespace) -> None:
         assert namespace.iptables is not None
+        netns = names.netns(namespace.name)
         binary = _IPTABLES[namespace.iptables.backend]
         for table in ("raw", "mangle", "nat", "filter"):
             if f"*{table}" in namespace.iptables.save:
-                system.netns_exec(names.netns(namespace.name), [binary, "-w", "-t", table, "-Z"])
+                system.netns_exec(netns, [binary, "-w", "-t", table, "-Z"])
+        system.netns_exec(netns, ["conntrack", "-F"], check=False)
 
-    system.parallel(zero, [ns for ns in state.nodes() if ns.iptables is not None])
+    system.parallel(zero, tables)
 
 
-def _rule_hits(state: DataplaneState, names: LabNames) -> dict[str, frozenset[RuleKey]]:
-    """The rules whose packet counters moved, per node, read with `iptables-save -c`."""
+def _rule_hits(tables: Sequence[Namespace], names: LabNames) -> dict[str, frozenset[RuleKey]]:
+    """The rules whose packet counters moved, per namespace, read with `iptables-save -c`."""
     from eksnet.kernel.netfilter import parse_ruleset
 
     def read(namespace: Namespace) -> tuple[str, frozenset[RuleKey]]:
@@ -485,128 +1147,63 @@ def _rule_hits(state: DataplaneState, names: LabNames) -> dict[str, frozenset[Ru
         )
         return namespace.name, hit
 
-    return dict(system.parallel(read, [ns for ns in state.nodes() if ns.iptables is not None]))
+    return dict(system.parallel(read, tables))
 
 
-def expected_rule_hits(walk: Walk) -> dict[str, frozenset[RuleKey]]:
-    """The rules the simulated walk (forward and return) says matched, per node that the walk
-    ran netfilter in (a walk that makes no claim about a node's rules is not held to one)."""
-    hits: dict[str, set[RuleKey]] = {}
-    for _, one in _directions(walk):
-        for hop in one.hops:
-            if hop.where.kind != "node" or not any(s.kind == "netfilter" for s in hop.steps):
+def _netstat(namespaces: Sequence[str], names: LabNames) -> dict[str, dict[str, int]]:
+    def read(name: str) -> dict[str, int]:
+        result = system.netns_exec(
+            names.netns(name), ["cat", "/proc/net/netstat", "/proc/net/snmp"]
+        )
+        return parse_netstat(result.stdout)
+
+    return dict(zip(namespaces, system.parallel(read, namespaces), strict=True))
+
+
+def _fabric_argv(names: LabNames, *verb: str) -> list[str]:
+    return ["ip", "netns", "exec", names.fabric, "nft", *verb, "table", "bridge", NFT_TABLE]
+
+
+def _reset_fabric(names: LabNames) -> None:
+    system.run(_fabric_argv(names, "reset", "counters"), check=False)
+
+
+def _fabric_counters(names: LabNames) -> dict[str, int]:
+    result = system.run(_fabric_argv(names, "-j", "list"), check=False)
+    return {k: v for k, v in parse_nft_counters(result.stdout).items() if v}
+
+
+def _neighbours(walk: Walk, names: LabNames) -> dict[tuple[str, str, str], str]:
+    """The neighbour entries a neighbour drop of any branch is about, as the kernel holds them."""
+    wanted: set[tuple[str, str, str]] = set()
+    for _, _, leaf in walk.leaves():
+        for _, one in directions(leaf):
+            end = one.disposition
+            if end is None or end.code != "neighbour" or not one.hops:
                 continue
-            found = hits.setdefault(hop.where.name, set())
-            for step in hop.steps:
-                for decision in step.decided_by:
-                    if (
-                        decision.kind == "iptables"
-                        and decision.table is not None
-                        and decision.chain is not None
-                        and decision.position is not None
-                    ):
-                        found.add((decision.table, decision.chain, decision.position))
-    return {name: frozenset(keys) for name, keys in hits.items()}
+            last = one.hops[-1]
+            for step in last.steps:
+                if step.route is not None and step.route.dev and step.before is not None:
+                    nexthop = str(step.route.gateway or step.before.dst)
+                    wanted.add((end.where.name, step.route.dev, nexthop))
+    found: dict[tuple[str, str, str], str] = {}
+    for namespace, dev, address in sorted(wanted):
+        text = system.run(
+            ["ip", "-n", names.netns(namespace), "neigh", "show", address, "dev", dev],
+            check=False,
+        ).stdout.split()
+        found[(namespace, dev, address)] = text[-1] if text else "none"
+    return found
 
 
-def compare_rule_hits(walk: Walk, hits: dict[str, frozenset[RuleKey]]) -> list[Difference]:
-    """Rules the kernel counted but the walk did not match, and the other way round."""
-    differences: list[Difference] = []
-    expected = expected_rule_hits(walk)
-    for node, seen in sorted(hits.items()):
-        want = expected.get(node)
-        if want is None or want == seen:
-            continue
-
-        def show(keys: Iterable[RuleKey]) -> str:
-            return ", ".join(f"{t}/{c} #{p}" for t, c, p in sorted(keys)) or "none"
-
-        differences.append(
-            Difference(
-                "forward",
-                "netfilter",
-                f"{node} iptables counters",
-                f"matched {show(want)}",
-                f"counted {show(seen)} (missing {show(want - seen)}, extra {show(seen - want)})",
-            )
-        )
-    return differences
-
-
-def judge(
-    label: str,
-    walk: Walk,
-    observed: Sequence[TimedObservation],
-    routes: dict[tuple[Direction, int], RouteGet],
-    conntrack: dict[str, tuple[ConntrackEntry, ...]],
-    delivered: bool,
-    rule_hits: dict[str, frozenset[RuleKey]] | None = None,
-) -> Verdict:
-    """The comparison itself, on parsed observations (pure, unit-tested)."""
-    split = classify(walk, observed)
-    nat = any(step.kind == "nat" and step.rewrote for hop in walk.hops for step in hop.steps)
-    differences = compare_wire("forward", list(walk.wire()), split["forward"], nat_ports=nat)
-    if walk.reply is not None:
-        differences += compare_wire(
-            "return", list(walk.reply.wire()), split["return"], nat_ports=nat
-        )
-    for direction, one in _directions(walk):
-        for index, hop in enumerate(one.hops):
-            got = routes.get((direction, index))
-            if got is not None:
-                differences += compare_route(direction, hop, got)
-    differences += compare_conntrack(walk, conntrack)
-    if rule_hits is not None:
-        differences += compare_rule_hits(walk, rule_hits)
-    expected_delivery = walk.disposition is not None and walk.disposition.kind == "delivered"
-    if walk.reply is not None and walk.reply.disposition is not None:
-        expected_delivery = expected_delivery and walk.reply.disposition.kind == "delivered"
-    if expected_delivery != delivered:
-        differences.append(
-            Difference(
-                "forward",
-                "disposition",
-                walk.disposition.where.name if walk.disposition else "walk",
-                "delivered" if expected_delivery else "dropped",
-                "delivered" if delivered else "not delivered",
-            )
-        )
-    return Verdict(
-        label, walk.flow.first_packet().five_tuple(), tuple(differences), tuple(observed)
-    )
-
-
-def _directions(walk: Walk) -> list[tuple[Direction, Walk]]:
-    result: list[tuple[Direction, Walk]] = [("forward", walk)]
-    if walk.reply is not None:
-        result.append(("return", walk.reply))
-    return result
-
-
-def _route_gets(walk: Walk, names: LabNames) -> dict[tuple[Direction, int], RouteGet]:
-    """`ip route get` for every pod/node hop that routed the packet, as that hop saw it."""
-    jobs: list[tuple[tuple[Direction, int], list[str]]] = []
-    for direction, one in _directions(walk):
-        for index, hop in enumerate(one.hops):
-            packet = route_step_packet(hop)
-            if hop.where.kind not in ("pod", "node") or packet is None or hop.oif is None:
-                continue
-            argv = [
-                "ip",
-                "-n",
-                names.netns(hop.where.name),
-                "route",
-                "get",
-                str(packet.dst),
-                "from",
-                str(packet.src),
-            ]
-            if hop.iif is not None:
-                argv += ["iif", hop.iif]
-            if packet.mark:
-                argv += ["mark", f"{packet.mark:#x}"]
-            jobs.append(((direction, index), argv))
+def _route_gets(walk: Walk, names: LabNames) -> dict[tuple[Direction, int, int], RouteGet]:
+    """`ip route get` for every routing decision of the walk, as that decision saw the packet."""
+    jobs = [
+        (key, route_get_argv(names.netns(hop.where.name), step))
+        for key, hop, step in route_questions(walk)
+    ]
     results = system.parallel(lambda job: system.run(job[1], check=False), jobs)
     return {
-        key: parse_route_get(r.stdout, r.stderr) for (key, _), r in zip(jobs, results, strict=True)
+        key: parse_route_get(result.stdout, result.stderr)
+        for (key, _), result in zip(jobs, results, strict=True)
     }

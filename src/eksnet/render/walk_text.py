@@ -69,11 +69,15 @@ def _hop_lines(index: int, hop: Hop, verbose: bool) -> list[Text]:
     return lines
 
 
-def walk_lines(walk: Walk, *, verbose: bool = False, title: str | None = None) -> list[Text]:
+def walk_lines(
+    walk: Walk, *, verbose: bool = False, title: str | None = None, shared: int = 0
+) -> list[Text]:
+    """The walk's hops (after the first `shared`, which a branch has in common with the walk
+    it splits from and which were printed there), disposition, conntrack, branches, reply."""
     heading = title or f"{walk.flow.src.spec()} → {walk.flow.dst.spec()}"
     direction = "forward" if walk.direction == "forward" else "return"
     lines = [Text(f"{heading} [{direction}]", style="bold underline")]
-    for index, hop in enumerate(walk.hops, start=1):
+    for index, hop in enumerate(walk.hops[shared:], start=shared + 1):
         lines += _hop_lines(index, hop, verbose)
     if walk.disposition is not None:
         style = _DISPOSITION_STYLE[walk.disposition.kind]
@@ -84,7 +88,12 @@ def walk_lines(walk: Walk, *, verbose: bool = False, title: str | None = None) -
         lines.append(Text(f"  note: {note}", style="yellow"))
     for branch in walk.branches:
         lines.append(Text(f"  branch {branch.label} (p={branch.probability:.4f}):", style="bold"))
-        lines += walk_lines(branch.walk, verbose=verbose, title=f"  {heading} · {branch.label}")
+        lines += walk_lines(
+            branch.walk,
+            verbose=verbose,
+            title=f"  {heading} · {branch.label}",
+            shared=len(walk.hops),
+        )
     if walk.reply is not None:
         lines.append(Text(""))
         lines += walk_lines(walk.reply, verbose=verbose, title=f"{heading} (return)")

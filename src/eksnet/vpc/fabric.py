@@ -13,7 +13,7 @@ NACLs, the internet and NAT gateways are later issues; asking for them says so.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from typing import Literal
 
 from eksnet.dataplane.state import Eni, Subnet, VpcState
@@ -42,6 +42,26 @@ def eni_with_mac(vpc: VpcState, mac: str) -> Eni | None:
     return None
 
 
+HOST_SERVED: dict[IPv4Address, str] = {
+    IPv4Address("169.254.169.254"): "the instance metadata service (IMDS)",
+    IPv4Address("169.254.169.253"): "the Route 53 Resolver",
+    IPv4Address("169.254.169.123"): "the Amazon Time Sync Service",
+}
+"""Link-local addresses the instance's host answers itself, never routed (vpc-fabric.md §1.1,
+§8.4); the VPC's primary CIDR base+2 (the Resolver) is host-served too (`host_served`)."""
+
+LINK_LOCAL = IPv4Network("169.254.0.0/16")
+
+
+def host_served(vpc: VpcState, address: IPv4Address) -> str | None:
+    """What the instance's host answers at `address` itself, or None."""
+    if address in HOST_SERVED:
+        return HOST_SERVED[address]
+    if vpc.cidrs and address == vpc.cidrs[0].network_address + 2:
+        return "the Route 53 Resolver (the VPC's base+2)"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class ArpAnswer:
     """What the fabric answers to `who-has target` asked on an ENI in `subnet`."""
@@ -49,13 +69,19 @@ class ArpAnswer:
     target: IPv4Address
     mac: str | None
     answered_by: str
-    """`router` (the subnet's base+1), an ENI id, or `nobody`."""
+    """`router` (the subnet's base+1), `host` (a host-served link-local address), an ENI id,
+    or `nobody`."""
 
 
 def arp(vpc: VpcState, asking: Eni, target: IPv4Address) -> ArpAnswer:
+    """The answer to `who-has target` on `asking`'s subnet. A host-served link-local address
+    (an AL2 node routes 169.254.169.254 on-link via eth0) is answered by the instance's host;
+    with which MAC is not documented, the subnet router's is assumed [inf]."""
     subnet = vpc.subnet(asking.subnet)
     if target == subnet.gateway:
         return ArpAnswer(target, subnet.router_mac, "router")
+    if target in LINK_LOCAL and target in HOST_SERVED:
+        return ArpAnswer(target, subnet.router_mac, "host")
     if target in subnet.cidr:
         owner = owner_of(vpc, target)
         if owner is not None and owner.subnet == subnet.name:
@@ -73,6 +99,9 @@ def in_vpc(vpc: VpcState, address: IPv4Address) -> bool:
 
 
 DeliveryKind = Literal["l2", "routed", "dropped", "not-modelled"]
+FabricDrop = Literal[
+    "vpc-source-check", "vpc-destination-check", "vpc-no-owner", "vpc-no-route", "vpc-broadcast"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +110,8 @@ class Delivery:
 
     kind: DeliveryKind
     reason: str
+    code: FabricDrop | None = None
+    """Why a dropped frame was dropped (the walk's drop code)."""
     to: Eni | None = None
     src_mac: str | None = None
     dst_mac: str | None = None
@@ -94,13 +125,25 @@ def deliver(
     vpc: VpcState, sender: Eni, *, src: IPv4Address, dst: IPv4Address, src_mac: str, dst_mac: str
 ) -> Delivery:
     """Carry one frame that `sender` transmitted, per vpc-fabric.md §1.3 (the parts modelled)."""
-    if not sender.owns(src):
+    if sender.source_dest_check and not sender.owns(src):
         return Delivery(
             "dropped",
             f"source/destination check: {sender.id} does not own source {src} "
             f"(it owns {', '.join(map(str, sender.addresses()))})",
+            code="vpc-source-check",
         )
     subnet = vpc.subnet(sender.subnet)
+    if dst_mac == "ff:ff:ff:ff:ff:ff" or int(dst_mac[:2], 16) & 1:
+        return Delivery(
+            "dropped", f"{dst_mac}: the VPC carries no broadcast or multicast", code="vpc-broadcast"
+        )
+    served = host_served(vpc, dst)
+    if served is not None:
+        return Delivery(
+            "not-modelled",
+            f"{dst} is answered by the instance's host ({served}); host-served addresses come "
+            "with the VPC fabric issue",
+        )
     if dst_mac == subnet.router_mac:
         if not in_vpc(vpc, dst):
             return Delivery(
@@ -111,7 +154,12 @@ def deliver(
             )
         target = owner_of(vpc, dst)
         if target is None:
-            return Delivery("dropped", f"route {dst}: local, but no ENI owns {dst}", via=subnet)
+            return Delivery(
+                "dropped",
+                f"route {dst}: local, but no ENI owns {dst}",
+                code="vpc-no-owner",
+                via=subnet,
+            )
         receiving = vpc.subnet(target.subnet)
         return Delivery(
             "routed",
@@ -125,11 +173,14 @@ def deliver(
         )
     target = next((eni for eni in vpc.enis if eni.mac == dst_mac), None)
     if target is None or target.subnet != sender.subnet:
-        return Delivery("dropped", f"no ENI with MAC {dst_mac} in subnet {subnet.name}")
-    if not target.owns(dst):
+        return Delivery(
+            "dropped", f"no ENI with MAC {dst_mac} in subnet {subnet.name}", code="vpc-no-owner"
+        )
+    if target.source_dest_check and not target.owns(dst):
         return Delivery(
             "dropped",
             f"source/destination check: {target.id} ({dst_mac}) does not own destination {dst}",
+            code="vpc-destination-check",
         )
     return Delivery(
         "l2",

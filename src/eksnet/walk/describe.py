@@ -11,7 +11,7 @@ from ipaddress import IPv4Address
 from eksnet.dataplane.state import TABLE_LOCAL, Namespace
 from eksnet.kernel.fib import FibError, FibResult, InputRoute, select_source
 from eksnet.kernel.iproute_text import route_line, rule_line, table_name
-from eksnet.walk.model import Decision, Packet, Step
+from eksnet.walk.model import Decision, Packet, RouteAnswer, Step
 
 
 def _decisions(namespace: Namespace, result: FibResult | FibError) -> tuple[Decision, ...]:
@@ -44,16 +44,28 @@ def _missed(namespace: Namespace, result: FibResult | FibError) -> tuple[str, ..
 
 
 def route_step(
-    namespace: Namespace, result: FibResult | FibError, packet: Packet, *, output: bool
+    namespace: Namespace,
+    result: FibResult | FibError,
+    packet: Packet,
+    *,
+    iif: str | None = None,
+    answer: RouteAnswer | None = None,
 ) -> Step:
-    """The routing decision as one step: rule → table → route, or the error."""
-    kind = "output" if output else "input"
+    """The routing decision as one step: rule → table → route, or the error. `before` is the
+    packet as the decision saw it (after PREROUTING's DNAT, with its mark) and `route` what
+    `ip route get` answers for it (from `iif`, or locally generated when None); `answer`
+    overrides it where the decision is more than the lookup (an input route that rp_filter or
+    the forwarding check rejects)."""
+    kind = "output" if iif is None else "input"
+    answer = answer or route_answer(result, iif)
     if isinstance(result, FibError):
         return Step(
             "route",
             f"{kind} route lookup for {packet.dst}: {result.message}",
             decided_by=_decisions(namespace, result),
+            before=packet,
             details=_missed(namespace, result),
+            route=answer,
         )
     decisions = _decisions(namespace, result)
     rule = f"rule {result.rule.priority}" if result.rule is not None else "no rule"
@@ -61,12 +73,35 @@ def route_step(
     via = f" via {result.gateway}" if result.gateway is not None else ""
     table = table_name(result.table) if result.route.table != TABLE_LOCAL else "local"
     summary = f"{kind} route: {rule} → table {table} → {where}{via}"
-    if output and result.prefsrc is not None:
+    if iif is None and result.prefsrc is not None:
         summary += f", source {result.prefsrc}"
-    return Step("route", summary, decided_by=decisions, details=_missed(namespace, result))
+    return Step(
+        "route",
+        summary,
+        decided_by=decisions,
+        before=packet,
+        details=_missed(namespace, result),
+        route=answer,
+    )
 
 
-def input_route_steps(namespace: Namespace, decision: InputRoute, packet: Packet) -> list[Step]:
+def route_answer(result: FibResult | FibError, iif: str | None) -> RouteAnswer:
+    """What `ip route get` prints for a lookup's result: the error, or type, device, gateway
+    and table as the kernel reports them."""
+    if isinstance(result, FibError):
+        return RouteAnswer("error", error=result.message, iif=iif)
+    return RouteAnswer(
+        result.type,
+        dev=result.dev,
+        gateway=result.gateway,
+        table=table_name(result.table),
+        iif=iif,
+    )
+
+
+def input_route_steps(
+    namespace: Namespace, decision: InputRoute, packet: Packet, iif: str
+) -> list[Step]:
     """rp_filter (when it ran) and the routing decision of a received packet."""
     steps: list[Step] = []
     check = decision.rp_filter
@@ -85,7 +120,10 @@ def input_route_steps(namespace: Namespace, decision: InputRoute, packet: Packet
             )
         )
     if decision.fib is not None:
-        steps.append(route_step(namespace, decision.fib, packet, output=False))
+        answer = None
+        if decision.kind == "drop" and decision.message is not None:
+            answer = RouteAnswer("error", error=decision.message, iif=iif)
+        steps.append(route_step(namespace, decision.fib, packet, iif=iif, answer=answer))
     if decision.kind == "drop":
         steps.append(Step("drop", decision.reason or "dropped by the input route lookup"))
     return steps

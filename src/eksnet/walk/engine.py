@@ -8,21 +8,25 @@ peer's namespace, one leaving on an ENI enters the VPC fabric. The netfilter tab
 by `walk.netfilter` (rules from the state's `iptables-save` text) and conntrack entries are kept
 per namespace, so the return walk is driven by what the forward walk left behind.
 
-Everything here is a pure function of the state and the flow: no I/O, no hidden randomness
-(load-balancing choices become weighted branches).
+Everything here is a pure function of the state and the flow: no I/O, no hidden randomness.
+Where a `statistic` rule splits the traffic, the engine does not draw: it replays the walk once
+per outcome (a *choice script* says which outcome to take at each split it reaches) and returns
+every complete way the packet can go as weighted branches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from ipaddress import IPv4Address
 
 from eksnet.dataplane.state import DataplaneState, Link, Namespace
 from eksnet.dataplane.targets import Target, parse_target, resolve_namespace
 from eksnet.errors import InputError, NotModelled
 from eksnet.kernel.conntrack import ConntrackTable
-from eksnet.kernel.fib import FibError, FibResult, input_route, output_route
+from eksnet.kernel.fib import FibError, FibResult, InputRoute, input_route, output_route
+from eksnet.kernel.netfilter import NfOutcome
 from eksnet.vpc import fabric
 from eksnet.walk import describe
 from eksnet.walk import netfilter as nf
@@ -31,6 +35,7 @@ from eksnet.walk.model import (
     ConntrackRecord,
     Decision,
     Disposition,
+    DropCode,
     Endpoint,
     Flow,
     Hop,
@@ -42,7 +47,12 @@ from eksnet.walk.model import (
 )
 
 DEFAULT_SOURCE_PORT = 41000
+DEFAULT_ICMP_ID = 41000
+"""The identifier of a walk's echo request unless one is given (the lab's sender uses it too)."""
 MAX_HOPS = 32
+MAX_LEAVES = 4096
+"""More complete ways than this (nested load balancing) is reported as not modelled rather than
+enumerated: a walk is meant to be read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,39 +83,81 @@ class _Origin:
 _Position = _Arrive | _Fabric | _Origin
 
 
+class _Split(Exception):
+    """A table split into several outcomes at a choice point the script has no answer for."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(count)
+        self.count = count
+
+
+@dataclass(slots=True)
+class _Choices:
+    """The choice script of one replay, and what it took: which outcome at each split, in the
+    order the walk meets them, with the probability and a label of each choice."""
+
+    script: tuple[int, ...]
+    taken: list[tuple[Fraction, str]] = field(default_factory=list)
+
+    def choose(self, where: str, outcomes: Sequence[NfOutcome]) -> NfOutcome:
+        if len(outcomes) == 1:
+            return outcomes[0]
+        index = len(self.taken)
+        if index >= len(self.script):
+            raise _Split(len(outcomes))
+        outcome = outcomes[self.script[index]]
+        self.taken.append((outcome.probability, _outcome_label(where, outcome)))
+        return outcome
+
+    @property
+    def probability(self) -> Fraction:
+        result = Fraction(1)
+        for probability, _ in self.taken:
+            result *= probability
+        return result
+
+    @property
+    def label(self) -> str:
+        return " · ".join(label for _, label in self.taken)
+
+
+def _outcome_label(where: str, outcome: NfOutcome) -> str:
+    """How a person tells the branches apart: the NAT the outcome asked for, else the last chain
+    it jumped to, else its verdict."""
+    if outcome.nat is not None:
+        return outcome.nat.describe()
+    jumps = [hit for hit in outcome.trace if hit.verdict in ("JUMP", "GOTO")]
+    if jumps:
+        return jumps[-1].effect
+    return f"{outcome.verdict} in {where}"
+
+
 @dataclass(slots=True)
 class _Journey:
     """What one direction of a walk carries along: the state, the conntrack tables (which the
-    return direction inherits) and the hops so far."""
+    return direction inherits), the hops so far and the replay's choices."""
 
     state: DataplaneState
     labels: Mapping[str, str]
     destination: str | None
     """The namespace the flow is addressed to, if it is a pod or node of the cluster."""
+    choices: _Choices
     conntrack: dict[str, ConntrackTable] = field(default_factory=dict)
     hops: list[Hop] = field(default_factory=list)
     records: list[ConntrackRecord] = field(default_factory=list)
 
-    def fork(self) -> _Journey:
-        return _Journey(
-            self.state,
-            self.labels,
-            self.destination,
-            dict(self.conntrack),
-            list(self.hops),
-            list(self.records),
-        )
-
     def where(self, namespace: Namespace) -> Where:
         return Where(namespace.kind, namespace.name, self.labels.get(namespace.name, ""))
+
+    def passage(self, namespace: Namespace) -> nf.Passage:
+        return nf.Passage(self.conntrack, namespace, self.choices.choose)
 
 
 @dataclass(frozen=True, slots=True)
 class _End:
-    """How a direction ended: a disposition, or branches (each with its own journey)."""
+    """How a direction ended, and the packet a delivery handed to the socket."""
 
-    disposition: Disposition | None
-    branches: tuple[tuple[float, str, _Journey, _End], ...] = ()
+    disposition: Disposition
     delivered_packet: Packet | None = None
 
 
@@ -117,20 +169,32 @@ def walk(
     proto: Protocol = "tcp",
     dport: int | None = None,
     sport: int | None = None,
+    icmp_id: int | None = None,
     labels: Mapping[str, str] | None = None,
     with_reply: bool = True,
 ) -> Walk:
     """Walk a new connection from `src` to `dst` (`pod/NS/NAME`, `node/NAME` or `ip/ADDR`), and
-    its first reply back."""
+    its first reply back; a walk that load balancing splits has one branch per way it can go."""
     if proto in ("tcp", "udp") and dport is None:
         raise InputError(f"a {proto} walk needs a destination port", fix="add --port N")
     if proto == "icmp" and (dport is not None or sport is not None):
         raise InputError("an icmp walk has no ports", fix="drop --port/--sport")
+    if proto != "icmp" and icmp_id is not None:
+        raise InputError(f"a {proto} walk has no ICMP identifier", fix="drop the identifier")
     source = _endpoint(state, parse_target(src), role="source")
     destination = _endpoint(state, parse_target(dst), role="destination")
     if proto != "icmp" and sport is None:
         sport = DEFAULT_SOURCE_PORT
-    flow = Flow(source, destination, proto, sport if proto != "icmp" else None, dport)
+    if proto == "icmp" and icmp_id is None:
+        icmp_id = DEFAULT_ICMP_ID
+    flow = Flow(
+        source,
+        destination,
+        proto,
+        sport if proto != "icmp" else None,
+        dport,
+        icmp_id if proto == "icmp" else None,
+    )
     start = _namespace_of_endpoint(state, source)
     if start is None:
         raise InputError(
@@ -138,40 +202,45 @@ def walk(
             fix="walks start in a pod or node (traffic from outside comes with the load balancer"
             " and internet gateway issues)",
         )
-    journey = _Journey(
-        state=state,
-        labels=labels or {},
-        destination=_namespace_of_endpoint(state, destination),
-    )
+    target = _namespace_of_endpoint(state, destination)
+    leaves: list[tuple[_Choices, Walk]] = []
+    pending: list[tuple[int, ...]] = [()]
+    while pending:
+        script = pending.pop(0)
+        choices = _Choices(script)
+        try:
+            leaves.append(
+                (choices, _walk_once(state, flow, start, target, labels, choices, with_reply))
+            )
+        except _Split as split:
+            pending[0:0] = [(*script, index) for index in range(split.count)]
+            if len(leaves) + len(pending) > MAX_LEAVES:
+                raise NotModelled(
+                    f"more than {MAX_LEAVES} load-balanced ways from {src} to {dst}"
+                ) from None
+    if len(leaves) == 1 and not leaves[0][0].taken:
+        return leaves[0][1]
+    return _branched(flow, leaves)
+
+
+def _walk_once(
+    state: DataplaneState,
+    flow: Flow,
+    start: str,
+    target: str | None,
+    labels: Mapping[str, str] | None,
+    choices: _Choices,
+    with_reply: bool,
+) -> Walk:
+    """One complete replay: the forward walk under `choices`, and its reply."""
+    journey = _Journey(state=state, labels=labels or {}, destination=target, choices=choices)
     end = _run(journey, _Origin(start, flow.first_packet()))
-    return _assemble(flow, "forward", journey, end, with_reply)
-
-
-def _assemble(flow: Flow, direction: str, journey: _Journey, end: _End, with_reply: bool) -> Walk:
-    if end.branches:
-        branches = tuple(
-            Branch(probability, label, _assemble(flow, direction, sub_journey, sub_end, with_reply))
-            for probability, label, sub_journey, sub_end in end.branches
-        )
-        return Walk(
-            flow=flow,
-            direction="forward" if direction == "forward" else "return",
-            hops=tuple(journey.hops),
-            disposition=None,
-            branches=branches,
-        )
     reply: Walk | None = None
-    assert end.disposition is not None
-    if (
-        with_reply
-        and direction == "forward"
-        and end.disposition.kind == "delivered"
-        and end.delivered_packet is not None
-    ):
+    if with_reply and end.disposition.kind == "delivered" and end.delivered_packet is not None:
         reply = _reply_walk(flow, journey, end)
     return Walk(
         flow=flow,
-        direction="forward" if direction == "forward" else "return",
+        direction="forward",
         hops=tuple(journey.hops),
         disposition=end.disposition,
         conntrack=tuple(journey.records),
@@ -180,18 +249,45 @@ def _assemble(flow: Flow, direction: str, journey: _Journey, end: _End, with_rep
     )
 
 
+def _branched(flow: Flow, leaves: Sequence[tuple[_Choices, Walk]]) -> Walk:
+    """One walk whose branches are the complete replays; its own hops are the ones every
+    branch shares (none when the split happens in the first namespace)."""
+    common = list(leaves[0][1].hops)
+    for _, leaf in leaves[1:]:
+        length = 0
+        for ours, theirs in zip(common, leaf.hops, strict=False):
+            if ours != theirs:
+                break
+            length += 1
+        common = common[:length]
+    branches = tuple(
+        Branch(float(choices.probability), choices.label, leaf) for choices, leaf in leaves
+    )
+    return Walk(
+        flow=flow, direction="forward", hops=tuple(common), disposition=None, branches=branches
+    )
+
+
 def _reply_walk(flow: Flow, forward: _Journey, end: _End) -> Walk:
     """The answer to the delivered packet, sent by the socket that received it."""
-    assert end.delivered_packet is not None and end.disposition is not None
+    assert end.delivered_packet is not None
     answer = end.delivered_packet.reply()
     journey = _Journey(
         state=forward.state,
         labels=forward.labels,
         destination=_namespace_of_endpoint(forward.state, flow.src),
+        choices=forward.choices,
         conntrack=dict(forward.conntrack),
     )
     reply_end = _run(journey, _Origin(end.disposition.where.name, answer))
-    return _assemble(flow, "return", journey, reply_end, with_reply=False)
+    return Walk(
+        flow=flow,
+        direction="return",
+        hops=tuple(journey.hops),
+        disposition=reply_end.disposition,
+        conntrack=tuple(journey.records),
+        notes=_notes(journey),
+    )
 
 
 def _notes(journey: _Journey) -> tuple[str, ...]:
@@ -204,7 +300,7 @@ def _notes(journey: _Journey) -> tuple[str, ...]:
 
 
 def _run(journey: _Journey, position: _Position) -> _End:
-    """Move the packet from position to position until it is delivered, dropped or split."""
+    """Move the packet from position to position until it is delivered or dropped."""
     for _ in range(MAX_HOPS):
         if isinstance(position, _Origin):
             outcome = _originate(journey, position)
@@ -214,20 +310,13 @@ def _run(journey: _Journey, position: _Position) -> _End:
             outcome = _through_vpc(journey, position)
         if isinstance(outcome, _End):
             return outcome
-        if isinstance(outcome, list):
-            return _End(
-                disposition=None,
-                branches=tuple(
-                    (probability, label, sub, _run(sub, next_position))
-                    for probability, label, sub, next_position in outcome
-                ),
-            )
         position = outcome
     last = journey.hops[-1].where
-    return _End(Disposition("dropped", last, f"more than {MAX_HOPS} hops: a forwarding loop"))
+    reason = f"more than {MAX_HOPS} hops: a forwarding loop"
+    return _End(Disposition("dropped", last, reason, code="loop"))
 
 
-_Outcome = _Position | _End | list[tuple[float, str, _Journey, _Position]]
+_Outcome = _Position | _End
 
 
 # --- Linux namespaces -------------------------------------------------------------------------
@@ -240,27 +329,48 @@ def _originate(journey: _Journey, position: _Origin) -> _Outcome:
         Step("originate", f"a socket sends {packet.five_tuple()}", after=packet),
     ]
     route = output_route(namespace, packet.dst, src=packet.src)
-    steps.append(describe.route_step(namespace, route, packet, output=True))
+    steps.append(describe.route_step(namespace, route, packet))
     if isinstance(route, FibError):
-        return _finish_drop(journey, namespace, None, steps, None, packet, route_reason(route))
+        return _finish_drop(
+            journey, namespace, None, steps, None, packet, route_reason(route), "no-route"
+        )
     if route.type == "local":
         raise NotModelled(f"traffic to a local address of {namespace.name} (through lo)")
+    if route.type == "broadcast":
+        return _to_broadcast(journey, namespace, steps, packet)
     if route.prefsrc is not None:
         packet = packet.but(src=route.prefsrc)
         steps[0] = replace(steps[0], after=packet)
-    passage = nf.Passage(journey.conntrack, namespace)
+    passage = journey.passage(namespace)
     hooked = passage.output(packet, oif=route.dev)
     steps += hooked.steps
     if hooked.dropped is not None:
-        return _finish_drop(journey, namespace, None, steps, None, None, hooked.dropped)
+        return _finish_drop(
+            journey, namespace, None, steps, None, None, hooked.dropped, "netfilter"
+        )
     if hooked.reroute:
         route = output_route(
             namespace, hooked.packet.dst, src=hooked.packet.src, mark=hooked.packet.mark
         )
-        steps.append(describe.route_step(namespace, route, hooked.packet, output=True))
+        steps.append(describe.route_step(namespace, route, hooked.packet))
         if isinstance(route, FibError):
-            return _finish_drop(journey, namespace, None, steps, None, None, route_reason(route))
+            reason = route_reason(route)
+            return _finish_drop(journey, namespace, None, steps, None, None, reason, "no-route")
     return _send(journey, namespace, passage, None, steps, hooked.packet, route)
+
+
+def _to_broadcast(
+    journey: _Journey, namespace: Namespace, steps: list[Step], packet: Packet
+) -> _End:
+    """A socket sending to a broadcast address (the route's type is `broadcast`): TCP cannot
+    connect to one (`tcp_v4_connect` answers ENETUNREACH, measured); the rest is not modelled."""
+    if packet.proto != "tcp":
+        raise NotModelled(f"{packet.proto} to the broadcast address {packet.dst}")
+    reason = (
+        f"connect() to {packet.dst} fails with Network is unreachable: TCP does not connect to a "
+        "broadcast address"
+    )
+    return _finish_drop(journey, namespace, None, steps, None, None, reason, "socket")
 
 
 def _arrive(journey: _Journey, position: _Arrive) -> _Outcome:
@@ -271,38 +381,58 @@ def _arrive(journey: _Journey, position: _Arrive) -> _Outcome:
         Step("receive", f"frame arrives on {link.name} ({link.mac})", after=packet),
     ]
     if packet.dst_mac != link.mac:
+        reason = f"{link.name} drops a frame addressed to another MAC ({packet.dst_mac})"
         steps.append(Step("drop", f"frame for {packet.dst_mac}, not {link.name}'s {link.mac}"))
+        return _finish_drop(
+            journey, namespace, link.name, steps, packet, None, reason, "not-our-mac"
+        )
+    passage = journey.passage(namespace)
+    hooked = passage.prerouting(packet, iif=link.name)
+    steps += hooked.steps
+    if hooked.dropped is not None:
         return _finish_drop(
             journey,
             namespace,
             link.name,
             steps,
-            packet,
+            position.packet,
             None,
-            f"{link.name} drops a frame addressed to another MAC ({packet.dst_mac})",
-        )
-    passage = nf.Passage(journey.conntrack, namespace)
-    hooked = passage.prerouting(packet, iif=link.name)
-    steps += hooked.steps
-    if hooked.dropped is not None:
-        return _finish_drop(
-            journey, namespace, link.name, steps, position.packet, None, hooked.dropped
+            hooked.dropped,
+            "netfilter",
         )
     packet = hooked.packet
     decision = input_route(
         namespace, src=packet.src, dst=packet.dst, iif=link.name, mark=packet.mark
     )
-    steps += describe.input_route_steps(namespace, decision, packet)
+    steps += describe.input_route_steps(namespace, decision, packet, link.name)
     if decision.kind == "drop" or decision.fib is None or isinstance(decision.fib, FibError):
         reason = decision.reason or "no route"
-        return _finish_drop(journey, namespace, link.name, steps, position.packet, None, reason)
+        return _finish_drop(
+            journey,
+            namespace,
+            link.name,
+            steps,
+            position.packet,
+            None,
+            reason,
+            _input_drop_code(decision),
+        )
     if decision.kind == "local":
         local = passage.input(packet, iif=link.name)
         steps += local.steps
         journey.records += local.records
+        if local.dropped is None and decision.fib.type == "broadcast":
+            return _broadcast_received(journey, namespace, link.name, steps, position.packet)
         if local.dropped is not None:
             return _finish_drop(
-                journey, namespace, link.name, steps, position.packet, None, local.dropped
+                journey,
+                namespace,
+                link.name,
+                steps,
+                position.packet,
+                None,
+                local.dropped,
+                "netfilter",
             )
         return _deliver(journey, namespace, link.name, steps, local.packet, entered=position.packet)
     if packet.ttl <= 1:
@@ -314,6 +444,7 @@ def _arrive(journey: _Journey, position: _Arrive) -> _Outcome:
             position.packet,
             None,
             "TTL exceeded while forwarding",
+            "ttl",
         )
     packet = packet.but(ttl=packet.ttl - 1)
     steps.append(
@@ -328,7 +459,14 @@ def _arrive(journey: _Journey, position: _Arrive) -> _Outcome:
     steps += forwarded.steps
     if forwarded.dropped is not None:
         return _finish_drop(
-            journey, namespace, link.name, steps, position.packet, None, forwarded.dropped
+            journey,
+            namespace,
+            link.name,
+            steps,
+            position.packet,
+            None,
+            forwarded.dropped,
+            "netfilter",
         )
     return _send(
         journey,
@@ -340,6 +478,27 @@ def _arrive(journey: _Journey, position: _Arrive) -> _Outcome:
         decision.fib,
         entered=position.packet,
     )
+
+
+def _input_drop_code(decision: InputRoute) -> DropCode:
+    """rp_filter when the reverse-path check failed, else the routing decision itself."""
+    if decision.rp_filter is not None and not decision.rp_filter.passed:
+        return "rp-filter"
+    if decision.reason is not None and decision.reason.startswith("martian"):
+        return "martian"
+    return "no-route"
+
+
+def _broadcast_received(
+    journey: _Journey, namespace: Namespace, iif: str, steps: list[Step], entered: Packet
+) -> _End:
+    """A packet for a broadcast address is delivered to the host (measured: InDelivers counts
+    it, INPUT and conntrack see it), but TCP never answers a SYN sent to a broadcast address
+    (`tcp_v4_conn_request`)."""
+    if entered.proto != "tcp":
+        raise NotModelled(f"receiving {entered.proto} sent to the broadcast address {entered.dst}")
+    reason = f"TCP ignores a SYN to the broadcast address {entered.dst} (no connection is made)"
+    return _finish_drop(journey, namespace, iif, steps, entered, None, reason, "socket")
 
 
 def _send(
@@ -358,14 +517,18 @@ def _send(
     post = passage.postrouting(packet, iif=iif, oif=out.name, nexthop=route.gateway)
     steps += post.steps
     if post.dropped is not None:
-        return _finish_drop(journey, namespace, iif, steps, entered, None, post.dropped)
+        return _finish_drop(
+            journey, namespace, iif, steps, entered, None, post.dropped, "netfilter"
+        )
     packet = post.packet
     journey.records += post.records
     nexthop = route.gateway or packet.dst
     neighbour = _neighbour(journey, namespace, out, nexthop, packet)
     steps.append(neighbour.step)
     if neighbour.mac is None:
-        return _finish_drop(journey, namespace, iif, steps, entered, None, neighbour.step.summary)
+        return _finish_drop(
+            journey, namespace, iif, steps, entered, None, neighbour.step.summary, "neighbour"
+        )
     frame = packet.but(src_mac=out.mac, dst_mac=neighbour.mac)
     steps.append(Step("transmit", f"transmitted on {out.name}", before=packet, after=frame))
     journey.hops.append(Hop(journey.where(namespace), iif, out.name, tuple(steps), entered, frame))
@@ -451,7 +614,9 @@ def _neighbour(
             Step("drop", f"{ask}: the VPC does not answer (no ENI of the subnet owns {nexthop})"),
             None,
         )
-    who = "the subnet router" if answer.answered_by == "router" else answer.answered_by
+    who = {"router": "the subnet router", "host": "the instance's host"}.get(
+        answer.answered_by, answer.answered_by
+    )
     return _NeighbourAnswer(
         Step(
             "neighbour",
@@ -495,13 +660,14 @@ def _finish_drop(
     entered: Packet | None,
     left: Packet | None,
     reason: str,
+    code: DropCode,
 ) -> _End:
     where = journey.where(namespace)
     if not steps or steps[-1].kind != "drop":
         steps.append(Step("drop", reason))
     journey.hops.append(Hop(where, iif, None, tuple(steps), entered, left))
     decided = steps[-2].decided_by if len(steps) > 1 else ()
-    return _End(Disposition("dropped", where, reason, decided))
+    return _End(Disposition("dropped", where, reason, decided, code=code))
 
 
 def route_reason(error: FibError) -> str:
@@ -554,9 +720,10 @@ def _through_vpc(journey: _Journey, position: _Fabric) -> _Outcome:
         ),
     ]
     if delivery.kind == "dropped":
+        assert delivery.code is not None
         steps.append(Step("drop", delivery.reason))
         journey.hops.append(Hop(where, sender.id, None, tuple(steps), packet, None))
-        return _End(Disposition("dropped", where, delivery.reason))
+        return _End(Disposition("dropped", where, delivery.reason, code=delivery.code))
     if delivery.kind == "not-modelled":
         steps.append(Step("not-modelled", delivery.reason))
         journey.hops.append(Hop(where, sender.id, None, tuple(steps), packet, None))
@@ -605,9 +772,15 @@ def _namespace_of_endpoint(state: DataplaneState, endpoint: Endpoint) -> str | N
     """The namespace that owns the endpoint's address: a pod's eth0 or a node's ENI."""
     if endpoint.kind in ("pod", "node"):
         return state.namespace_of_owner(endpoint.name).name
+    return namespace_owning(state, endpoint.address)
+
+
+def namespace_owning(state: DataplaneState, address: IPv4Address) -> str | None:
+    """The namespace with `address` on one of its interfaces (not loopback), if any: where a
+    socket bound to it lives."""
     for namespace in state.namespaces:
-        for address in namespace.addresses:
-            ip = address.interface.ip
-            if address.family == 4 and ip == endpoint.address and not ip.is_loopback:
+        for item in namespace.addresses:
+            ip = item.interface.ip
+            if item.family == 4 and ip == address and not ip.is_loopback:
                 return namespace.name
     return None

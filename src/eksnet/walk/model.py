@@ -17,6 +17,15 @@ from typing import Literal
 Protocol = Literal["tcp", "udp", "icmp"]
 IP_PROTOCOL_NUMBERS: Mapping[Protocol, int] = {"icmp": 1, "tcp": 6, "udp": 17}
 
+ICMP_ECHO_REQUEST = 8
+ICMP_ECHO_REPLY = 0
+ICMP_ECHO_TYPES: Mapping[int, str] = {
+    ICMP_ECHO_REQUEST: "echo request",
+    ICMP_ECHO_REPLY: "echo reply",
+}
+"""The ICMP messages a walk carries, in tcpdump's words. Errors (unreachable, time exceeded)
+are not walked; a kernel that sends one shows up in the lab as a frame the walk did not predict."""
+
 EndpointKind = Literal["pod", "node", "ip"]
 WhereKind = Literal["pod", "node", "vpc", "external"]
 """A hop happens in a pod's or a node's network namespace, in the VPC fabric, or outside AWS."""
@@ -44,6 +53,44 @@ StepKind = Literal[
 ]
 
 DispositionKind = Literal["delivered", "dropped", "not-modelled"]
+DropCode = Literal[
+    "netfilter",
+    "rp-filter",
+    "martian",
+    "no-route",
+    "neighbour",
+    "not-our-mac",
+    "ttl",
+    "loop",
+    "socket",
+    "vpc-source-check",
+    "vpc-destination-check",
+    "vpc-no-owner",
+    "vpc-no-route",
+    "vpc-blackhole",
+    "vpc-broadcast",
+    "igw-no-public-ip",
+]
+DROP_CODES: Mapping[str, str] = {
+    "netfilter": "a DROP or REJECT rule, or a chain's DROP policy",
+    "rp-filter": "the reverse-path filter (rp_filter) rejected the source",
+    "martian": "a martian source or destination address (zeronet, loopback, multicast source)",
+    "no-route": "the routing decision found no route (unreachable, prohibit, blackhole, none)",
+    "neighbour": "the next hop's MAC could not be resolved (ARP unanswered)",
+    "not-our-mac": "a frame addressed to another MAC (PACKET_OTHERHOST)",
+    "ttl": "TTL exceeded while forwarding",
+    "loop": "a forwarding loop (the walk gave up after too many hops)",
+    "socket": "the sending socket refused it (e.g. TCP to a broadcast address)",
+    "vpc-source-check": "the VPC's source check: the ENI does not own the source",
+    "vpc-destination-check": "the VPC's destination check: the ENI does not own the destination",
+    "vpc-no-owner": "no ENI owns the VPC address",
+    "vpc-no-route": "the subnet's route table has no route",
+    "vpc-blackhole": "the route's target is gone (blackhole)",
+    "vpc-broadcast": "the VPC carries no broadcast or multicast",
+    "igw-no-public-ip": "the internet gateway drops a source without a public IPv4 address",
+}
+"""Why a packet was dropped, as a code the lab can hold the kernel to (`lab verify` reads the
+counter or state that each one leaves behind) and renderers can explain."""
 Direction = Literal["forward", "return"]
 
 
@@ -52,7 +99,9 @@ class Packet:
     """The headers that matter for a walk, as one frame on one wire.
 
     `mark` is the skb mark inside the current namespace (it does not survive a veth crossing);
-    `tcp_flags` uses tcpdump's spelling (`S` for a SYN, `S.` for a SYN-ACK).
+    `tcp_flags` uses tcpdump's spelling (`S` for a SYN, `S.` for a SYN-ACK). An ICMP packet has
+    no ports but a type (8 echo request, 0 echo reply) and an identifier, which conntrack keys
+    on and NAT may rewrite as it rewrites a port.
     """
 
     src: IPv4Address
@@ -65,20 +114,28 @@ class Packet:
     dst_mac: str | None = None
     mark: int = 0
     tcp_flags: str | None = None
+    icmp_type: int | None = None
+    icmp_id: int | None = None
 
     def __post_init__(self) -> None:
         has_ports = self.sport is not None and self.dport is not None
         if self.proto in ("tcp", "udp") and not has_ports:
             raise ValueError(f"a {self.proto} packet needs both ports")
-        if self.proto == "icmp" and (self.sport is not None or self.dport is not None):
-            raise ValueError("an icmp packet has no ports")
+        if self.proto == "icmp":
+            if self.sport is not None or self.dport is not None:
+                raise ValueError("an icmp packet has no ports")
+            if self.icmp_type not in ICMP_ECHO_TYPES or self.icmp_id is None:
+                raise ValueError("an icmp packet is an echo request or reply with an identifier")
+        elif self.icmp_type is not None or self.icmp_id is not None:
+            raise ValueError(f"a {self.proto} packet has no icmp type or identifier")
 
     def but(self, **changes: object) -> Packet:
         """A copy with some fields changed (a rewrite, a new frame)."""
         return replace(self, **changes)  # type: ignore[arg-type]
 
     def reply(self) -> Packet:
-        """The first packet of the answer: addresses and ports swapped, no L2, no mark."""
+        """The first packet of the answer: addresses and ports swapped, no L2, no mark; an echo
+        request is answered by an echo reply with the same identifier."""
         return Packet(
             src=self.dst,
             dst=self.src,
@@ -86,11 +143,14 @@ class Packet:
             sport=self.dport,
             dport=self.sport,
             tcp_flags="S." if self.proto == "tcp" else None,
+            icmp_type=ICMP_ECHO_REPLY if self.proto == "icmp" else None,
+            icmp_id=self.icmp_id,
         )
 
     def five_tuple(self) -> str:
         if self.proto == "icmp":
-            return f"{self.src} > {self.dst} icmp"
+            kind = ICMP_ECHO_TYPES[self.icmp_type or 0]
+            return f"{self.src} > {self.dst} icmp {kind} id {self.icmp_id}"
         return f"{self.src}:{self.sport} > {self.dst}:{self.dport} {self.proto}"
 
 
@@ -115,8 +175,11 @@ class Flow:
     proto: Protocol
     sport: int | None
     dport: int | None
+    icmp_id: int | None = None
+    """The echo request's identifier (what a ping socket or the lab's sender puts in it)."""
 
     def first_packet(self) -> Packet:
+        icmp = self.proto == "icmp"
         return Packet(
             src=self.src.address,
             dst=self.dst.address,
@@ -124,6 +187,8 @@ class Flow:
             sport=self.sport,
             dport=self.dport,
             tcp_flags="S" if self.proto == "tcp" else None,
+            icmp_type=ICMP_ECHO_REQUEST if icmp else None,
+            icmp_id=self.icmp_id if icmp else None,
         )
 
 
@@ -155,6 +220,21 @@ class Decision:
 
 
 @dataclass(frozen=True, slots=True)
+class RouteAnswer:
+    """A routing decision as `ip route get` reports it: the route's type and where it sends the
+    packet, or the error the kernel returns (`Network is unreachable`, `Invalid argument`)."""
+
+    type: Literal["unicast", "local", "broadcast", "error"]
+    dev: str | None = None
+    gateway: IPv4Address | None = None
+    table: str | None = None
+    """As `ip route get` names it: `main`, `local`, `2`."""
+    error: str | None = None
+    iif: str | None = None
+    """The ingress device of an input decision (None: a locally generated packet)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     """One thing that happened to the packet inside a hop."""
 
@@ -165,6 +245,13 @@ class Step:
     after: Packet | None = None
     details: tuple[str, ...] = ()
     """Everything else worth showing with `-v`: rules that missed, chains traversed."""
+    route: RouteAnswer | None = None
+    """For a routing decision: what `ip route get` must answer for `before` (the packet as the
+    decision saw it)."""
+    chosen: tuple[int, ...] = ()
+    """Values the kernel picks at random in this step (a source NAT's new port or ICMP
+    identifier). The walk's value is a reproducible stand-in; the lab treats it as a variable,
+    bound to what the kernel chose and held consistent everywhere else it appears."""
 
     @property
     def rewrote(self) -> bool:
@@ -197,10 +284,17 @@ class Hop:
 
 @dataclass(frozen=True, slots=True)
 class Disposition:
+    """How a walk ended. A drop carries a `code` (see `DROP_CODES`) besides the human reason."""
+
     kind: DispositionKind
     where: Where
     reason: str
     decided_by: tuple[Decision, ...] = ()
+    code: DropCode | None = None
+
+    def __post_init__(self) -> None:
+        if (self.kind == "dropped") != (self.code is not None):
+            raise ValueError("a dropped walk, and only a dropped walk, has a drop code")
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +345,7 @@ class Walk:
     notes: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        if not self.hops:
+        if not self.hops and not self.branches:
             raise ValueError("a walk has at least one hop")
         if (self.disposition is None) == (not self.branches):
             raise ValueError("a walk either ends in a disposition or splits into branches")
@@ -269,6 +363,27 @@ class Walk:
             last = self.hops[-1]
             if last.where != self.disposition.where:
                 raise ValueError("a delivered walk ends in the hop that delivered it")
+
+    def leaves(self) -> Iterator[tuple[float, str, Walk]]:
+        """Every complete way this walk can go: itself, or each branch (with its probability and
+        label); a branch's walk starts at the flow's source like any walk."""
+        if not self.branches:
+            yield 1.0, "", self
+            return
+        for branch in self.branches:
+            for probability, label, leaf in branch.walk.leaves():
+                joined = " · ".join(part for part in (branch.label, label) if part)
+                yield branch.probability * probability, joined, leaf
+
+    def chosen_values(self) -> frozenset[int]:
+        """The values the kernel chose at random along this walk and its reply (`Step.chosen`)."""
+        found: set[int] = set()
+        for hop in self.hops:
+            for step in hop.steps:
+                found.update(step.chosen)
+        if self.reply is not None:
+            found |= self.reply.chosen_values()
+        return frozenset(found)
 
     def wire(self) -> Iterator[WireObservation]:
         """Every frame this walk puts on a namespace's interface, in order (what the lab's

@@ -15,7 +15,7 @@ iptables rules has none.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import lru_cache
@@ -42,7 +42,17 @@ from eksnet.kernel.netfilter import NfEnv, NfOutcome, NfPacket, Ruleset, parse_r
 from eksnet.walk.model import ConntrackRecord, Decision, Packet, Step
 
 _TCP_FLAGS = {"S": frozenset({"SYN"}), "S.": frozenset({"SYN", "ACK"}), ".": frozenset({"ACK"})}
-_ICMP_ID = 1
+
+Choose = Callable[[str, Sequence[NfOutcome]], NfOutcome]
+"""Picks one of a table's weighted outcomes where a `statistic` match splits the walk (the
+engine enumerates every outcome by replaying the walk with each choice)."""
+
+
+def only_outcome(where: str, outcomes: Sequence[NfOutcome]) -> NfOutcome:
+    """The `Choose` of a caller that cannot branch: one outcome, or say what is missing."""
+    if len(outcomes) != 1:
+        raise NotModelled(f"{where} splits into {len(outcomes)} load-balanced branches here")
+    return outcomes[0]
 
 
 @lru_cache(maxsize=256)
@@ -81,14 +91,20 @@ class HookResult:
 
 def _tuple(packet: Packet) -> Tuple:
     if packet.proto == "icmp":
-        icmp_type = 0 if packet.tcp_flags == "reply" else 8
         return Tuple(
-            packet.src, packet.dst, "icmp", icmp_type=icmp_type, icmp_code=0, icmp_id=_ICMP_ID
+            packet.src,
+            packet.dst,
+            "icmp",
+            icmp_type=packet.icmp_type,
+            icmp_code=0,
+            icmp_id=packet.icmp_id,
         )
     return Tuple(packet.src, packet.dst, packet.proto, packet.sport, packet.dport)
 
 
 def _from_tuple(packet: Packet, tuple_: Tuple) -> Packet:
+    if packet.proto == "icmp":
+        return packet.but(src=tuple_.src, dst=tuple_.dst, icmp_id=tuple_.icmp_id)
     return packet.but(src=tuple_.src, dst=tuple_.dst, sport=tuple_.sport, dport=tuple_.dport)
 
 
@@ -105,12 +121,22 @@ def _port_chooser(seed: str) -> Callable[[int, int], int]:
     return choose
 
 
+def _chosen(manip: str, random_port: bool, original: Tuple, port: int | None) -> tuple[int, ...]:
+    """The port (or ICMP id) a source NAT picked at random: with `--random`/`--random-fully`, or
+    when the original one was not free (§6.6). A destination NAT's port is the rule's own."""
+    if manip != "SRC" or port is None:
+        return ()
+    kept = original.icmp_id if original.proto == "icmp" else original.source_port
+    return (port,) if random_port or port != kept else ()
+
+
 @dataclass(slots=True)
 class Passage:
     """One visit of one namespace by one packet."""
 
     conntrack: dict[str, ConntrackTable]
     namespace: Namespace
+    choose: Choose = only_outcome
     ruleset: Ruleset | None = None
     active: bool = False
     lookup: CtLookup | None = None
@@ -206,12 +232,7 @@ class Passage:
         outcomes = traverse(
             self.ruleset, table, hook.value, self._nf_packet(packet, iif, oif), self._env
         )
-        if len(outcomes) != 1:
-            raise NotModelled(
-                f"{table}/{hook.value} in {self.namespace.name} splits into {len(outcomes)} "
-                "load-balanced branches (statistic rules come with the kube-proxy issue)"
-            )
-        outcome = outcomes[0]
+        outcome = self.choose(f"{table}/{hook.value} in {self.namespace.name}", outcomes)
         if outcome.packet.ct is not None and self.entry is not None:
             self.entry = replace(self.entry, mark=outcome.packet.ct.mark)
         hits = [hit for hit in outcome.trace if not hit.is_policy]
@@ -246,9 +267,9 @@ class Passage:
             proto=packet.proto,
             sport=packet.sport,
             dport=packet.dport,
-            icmp_type=(0 if packet.tcp_flags == "reply" else 8) if icmp else None,
+            icmp_type=packet.icmp_type if icmp else None,
             icmp_code=0 if icmp else None,
-            icmp_id=_ICMP_ID if icmp else None,
+            icmp_id=packet.icmp_id if icmp else None,
             tcp_flags=_TCP_FLAGS.get(packet.tcp_flags or "", frozenset()),
             iif=iif,
             oif=oif,
@@ -288,6 +309,7 @@ class Passage:
             return packet, None
         manip = NAT_MANIP[hook]
         entry = self.entry
+        chosen: tuple[int, ...] = ()
         if not entry.confirmed and not entry.nat_done(manip):
             request = outcome.nat
             if request is None:
@@ -304,6 +326,7 @@ class Passage:
                     table, entry, request, address, _port_chooser(str(entry.original))
                 )
                 entry = apply_nat(entry, request, address, port)
+                chosen = _chosen(manip, request.random_port, entry.original, port)
             self.entry = entry
             self.lookup = replace(self.lookup, entry=entry)
         rewritten = _from_tuple(
@@ -322,6 +345,7 @@ class Passage:
             f"NAT rewrites the {what}: {packet.five_tuple()} → {rewritten.five_tuple()}{undo}",
             before=packet,
             after=rewritten,
+            chosen=chosen,
         )
 
     def _confirm(self) -> ConntrackRecord | None:

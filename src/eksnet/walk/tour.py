@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from eksnet.errors import InputError
 from eksnet.walk.model import Protocol
 
 NODE_1 = "node/ip-192-168-1-50.eu-west-2.compute.internal"
@@ -73,3 +74,79 @@ TOUR: tuple[TourWalk, ...] = (
         dport=80,
     ),
 )
+
+NODE_3 = "node/ip-192-168-2-90.eu-west-2.compute.internal"
+POD_91 = "pod/default/app1-5f7d9c6b8-b9v6s"
+
+BEYOND_THE_TALK: tuple[TourWalk, ...] = (
+    TourWalk(
+        id="X1",
+        title="Across subnets and AZs (pod 51 → pod 91), routed both ways",
+        talk="not in the talk: the VPC router in both directions",
+        src=POD_51,
+        dst=POD_91,
+        proto="tcp",
+        sport=41000,
+        dport=80,
+    ),
+    TourWalk(
+        id="X2",
+        title="A node to a pod (node 3 → pod 51): the reply marks the connection 0x80",
+        talk="not in the talk: M1 sets the connmark on the reply arriving on eth0",
+        src=NODE_3,
+        dst=POD_51,
+        proto="tcp",
+        sport=41000,
+        dport=80,
+    ),
+    TourWalk(
+        id="X3",
+        title="ICMP echo (pod 61 → pod 91)",
+        talk="not in the talk: an echo request and its reply under conntrack",
+        src=POD_61,
+        dst=POD_91,
+        proto="icmp",
+        sport=None,
+        dport=None,
+    ),
+    TourWalk(
+        id="X4",
+        title="UDP (pod 71 → pod 61)",
+        talk="not in the talk: one datagram each way",
+        src=POD_71,
+        dst=POD_61,
+        proto="udp",
+        sport=41000,
+        dport=53,
+    ),
+    TourWalk(
+        id="X5",
+        title="Dropped by strict rp_filter (pod 51 → node 3's eth1 address 192.168.2.100)",
+        talk="not in the talk: an ENI's own address is reached on it but routed back via eth0",
+        src=POD_51,
+        dst="ip/192.168.2.100",
+        proto="tcp",
+        sport=41000,
+        dport=443,
+    ),
+)
+"""Walks the lab proves besides the talk's: other paths (across AZs, from a node), other
+protocols, and a drop, so `lab verify` and `tour --lab` hold the kernel to more than one shape."""
+
+PROVEN: tuple[TourWalk, ...] = TOUR + BEYOND_THE_TALK
+"""What `lab verify` and `tour --lab` send by default."""
+
+
+def tour_walks(
+    ids: tuple[str, ...] | list[str], among: tuple[TourWalk, ...] = PROVEN
+) -> list[TourWalk]:
+    """The walks with these ids, in tour order (all of `among` when none are named); an unknown
+    id is an input error listing the known ones."""
+    known = {walk.id for walk in among}
+    unknown = [walk_id for walk_id in ids if walk_id not in known]
+    if unknown:
+        raise InputError(
+            f"unknown walk {', '.join(unknown)}",
+            fix="one of " + ", ".join(walk.id for walk in among),
+        )
+    return [walk for walk in among if not ids or walk.id in ids]

@@ -1,0 +1,179 @@
+"""The verifier can fail: faults injected into the simulator only are caught by `lab verify`.
+
+Each test breaks one simulator function with monkeypatch (never the state the lab was built
+from: the lab is already up, built from the unchanged state), simulates a walk with the broken
+simulator, and checks that `lab verify` calls it differing and names the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from eksnet.dataplane.state import DataplaneState
+from eksnet.kernel import fib
+from eksnet.lab.names import LabNames
+from eksnet.lab.verify import Verdict, verify_walk
+from eksnet.vpc import fabric
+from eksnet.walk import engine
+from eksnet.walk import netfilter as nf
+from eksnet.walk.engine import walk
+from eksnet.walk.model import ICMP_ECHO_REQUEST, Packet
+
+pytestmark = pytest.mark.lab
+
+POD_51 = "pod/default/app2-7c9f8d6b5-k5x2p"
+POD_61 = "pod/default/rating-6d8b7c9f5-q6m4t"
+POD_81 = "pod/default/app1-5f7d9c6b8-z8h4k"
+POD_91 = "pod/default/app1-5f7d9c6b8-b9v6s"
+NODE_3 = "node/ip-192-168-2-90.eu-west-2.compute.internal"
+
+
+def verdict_of(state: DataplaneState, names: LabNames, src: str, dst: str, **flow: Any) -> Verdict:
+    return verify_walk(state, walk(state, src, dst, **flow), names, f"{src} → {dst}")
+
+
+def kinds(verdict: Verdict) -> set[str]:
+    return {difference.kind for difference in verdict.differences}
+
+
+def test_the_unbroken_simulator_agrees(demo_lab: LabNames, demo_state: DataplaneState) -> None:
+    """The baseline every mutation below departs from."""
+    assert verdict_of(demo_state, demo_lab, POD_51, POD_81, dport=80).status == "agree"
+
+
+def test_skipping_netfilter_and_conntrack(
+    monkeypatch: pytest.MonkeyPatch, demo_lab: LabNames, demo_state: DataplaneState
+) -> None:
+    def no_hooks(self: nf.Passage, hook: Any, packet: Packet, **_: Any) -> nf.HookResult:
+        return nf.HookResult((), packet)
+
+    monkeypatch.setattr(nf.Passage, "_hook", no_hooks)
+    verdict = verdict_of(demo_state, demo_lab, POD_51, POD_81, dport=80)
+    assert verdict.status == "differs"
+    assert {"netfilter", "conntrack"} <= kinds(verdict)
+
+
+def test_the_vpc_router_rewriting_the_source_mac_wrongly(
+    monkeypatch: pytest.MonkeyPatch, demo_lab: LabNames, demo_state: DataplaneState
+) -> None:
+    original = fabric.deliver
+
+    def keep_sender_mac(vpc: Any, sender: Any, **frame: Any) -> fabric.Delivery:
+        delivery = original(vpc, sender, **frame)
+        if delivery.kind == "routed":
+            return replace(delivery, src_mac=sender.mac)
+        return delivery
+
+    monkeypatch.setattr(engine.fabric, "deliver", keep_sender_mac)
+    verdict = verdict_of(demo_state, demo_lab, POD_51, POD_81, dport=80)
+    assert verdict.status == "differs"
+    assert ("field:src_mac", "return") in {(d.kind, d.direction) for d in verdict.differences}
+
+
+def test_the_source_destination_check_removed(
+    monkeypatch: pytest.MonkeyPatch, loose_lab: tuple[LabNames, DataplaneState]
+) -> None:
+    names, state = loose_lab
+    assert verdict_of(state, names, POD_51, "ip/192.168.2.100", dport=443).status == "agree"
+    original = fabric.deliver
+
+    def unchecked(vpc: Any, sender: Any, **frame: Any) -> fabric.Delivery:
+        return original(vpc, replace(sender, source_dest_check=False), **frame)
+
+    monkeypatch.setattr(engine.fabric, "deliver", unchecked)
+    verdict = verdict_of(state, names, POD_51, "ip/192.168.2.100", dport=443)
+    assert verdict.status == "differs"
+    assert {"wire-missing", "delivery", "drop:unexpected"} & kinds(verdict)
+
+
+def test_strict_rp_filter_never_dropping(
+    monkeypatch: pytest.MonkeyPatch, demo_lab: LabNames, demo_state: DataplaneState
+) -> None:
+    original = fib.validate_source
+
+    def always_passes(ns: Any, **key: Any) -> fib.RpFilterCheck:
+        return replace(original(ns, **key), passed=True)
+
+    monkeypatch.setattr(fib, "validate_source", always_passes)
+    verdict = verdict_of(demo_state, demo_lab, POD_51, "ip/192.168.2.100", dport=443)
+    assert verdict.status == "differs"
+    assert {"wire-missing", "delivery", "drop:unexpected"} <= kinds(verdict)
+
+
+def test_an_echo_request_answered_by_an_echo_request(
+    monkeypatch: pytest.MonkeyPatch, demo_lab: LabNames, demo_state: DataplaneState
+) -> None:
+    original: Callable[[Packet], Packet] = Packet.reply
+
+    def wrong_type(self: Packet) -> Packet:
+        answer = original(self)
+        return answer.but(icmp_type=ICMP_ECHO_REQUEST) if self.proto == "icmp" else answer
+
+    monkeypatch.setattr(Packet, "reply", wrong_type)
+    verdict = verdict_of(demo_state, demo_lab, POD_61, POD_91, proto="icmp")
+    assert verdict.status == "differs"
+
+
+def test_arp_answered_by_the_router_in_the_subnet(
+    monkeypatch: pytest.MonkeyPatch, demo_lab: LabNames, demo_state: DataplaneState
+) -> None:
+    original = fabric.arp
+
+    def router_answers(vpc: Any, asking: Any, target: Any) -> fabric.ArpAnswer:
+        answer = original(vpc, asking, target)
+        router = vpc.subnet(asking.subnet).router_mac
+        return replace(answer, mac=router) if answer.mac is not None else answer
+
+    monkeypatch.setattr(engine.fabric, "arp", router_answers)
+    verdict = verdict_of(demo_state, demo_lab, POD_51, POD_81, dport=80)
+    assert verdict.status == "differs"
+    assert "field:dst_mac" in kinds(verdict)
+
+
+def test_rules_tried_in_insertion_order_not_by_priority(
+    monkeypatch: pytest.MonkeyPatch, demo_lab: LabNames, demo_state: DataplaneState
+) -> None:
+    monkeypatch.setattr(
+        type(demo_state.namespaces[0]), "sorted_rules", lambda self: tuple(reversed(self.rules))
+    )
+    verdict = verdict_of(demo_state, demo_lab, POD_51, POD_81, dport=80)
+    assert verdict.status == "differs"
+    assert "route" in kinds(verdict)
+
+
+def test_the_reply_not_un_nated(
+    monkeypatch: pytest.MonkeyPatch, split_lab: tuple[LabNames, DataplaneState]
+) -> None:
+    names, state = split_lab
+    original = nf.nat_rewrite_at
+
+    def forward_only(hook: Any, packet: Any, entry: Any, direction: str) -> Any:
+        return packet if direction == "REPLY" else original(hook, packet, entry, direction)
+
+    monkeypatch.setattr(nf, "nat_rewrite_at", forward_only)
+    verdict = verdict_of(state, names, POD_51, "ip/10.100.200.10", dport=80)
+    assert verdict.status == "differs"
+    assert "field:src" in kinds(verdict)
+
+
+def test_the_connmark_of_the_reply_ignored(
+    monkeypatch: pytest.MonkeyPatch, demo_lab: LabNames, demo_state: DataplaneState
+) -> None:
+    """Node 3 → pod 51: M1 marks the connection 0x80 when the reply arrives on eth0; a simulator
+    that drops ct mark changes predicts mark=0 after the reply."""
+    original = nf.Passage._table
+
+    def no_ct_marks(self: nf.Passage, *args: Any) -> Any:
+        entry = self.entry
+        outcome, step = original(self, *args)
+        self.entry = entry if entry is None else replace(self.entry, mark=entry.mark)  # type: ignore[arg-type]
+        return outcome, step
+
+    monkeypatch.setattr(nf.Passage, "_table", no_ct_marks)
+    verdict = verdict_of(demo_state, demo_lab, NODE_3, POD_51, dport=80)
+    assert verdict.status == "differs"
+    assert "conntrack:mark" in kinds(verdict)
