@@ -3,7 +3,7 @@ next to a bare `ip -batch` build of the same namespaces and links, in the same r
 
     sudo python benchmarks/lab_bench.py [--nodes 50] [--pods-per-node 20] [--repeat 3]
 
-Its namespaces carry the prefix `$EKSNET_LAB_PREFIX` (default `eksnet-bench-`), so two runs on
+Its namespaces carry the prefix `$EKSNET_LAB_PREFIX` (default `eksnet-lab-bench-`), so two runs on
 one machine, or a run beside a user's lab, do not delete each other's namespaces.
 
 The big cluster's `DataplaneState` is generated here directly, shaped like the VPC CNI's (two
@@ -334,7 +334,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--repeat", type=int, default=3, help="rounds per cluster (medians)")
     args = parser.parse_args(argv)
     system.require_capabilities()
-    names = LabNames(os.environ.get(PREFIX_ENV, "eksnet-bench-"))
+    names = LabNames(os.environ.get(PREFIX_ENV, "eksnet-lab-bench-"))
     from eksnet.lab.cli import load_state
 
     demo = load_state(None)

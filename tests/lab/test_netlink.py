@@ -10,12 +10,12 @@ requests. `ip -d` and `tc` dumps of both must be identical.
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface
 
 import pytest
+from tests.lab.scratch import run_names
 
 from eksnet.dataplane.state import (
     Address,
@@ -30,7 +30,6 @@ from eksnet.dataplane.state import (
     VpcState,
 )
 from eksnet.lab import lifecycle, netlink, system
-from eksnet.lab.names import LabNames
 from eksnet.lab.ops import QdiscReplace
 from eksnet.lab.plan import build_plan
 from eksnet.lab.system import LabError
@@ -138,13 +137,11 @@ def dumps(netns: str, prefix: str) -> dict[str, str]:
 @pytest.fixture()
 def built_both_ways(capable: None) -> Iterator[tuple[tuple[str, str], tuple[str, str]]]:
     state = DataplaneState((every_op_namespace(),), VPC)
-    by_ip, by_netlink = (
-        LabNames(f"eksnet-ip{os.getpid()}-"),
-        LabNames(f"eksnet-nl{os.getpid()}-"),
-    )
+    by_ip, by_netlink = run_names("ip"), run_names("netlink")
     plans = [build_plan(state, names) for names in (by_ip, by_netlink)]
     try:
-        for plan in plans:
+        for names, plan in zip((by_ip, by_netlink), plans, strict=True):
+            lifecycle.write_run_file(names, plan)
             system.ip_batch(None, plan.host_batch)
         ns = plans[0].namespaces[0]
         netlink_ns = plans[1].namespaces[0]
@@ -181,7 +178,7 @@ def test_netlink_builds_what_ip_builds(
 def test_a_failing_request_names_its_ip_line(capable: None) -> None:
     """Only the last request of a batch asks for an ACK; a failure before it is still matched to
     its own operation by sequence number, and the kernel's reason comes with it."""
-    names = LabNames(f"eksnet-err{os.getpid()}-")
+    names = run_names("netlink-error")
     namespace = every_op_namespace()
     broken = Namespace(
         NS,
@@ -196,6 +193,7 @@ def test_a_failing_request_names_its_ip_line(capable: None) -> None:
     )
     plan = build_plan(DataplaneState((broken,), VPC), names)
     try:
+        lifecycle.write_run_file(names, plan)
         system.ip_batch(None, plan.host_batch)
         netns = plan.namespaces[0].netns
         with (

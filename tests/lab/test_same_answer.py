@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
 
 import pytest
+from tests.lab.scratch import run_names
 
 from eksnet.controllers import build_state
 from eksnet.dataplane.state import TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, DataplaneState, Namespace
@@ -314,8 +315,7 @@ def params() -> list[object]:
 def lab(capable: None) -> Iterator[dict[Case, Answer]]:
     """The demo lab, settled, every case answered by the kernel before any traffic; removed at
     the end of the module."""
-    names = LabNames(f"eksnet-same{os.getpid()}-")
-    lifecycle.down(names)
+    names = run_names("same-answer")
     try:
         lifecycle.up(STATE, names)
         lifecycle.settle(names)
