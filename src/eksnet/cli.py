@@ -1,70 +1,99 @@
 """The `eksnet` command line: walk, exec, tour, and the lab.
 
 Every command loads a cluster (the built-in demo `talk` unless `--cluster FILE`), runs the
-controllers to get the one data-plane state, and asks its question of that state. Errors are one
-line on stderr and a non-zero exit (2 bad input, 3 not modelled yet), never a traceback.
+controllers to get the one data-plane state, and asks its question of that state. eksnet's own
+errors are one line on stderr starting `eksnet:` and a non-zero exit (2 bad input, including a
+malformed command line; 3 not modelled yet; 130 interrupted), never a traceback or a usage box.
+`eksnet exec` is the exception by design: the simulated tool's own failure is printed as that
+tool prints it, unprefixed, with its exit status, as on a real node.
+
+Start-up time is part of the interface (`eksnet exec` runs in loops and in talks; the goal is
+12x a bare `python -c pass`), so this module imports nothing heavy when it is loaded:
+
+* the typer app is built on first use (`build_app`; `app` is resolved lazily), each command
+  imports what it needs when it runs, and help is plain text: typer's rich help boxes import
+  rich and markdown-it, about 65 ms, as much again as the rest of `eksnet --help`;
+* `eksnet lab` is a stand-in in the command list that imports `eksnet.lab.cli` only when a lab
+  command actually runs;
+* `main()` answers a plainly well-formed `eksnet exec TARGET [--cluster F] [--variant V] -- CMD`
+  without typer (`plain_exec`): typer and the click it vendors add about 50 ms to `exec`
+  (a sixth of it, measured side by side) for a command line that needs no parser to read.
+  Anything less plain (`--help`, a missing argument, an unknown option) goes to typer, and
+  both paths run the same `run_exec`, so behaviour and messages are typer's either way. This
+  is a second reading of one command line, kept small and tested against typer's
+  (tests/cli/test_usage.py); the alternative, dropping typer, would leave the other commands
+  without their parser.
+
+What `exec` still spends is mostly loading the cluster (pydantic's import and model classes)
+and the views: `benchmarks/startup_bench.py --phases` prints the figures.
 """
 
-from __future__ import annotations
-
+import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import typer
-from rich.console import Console
+if TYPE_CHECKING:
+    import typer
+    from rich.console import Console
+    from typer._click.exceptions import ClickException
 
-from eksnet.controllers import build_state
-from eksnet.dataplane.state import DataplaneState
-from eksnet.dataplane.targets import parse_target, resolve_namespace
-from eksnet.errors import CommandFailed, EksnetError, NotModelled
-from eksnet.model import Cluster, load_cluster
-from eksnet.render.exec import run_command
-from eksnet.render.walk_json import walk_document
-from eksnet.render.walk_text import walk_renderable
-from eksnet.walk.engine import walk as run_walk
-from eksnet.walk.model import Protocol, Walk
-from eksnet.walk.tour import TOUR, TourWalk
+    from eksnet.dataplane.state import DataplaneState
+    from eksnet.model import Cluster
+    from eksnet.walk.model import Walk
+    from eksnet.walk.tour import TourWalk
 
-app = typer.Typer(
-    name="eksnet",
-    help="The life of a packet in Amazon EKS, simulated and proven on a real kernel.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+PROG = "eksnet"
+HELP = "The life of a packet in Amazon EKS, simulated and proven on a real kernel."
+LAB_HELP = "The lab: the same state on the real kernel."
+INTERRUPTED = 130
 
-ClusterOption = Annotated[
-    Path | None,
-    typer.Option("--cluster", help="Cluster spec YAML (default: the built-in demo `talk`)."),
-]
-VariantOption = Annotated[
-    str | None, typer.Option("--variant", help="A what-if variant declared in the cluster spec.")
-]
+PARAMETER_FIXES = {
+    "port": "a port number from 1 to 65535, e.g. --port 80",
+    "sport": "a port number from 1 to 65535, e.g. --sport 41000",
+    "proto": "--proto tcp, --proto udp or --proto icmp",
+}
+"""What to write instead, for the options whose values typer checks."""
+
+COMMAND_WORDS = frozenset({"walk", "exec", "tour", "lab", "up", "down", "status", "verify"})
+"""eksnet's command and lab sub-command names, to point at the right `--help`."""
 
 T = TypeVar("T")
 
 
+def say(message: str) -> None:
+    """eksnet's one line on stderr."""
+    sys.stderr.write(f"{PROG}: {message}\n")
+    sys.stderr.flush()
+
+
 def guarded(action: Callable[[], T]) -> T:
     """Run a command body; an eksnet error becomes one line on stderr and its exit code."""
+    import typer
+
+    from eksnet.errors import EksnetError
+
     try:
         return action()
     except EksnetError as error:
-        typer.echo(f"eksnet: {error.one_line()}", err=True)
+        say(error.one_line())
         raise typer.Exit(error.exit_code) from None
 
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
-    cluster: Cluster
-    state: DataplaneState
-    labels: Mapping[str, str]
+    cluster: "Cluster"
+    state: "DataplaneState"
+    labels: dict[str, str]
 
 
 def load(cluster_file: Path | None, variant: str | None = None) -> Loaded:
     """The cluster, its data-plane state, and the names the talk gives its nodes and pods."""
+    from eksnet.controllers import build_state
+    from eksnet.model import load_cluster
+
     cluster = load_cluster(cluster_file, variant=variant)
     state = build_state(cluster)
     labels: dict[str, str] = {}
@@ -77,123 +106,130 @@ def load(cluster_file: Path | None, variant: str | None = None) -> Loaded:
     return Loaded(cluster, state, labels)
 
 
-@app.command("walk")
-def walk_command(
-    src: Annotated[str, typer.Argument(help="pod/NS/NAME, node/NAME or ip/ADDR")],
-    dst: Annotated[str, typer.Argument(help="pod/NS/NAME, node/NAME or ip/ADDR")],
-    port: Annotated[int | None, typer.Option("--port", help="Destination port.")] = None,
-    sport: Annotated[
-        int | None, typer.Option("--sport", help="Source port (default 41000).")
-    ] = None,
-    proto: Annotated[str, typer.Option("--proto", help="tcp, udp or icmp.")] = "tcp",
-    cluster: ClusterOption = None,
-    variant: VariantOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="The walk as JSON.")] = False,
-    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Every step.")] = False,
-    no_return: Annotated[bool, typer.Option("--no-return", help="Forward only.")] = False,
-) -> None:
-    """Walk a packet from SRC to DST, forward and back."""
-
-    def body() -> None:
-        protocol = _protocol(proto)
-        loaded = load(cluster, variant)
-        result = run_walk(
-            loaded.state,
-            src,
-            dst,
-            proto=protocol,
-            dport=port,
-            sport=sport,
-            labels=loaded.labels,
-            with_reply=not no_return,
-        )
-        _print_walk(result, as_json=as_json, verbose=verbose)
-        if _not_modelled(result):
-            # The walk got as far as eksnet models; say so in the exit status too.
-            raise typer.Exit(NotModelled.exit_code)
-
-    guarded(body)
+# --- exec ----------------------------------------------------------------------------------------
 
 
-def _not_modelled(result: Walk) -> bool:
+def read_input(name: str) -> str:
+    """`ip -batch NAME`'s input: stdin for `-`, else the file. A directory reads as empty, as
+    for `ip` (its `freopen` succeeds and the first `getline` fails)."""
+    if name == "-":
+        return sys.stdin.read()
+    try:
+        with open(name, encoding="utf-8", errors="surrogateescape") as handle:
+            return handle.read()
+    except IsADirectoryError:
+        return ""
+
+
+def run_exec(target: str, command: Sequence[str], cluster: Path | None, variant: str | None) -> int:
+    """`eksnet exec`: the simulated tool's stdout, stderr and exit status, as on the real host.
+    Only the state is built (no talk labels), and only the modules the command needs load."""
+    from eksnet.controllers import build_state
+    from eksnet.dataplane.targets import parse_target, resolve_namespace
+    from eksnet.model import load_cluster
+    from eksnet.render.exec import execute
+
+    state = build_state(load_cluster(cluster, variant=variant))
+    namespace = resolve_namespace(state, parse_target(target))
+    result = execute(state, namespace, command, read_input)
+    sys.stdout.write(result.stdout)
+    sys.stdout.flush()
+    sys.stderr.write(result.stderr)
+    sys.stderr.flush()
+    return result.status
+
+
+@dataclass(frozen=True, slots=True)
+class ExecLine:
+    target: str
+    command: list[str]
+    cluster: Path | None = None
+    variant: str | None = None
+
+
+def plain_exec(args: Sequence[str]) -> ExecLine | None:
+    """`exec TARGET [--cluster F] [--variant V] [--] CMD...` when it can be read without doubt,
+    exactly as typer reads it; None for anything else (typer then reads it, and reports what is
+    wrong). Before `--`, any other word starting with `-` makes it not plain: typer passes
+    unknown options through to CMD, and that is its call to make."""
+    if not args or args[0] != "exec":
+        return None
+    options: dict[str, str] = {}
+    positional: list[str] = []
+    words = list(args[1:])
+    while words:
+        word = words.pop(0)
+        if word == "--":
+            positional += words
+            break
+        name, equals, value = word.partition("=")
+        if name in ("--cluster", "--variant"):
+            if not equals:
+                if not words:
+                    return None
+                value = words.pop(0)
+            options[name] = value
+        elif word.startswith("-"):
+            return None
+        else:
+            positional.append(word)
+    if len(positional) < 2:
+        return None
+    cluster = options.get("--cluster")
+    return ExecLine(
+        positional[0],
+        positional[1:],
+        Path(cluster) if cluster is not None else None,
+        options.get("--variant"),
+    )
+
+
+def exec_fast(line: ExecLine) -> int:
+    """`run_exec` with eksnet's errors as one line, without typer."""
+    from eksnet.errors import EksnetError
+
+    try:
+        return run_exec(line.target, line.command, line.cluster, line.variant)
+    except EksnetError as error:
+        say(error.one_line())
+        return error.exit_code
+
+
+# --- walk and tour -------------------------------------------------------------------------------
+
+
+def _not_modelled(result: "Walk") -> bool:
     ends = [result.disposition] + [branch.walk.disposition for branch in result.branches]
     if any(end is not None and end.kind == "not-modelled" for end in ends):
         return True
     return result.reply is not None and _not_modelled(result.reply)
 
 
-def _protocol(text: str) -> Protocol:
-    if text not in ("tcp", "udp", "icmp"):
-        from eksnet.errors import InputError
+def _console() -> "Console":
+    from rich.console import Console
 
-        raise InputError(f"--proto {text!r} is not tcp, udp or icmp", fix="--proto tcp")
-    return text  # type: ignore[return-value]
+    return Console(highlight=False, soft_wrap=True)
 
 
-def _print_walk(result: Walk, *, as_json: bool, verbose: bool, title: str | None = None) -> None:
+def _print_walk(result: "Walk", *, as_json: bool, verbose: bool) -> None:
     if as_json:
         import json
 
-        typer.echo(json.dumps(walk_document(result), indent=2, ensure_ascii=False))
+        from eksnet.render.walk_json import walk_document
+
+        sys.stdout.write(json.dumps(walk_document(result), indent=2, ensure_ascii=False) + "\n")
         return
-    Console(highlight=False, soft_wrap=True).print(
-        walk_renderable(result, verbose=verbose, title=title)
-    )
+    from eksnet.render.walk_text import walk_renderable
+
+    _console().print(walk_renderable(result, verbose=verbose))
 
 
-@app.command(
-    "exec",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-)
-def exec_command(
-    target: Annotated[str, typer.Argument(help="node/NAME or pod/NS/NAME")],
-    command: Annotated[list[str], typer.Argument(help="The command, after --.")],
-    cluster: ClusterOption = None,
-    variant: VariantOption = None,
-) -> None:
-    """Print what CMD prints in TARGET's namespace, from the simulated state."""
+def _tour_walk(console: "Console", loaded: Loaded, tour_walk: "TourWalk", verbose: bool) -> "Walk":
+    from eksnet.dataplane.targets import parse_target, resolve_namespace
+    from eksnet.render.exec import run_command
+    from eksnet.render.walk_text import walk_renderable
+    from eksnet.walk.engine import walk as run_walk
 
-    def body() -> None:
-        loaded = load(cluster, variant)
-        namespace = resolve_namespace(loaded.state, parse_target(target))
-        try:
-            output = run_command(loaded.state, namespace, command)
-        except CommandFailed as failure:
-            # The simulated tool failed: print its stderr as the real tool would, and exit
-            # with its status.
-            sys.stderr.write(failure.stderr.rstrip("\n") + "\n")
-            raise typer.Exit(failure.exit_code) from None
-        sys.stdout.write(output)
-
-    guarded(body)
-
-
-@app.command("tour")
-def tour_command(
-    cluster: ClusterOption = None,
-    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Every step.")] = False,
-    lab: Annotated[
-        bool, typer.Option("--lab", help="Prove each walk on the real kernel (root).")
-    ] = False,
-    only: Annotated[list[str] | None, typer.Option("--walk", help="Only these walk ids.")] = None,
-) -> None:
-    """The talk's walks in talk order (W0–W2 so far), forward and return."""
-
-    def body() -> None:
-        loaded = load(cluster)
-        console = Console(highlight=False, soft_wrap=True)
-        selected = [t for t in TOUR if not only or t.id in only]
-        if lab:
-            if not _tour_with_lab(console, loaded, selected, verbose, cluster):
-                raise typer.Exit(1)
-            return
-        for tour_walk in selected:
-            _tour_walk(console, loaded, tour_walk, verbose)
-
-    guarded(body)
-
-
-def _tour_walk(console: Console, loaded: Loaded, tour_walk: TourWalk, verbose: bool) -> Walk:
     console.rule(f"[bold]{tour_walk.id} — {tour_walk.title}")
     console.print(f"[dim]talk: {tour_walk.talk}[/dim]")
     for target, command in tour_walk.views:
@@ -217,20 +253,23 @@ def _tour_walk(console: Console, loaded: Loaded, tour_walk: TourWalk, verbose: b
 
 
 def _tour_with_lab(
-    console: Console,
+    console: "Console",
     loaded: Loaded,
-    selected: list[TourWalk],
+    selected: "list[TourWalk]",
     verbose: bool,
     cluster: Path | None,
 ) -> bool:
-    """Each walk, then the kernel's verdict on it; builds a temporary lab when none is up."""
+    """Each walk, then the kernel's verdict on it; builds a temporary lab when none is up, and
+    refuses a lab that holds another cluster than the one walked."""
     from eksnet.lab import lifecycle
-    from eksnet.lab.cli import render_verdicts, verify_walk
+    from eksnet.lab.cli import render_verdicts, require_lab_holds, verify_walk
     from eksnet.lab.names import LabNames
 
     names = LabNames.from_env()
     temporary = not lifecycle.lab_netns(names)
     source = str(cluster) if cluster is not None else None
+    if not temporary:
+        require_lab_holds(names, source)
     try:
         if temporary:
             console.print("[dim]lab: building the cluster in network namespaces…[/dim]")
@@ -248,19 +287,249 @@ def _tour_with_lab(
             lifecycle.down(names)
 
 
-def _mount_lab() -> None:
-    """`eksnet lab …` lives in `eksnet.lab.cli` (the lab's I/O stays at the edge)."""
-    from eksnet.lab.cli import lab_app
-
-    app.add_typer(lab_app, name="lab", help="The lab: the same state on the real kernel.")
+# --- the typer app -------------------------------------------------------------------------------
 
 
-_mount_lab()
+def build_app() -> "typer.Typer":
+    """The typer app: `walk`, `exec`, `tour`, and `lab` mounted as a stand-in.
+
+    Built here rather than at import so that loading this module costs nothing; the annotations
+    are evaluated where they are written (this module does not postpone them), because typer
+    reads them from the functions it is given.
+    """
+    import typer
+    from typer.core import TyperGroup
+
+    from eksnet.walk.model import Protocol
+
+    class LabStandIn(TyperGroup):
+        """`eksnet lab` as listed by `eksnet --help`; the lab's own group, and with it the lab,
+        is built only when `eksnet lab …` runs."""
+
+        def make_context(
+            self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+        ) -> Any:
+            from eksnet.lab.cli import lab_app
+
+            real = typer.main.get_group(lab_app)
+            return real.make_context(info_name, args, parent=parent, **extra)
+
+    class Eksnet(TyperGroup):
+        """The top group: mounts the lab stand-in, and turns an interrupt into one line."""
+
+        def __init__(self, **attrs: Any) -> None:
+            super().__init__(**attrs)
+            self.add_command(LabStandIn(name="lab", help=LAB_HELP, rich_markup_mode=None))
+
+        def invoke(self, ctx: Any) -> Any:
+            try:
+                return super().invoke(ctx)
+            except KeyboardInterrupt:
+                say("interrupted")
+                raise typer.Exit(INTERRUPTED) from None
+
+    app = typer.Typer(
+        name=PROG,
+        help=HELP,
+        cls=Eksnet,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+    cluster_option = typer.Option(
+        "--cluster", help="Cluster spec YAML (default: the built-in demo `talk`)."
+    )
+    variant_option = typer.Option("--variant", help="A what-if variant declared in the spec.")
+
+    @app.command("walk")
+    def walk_command(
+        src: Annotated[
+            str, typer.Argument(metavar="SRC", help="pod/NS/NAME, node/NAME or ip/ADDR")
+        ],
+        dst: Annotated[
+            str, typer.Argument(metavar="DST", help="pod/NS/NAME, node/NAME or ip/ADDR")
+        ],
+        port: Annotated[
+            int | None, typer.Option("--port", min=1, max=65535, help="Destination port.")
+        ] = None,
+        sport: Annotated[
+            int | None,
+            typer.Option("--sport", min=1, max=65535, help="Source port (default 41000)."),
+        ] = None,
+        proto: Annotated[Protocol, typer.Option("--proto", help="tcp, udp or icmp.")] = "tcp",
+        cluster: Annotated[Path | None, cluster_option] = None,
+        variant: Annotated[str | None, variant_option] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="The walk as JSON.")] = False,
+        verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Every step.")] = False,
+        no_return: Annotated[bool, typer.Option("--no-return", help="Forward only.")] = False,
+    ) -> None:
+        """Walk a packet from SRC to DST, forward and back."""
+
+        def body() -> None:
+            from eksnet.errors import NotModelled
+            from eksnet.walk.engine import walk as run_walk
+
+            loaded = load(cluster, variant)
+            result = run_walk(
+                loaded.state,
+                src,
+                dst,
+                proto=proto,
+                dport=port,
+                sport=sport,
+                labels=loaded.labels,
+                with_reply=not no_return,
+            )
+            _print_walk(result, as_json=as_json, verbose=verbose)
+            if _not_modelled(result):
+                # The walk got as far as eksnet models; say so in the exit status too.
+                raise typer.Exit(NotModelled.exit_code)
+
+        guarded(body)
+
+    @app.command(
+        "exec",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )
+    def exec_command(
+        target: Annotated[str, typer.Argument(metavar="TARGET", help="node/NAME or pod/NS/NAME")],
+        command: Annotated[list[str], typer.Argument(metavar="CMD", help="The command, after --.")],
+        cluster: Annotated[Path | None, cluster_option] = None,
+        variant: Annotated[str | None, variant_option] = None,
+    ) -> None:
+        """Print what CMD prints in TARGET's namespace, from the simulated state.
+
+        A failing command prints the real tool's error and exits with its status."""
+        status = guarded(lambda: run_exec(target, command, cluster, variant))
+        if status:
+            raise typer.Exit(status)
+
+    @app.command("tour")
+    def tour_command(
+        cluster: Annotated[Path | None, cluster_option] = None,
+        verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Every step.")] = False,
+        lab: Annotated[
+            bool, typer.Option("--lab", help="Prove each walk on the real kernel (root).")
+        ] = False,
+        only: Annotated[
+            list[str] | None, typer.Option("--walk", help="Only these walk ids.")
+        ] = None,
+    ) -> None:
+        """The talk's walks in talk order, forward and return; with --lab each is proven on the
+        kernel, together with the walks beyond the talk (X1–X5); --walk picks any of them."""
+
+        def body() -> None:
+            from eksnet.walk.tour import TOUR, tour_walks
+
+            selected = tour_walks(only) if (only or lab) else list(TOUR)
+            loaded = load(cluster)
+            console = _console()
+            if lab:
+                if not _tour_with_lab(console, loaded, selected, verbose, cluster):
+                    raise typer.Exit(1)
+                return
+            for tour_walk in selected:
+                _tour_walk(console, loaded, tour_walk, verbose)
+
+        guarded(body)
+
+    return app
 
 
-def main() -> None:
-    app()
+_APP: "typer.Typer | None" = None
+
+
+def get_app() -> "typer.Typer":
+    """The one typer app of this process."""
+    global _APP
+    if _APP is None:
+        _APP = build_app()
+    return _APP
+
+
+def __getattr__(name: str) -> Any:
+    """`eksnet.cli.app`, built when first asked for (tests drive it with typer's CliRunner)."""
+    if name == "app":
+        return get_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --- the entry point -----------------------------------------------------------------------------
+
+
+def _given(args: Sequence[str], opts: Sequence[str]) -> str | None:
+    """The value last written for one of `opts` (`--port 80` or `--port=80`)."""
+    value: str | None = None
+    for index, word in enumerate(args):
+        for opt in opts:
+            if word == opt and index + 1 < len(args):
+                value = args[index + 1]
+            elif word.startswith(opt + "="):
+                value = word[len(opt) + 1 :]
+    return value
+
+
+def usage_error_line(error: "ClickException", args: Sequence[str]) -> str:
+    """typer's complaint about the command line as eksnet's one line: what is wrong and the
+    fix (the option's accepted values, the commands there are, or the usage)."""
+    from typer._click.exceptions import BadOptionUsage, BadParameter, UsageError
+    from typer.core import TyperGroup
+
+    message = " ".join(error.format_message().split()).replace("Value error, ", "")
+    message = message[:1].lower() + message[1:].rstrip(".")
+    path = [PROG, *[word for word in args[:2] if word in COMMAND_WORDS]]
+    fix = f"see `{' '.join(path)} --help`"
+    if isinstance(error, BadOptionUsage):
+        fix = PARAMETER_FIXES.get(error.option_name.lstrip("-").replace("-", "_"), fix)
+    if isinstance(error, BadParameter) and error.param is not None:
+        param = error.param
+        value = _given(args, [opt for opt in param.opts if opt.startswith("-")])
+        if value is not None and f"{value!r}" not in message:
+            message = f"{message} (got {value!r})"
+        fix = PARAMETER_FIXES.get(param.name or "", fix)
+    if isinstance(error, UsageError) and error.ctx is not None and fix.startswith("see"):
+        ctx = error.ctx
+        if isinstance(ctx.command, TyperGroup):
+            commands = ", ".join(ctx.command.list_commands(ctx))
+            fix = f"one of {commands}; see `{ctx.command_path} --help`"
+        else:
+            usage = " ".join(ctx.get_usage().split()).removeprefix("Usage: ")
+            usage = usage.replace("{", "").replace("}", "")
+            fix = f"{usage}; see `{ctx.command_path} --help`"
+    return f"{PROG}: {message} (fix: {fix})"
+
+
+def run_typer(args: Sequence[str]) -> int:
+    """The typer app on `args`, every complaint about the command line made one line."""
+    import typer
+    from typer._click.exceptions import ClickException
+
+    command = typer.main.get_command(get_app())
+    try:
+        status = command.main(args=list(args), prog_name=PROG, standalone_mode=False)
+    except ClickException as error:
+        sys.stderr.write(usage_error_line(error, args) + "\n")
+        return 2
+    except typer.Abort:
+        say("aborted")
+        return 1
+    return status if isinstance(status, int) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The `eksnet` script: the exit status of the command `argv` (default: `sys.argv[1:]`)."""
+    # Die quietly on a closed pipe (`eksnet exec … | head -1`), as the real tools do.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        line = plain_exec(args)
+        if line is not None:
+            return exec_fast(line)
+        return run_typer(args)
+    except KeyboardInterrupt:
+        say("interrupted")
+        return INTERRUPTED
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -27,16 +27,25 @@ from eksnet.lab.system import LabError
 from eksnet.lab.verify import Verdict, verify_walk
 from eksnet.walk.model import Protocol, Walk
 
+if TYPE_CHECKING:
+    pass
+
 lab_app = typer.Typer(
     name="lab",
     help="Build the cluster's data plane in real network namespaces "
     "and prove the walks on the kernel.",
-    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 console = Console(stderr=True)
 out = Console()
 
-__all__ = ["lab_app", "load_state", "verify_walk", "verify_walks"]
+__all__ = [
+    "lab_app",
+    "load_state",
+    "require_lab_holds",
+    "verify_walk",
+    "verify_walks",
+]
 
 
 def load_state(cluster: str | None) -> DataplaneState:
@@ -94,12 +103,12 @@ def up(
             settle = lifecycle.settle(names, progress=report)
     except KeyboardInterrupt:
         lifecycle.down(names)
-        console.print("[yellow]interrupted: the lab was removed[/yellow]")
+        console.print("eksnet: interrupted; the lab was removed", soft_wrap=True)
         raise typer.Exit(130) from None
     except EksnetError as error:
         raise _fail(error) from None
     console.print(
-        f"lab up: {len(state.namespaces) + 1} namespaces (prefix {names.prefix!r}) in "
+        f"lab up: {len(lifecycle.lab_netns(names))} namespaces (prefix {names.prefix!r}) in "
         f"{timings.total:.2f} s, IPv6 DAD settled in {settle:.2f} s"
     )
 
@@ -163,8 +172,8 @@ def lab_target(target: str, names: LabNames) -> Inside:
 
 @lab_app.command(name="exec", context_settings={"allow_interspersed_args": False})
 def exec_(
-    target: Annotated[str, typer.Argument(help="node/NAME, pod/NS/NAME or vpc")],
-    command: Annotated[list[str], typer.Argument(help="the command, after --")],
+    target: Annotated[str, typer.Argument(metavar="TARGET", help="node/NAME, pod/NS/NAME or vpc")],
+    command: Annotated[list[str], typer.Argument(metavar="CMD", help="the command, after --")],
 ) -> None:
     """Run a real command inside a lab namespace, seeing what the real node or pod sees.
 
@@ -193,17 +202,25 @@ def verify_walks(
     return [verify_walk(state, walk, names, label) for label, walk in walks]
 
 
+def require_lab_holds(names: LabNames, cluster: str | None) -> lifecycle.RunRecord:
+    """The running lab's record, when it holds `cluster` (None: the demo); a lab built from
+    another cluster is bad input, since its kernel would answer for other namespaces. Shared
+    by `lab verify --cluster` and `eksnet tour --lab`."""
+    record = lifecycle.read_run_file(names)
+    wanted = _abspath(cluster) if cluster is not None else None
+    if record.cluster != wanted:
+        raise InputError(
+            f"the lab up holds {record.cluster or 'the demo'}, not {cluster or 'the demo'}",
+            fix="run `eksnet lab down` first",
+        )
+    return record
+
+
 def _tour_walks(state: DataplaneState, wanted: Sequence[str]) -> list[tuple[str, Walk]]:
     from eksnet.walk.engine import walk as simulate
-    from eksnet.walk.tour import TOUR
+    from eksnet.walk.tour import tour_walks
 
-    chosen = [t for t in TOUR if not wanted or t.id in wanted]
-    unknown = set(wanted) - {t.id for t in TOUR}
-    if unknown:
-        raise InputError(
-            f"unknown walk {', '.join(sorted(unknown))}",
-            fix="one of " + ", ".join(t.id for t in TOUR),
-        )
+    chosen = tour_walks(wanted)
     return [
         (
             f"{t.id} {t.title}",
@@ -214,40 +231,48 @@ def _tour_walks(state: DataplaneState, wanted: Sequence[str]) -> list[tuple[str,
 
 
 def render_verdicts(verdicts: Sequence[Verdict]) -> Table:
+    """One row per walk: agree, DIFFERS (every difference, naming the field) or not verified
+    (and why)."""
     table = Table(title="lab verify: kernel vs simulator")
     for column in ("walk", "flow", "verdict", "where and how"):
         table.add_column(column, overflow="fold")
     for verdict in verdicts:
-        if not verdict.verifiable:
+        if verdict.status == "not verified":
             word = "[yellow]not verified[/yellow]"
-        elif verdict.agree and not verdict.differences:
-            word = "[green]agree[/green]"
+            details = [verdict.why]
         elif verdict.agree:
-            word = "[green]agree (known)[/green]"
+            word = "[green]agree[/green]"
+            details = [f"{verdict.checked}; {verdict.connections} connection(s)"]
         else:
             word = "[red]DIFFERS[/red]"
-        details = [
-            f"{d.direction} {d.kind} @ {d.where}: expected {d.expected}, kernel {d.observed}"
-            + (f" — known: {d.known.id}: {d.known.reason}" if d.known else "")
-            for d in verdict.differences
+            details = [
+                f"{d.direction} {d.kind} @ {d.where}: expected {d.expected}, kernel {d.observed}"
+                for d in verdict.differences
+            ]
+        details += [
+            f"branch {b.label} (p={b.probability:.3f}): taken {b.connections}×"
+            for b in verdict.branches
         ]
-        table.add_row(
-            verdict.label,
-            verdict.flow,
-            word,
-            "\n".join(details) or "forward and return, hop by hop",
-        )
+        table.add_row(verdict.label, verdict.flow, word, "\n".join(details))
     return table
 
 
 @lab_app.command()
 def verify(
     walks: Annotated[
-        list[str] | None, typer.Argument(help="tour walk ids (W0 W1 …), or SRC DST")
+        list[str] | None,
+        typer.Argument(metavar="WALK", help="tour walk ids (W0 W1 …), or SRC DST"),
     ] = None,
-    port: int | None = typer.Option(None, "--port", help="destination port (with SRC DST)"),
-    proto: str = typer.Option("tcp", "--proto", help="tcp, udp or icmp (with SRC DST)"),
-    sport: int | None = typer.Option(None, "--sport", help="source port (with SRC DST)"),
+    port: int | None = typer.Option(
+        None, "--port", min=1, max=65535, help="destination port (with SRC DST)"
+    ),
+    proto: Annotated[
+        Protocol | None,
+        typer.Option("--proto", help="tcp, udp or icmp (with SRC DST; default tcp)"),
+    ] = None,
+    sport: int | None = typer.Option(
+        None, "--sport", min=1, max=65535, help="source port (with SRC DST)"
+    ),
     cluster: str | None = typer.Option(
         None, "--cluster", help="cluster file; builds a temporary lab when none is up"
     ),
@@ -255,6 +280,14 @@ def verify(
     """Send each walk's packets for real and compare with the simulator, forward and return."""
     names = LabNames.from_env()
     wanted = list(walks or [])
+    pair = len(wanted) == 2 and all("/" in w for w in wanted)
+    if not pair and (port is not None or sport is not None or proto is not None):
+        raise _fail(
+            InputError(
+                "--port, --sport and --proto apply to one SRC DST walk, not to tour walks",
+                fix="eksnet lab verify SRC DST --port N, or tour walk ids alone",
+            )
+        )
     temporary = False
     try:
         if not lifecycle.lab_netns(names):
@@ -264,12 +297,11 @@ def verify(
                 lifecycle.settle(names)
             temporary = True
         else:
-            record = lifecycle.read_run_file(names)
-            if cluster is not None and record.cluster != _abspath(cluster):
-                raise InputError(
-                    f"the lab up holds {record.cluster or 'the demo'}, not {cluster}",
-                    fix="run `eksnet lab down` first",
-                )
+            record = (
+                require_lab_holds(names, cluster)
+                if cluster is not None
+                else lifecycle.read_run_file(names)
+            )
             state = load_state(record.cluster)
         if len(wanted) == 2 and all("/" in w for w in wanted):
             from eksnet.walk.engine import walk as simulate
@@ -281,7 +313,7 @@ def verify(
                         state,
                         wanted[0],
                         wanted[1],
-                        proto=cast(Protocol, proto),
+                        proto=proto or "tcp",
                         dport=port,
                         sport=sport,
                     ),
@@ -291,6 +323,7 @@ def verify(
             selected = _tour_walks(state, wanted)
         verdicts = verify_walks(state, selected, names)
     except KeyboardInterrupt:
+        console.print("eksnet: interrupted", soft_wrap=True)
         raise typer.Exit(130) from None
     except EksnetError as error:
         raise _fail(error) from None

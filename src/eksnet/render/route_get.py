@@ -4,15 +4,20 @@ The lookup itself is `kernel.fib`; this module only does what `ip` does around t
 `RTM_GETROUTE`: parse the words (with iproute2's unique-prefix abbreviations: `f` is `from`,
 `fi` is `fibmatch`, `d` is `dsfield`), resolve device names, and print the kernel's answer as
 `print_route` would (linux-dataplane.md §2.10). Output lines carry no trailing spaces (the real
-`ip` leaves one at the end of each line). Kernel errors become `CommandFailed` with `ip`'s
-stderr; options eksnet does not render become `UnsupportedCommand`.
+`ip` leaves one at the end of each line). Options eksnet does not render become
+`UnsupportedCommand`; everything the real `ip` refuses fails with `ip`'s own stderr and exit
+status [meas iproute2 6.1]: a bad argument as `IpExit` (iproute2 exits on the spot: a malformed
+address is status 1, a bad number or a missing value 255), an unknown device, a missing
+destination or the kernel's refusal as `CommandFailed` (the command returns its failure: 1, or
+2 for `RTNETLINK answers: …`). The difference shows in `ip -batch` (`eksnet.render.exec`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from ipaddress import AddressValueError, IPv4Address
+from ipaddress import IPv4Address, IPv6Address
+from typing import Literal
 
 from eksnet.dataplane.state import TABLE_MAIN, Namespace, Route
 from eksnet.errors import CommandFailed, UnsupportedCommand
@@ -57,18 +62,140 @@ def _parse_unsigned(text: str) -> int | None:
     return value
 
 
-def _parse_address(text: str, *, destination: bool) -> IPv4Address:
-    bare = text.removesuffix("/32") if destination else text
-    try:
-        return IPv4Address(bare)
-    except AddressValueError:
-        if ":" in text:
-            raise UnsupportedCommand(f"ip route get: IPv6 is not modelled ({text})") from None
-        if destination:
-            message = f'Error: any valid prefix is expected rather than "{text}".'
-        else:
-            message = f'Error: inet prefix is expected rather than "{text}".'
-        raise UnsupportedCommand(message) from None
+class IpExit(CommandFailed):
+    """`ip` failing by exiting the process, as iproute2 does for a bad argument (`invarg`,
+    `get_prefix`, `incomplete_command`, an unknown verb). In `ip -batch` it ends the batch on the
+    spot with its own status, without a `Command failed FILE:LINE` line and even under `-force`;
+    a plain `CommandFailed` is a command that returned its failure, which a batch reports and
+    `-force` goes past."""
+
+
+INCOMPLETE = 'Command line is not complete. Try option "help"'
+"""`incomplete_command()`: a keyword without its value (exit status 255)."""
+
+AddressFamily = Literal["unspec", "inet", "inet6"]
+_VERBOSE: dict[AddressFamily, str] = {"unspec": "any valid", "inet": "inet", "inet6": "inet6"}
+"""`family_name_verbose()`, as `get_prefix` names the family it expected."""
+_BITS: dict[AddressFamily, int] = {"unspec": 0, "inet": 32, "inet6": 128}
+_SPACE = " \t\n\v\f\r"
+
+
+def incomplete() -> IpExit:
+    return IpExit(INCOMPLETE, 255)
+
+
+@dataclass(frozen=True, slots=True)
+class InetPrefix:
+    """What iproute2's `get_prefix` read from one word."""
+
+    family: AddressFamily
+    address: IPv4Address | IPv6Address | None
+    """None for `default`, `all` and `any`."""
+    prefixlen: int | None
+    """The `/N` written after the address, else None."""
+
+
+def c_strtoul(text: str) -> tuple[int, int]:
+    """C `strtoul(text, &end, 0)`: (value, characters read); 0 characters when there is no
+    number. Leading blanks and a sign are read, `0x` is hex, a leading 0 octal, and a value
+    that does not fit 64 bits is ULONG_MAX, as glibc does."""
+    index = len(text) - len(text.lstrip(_SPACE))
+    negative = text[index : index + 1] == "-"
+    if text[index : index + 1] in ("+", "-"):
+        index += 1
+    base, digits = 10, "0123456789"
+    if text[index : index + 2].lower() == "0x" and text[index + 2 : index + 3].lower() in set(
+        "0123456789abcdef"
+    ):
+        base, digits = 16, "0123456789abcdefABCDEF"
+        index += 2
+    elif text[index : index + 1] == "0":
+        base, digits = 8, "01234567"
+    start = index
+    while index < len(text) and text[index] in digits:
+        index += 1
+    if index == start:
+        return 0, 0
+    value = min(int(text[start:index], base), 2**64 - 1)
+    return ((-value) % 2**64 if negative else value), index
+
+
+def _ipv4(text: str) -> IPv4Address | None:
+    """`get_addr_ipv4`: one to four dot-separated numbers (each `strtoul` base 0, at most 255),
+    missing trailing octets zero: `10.1` is 10.1.0.0 and `010.0.0.1` is 8.0.0.1."""
+    octets: list[int] = []
+    rest = text
+    for position in range(4):
+        value, used = c_strtoul(rest)
+        if used == 0 or value > 255:
+            return None
+        octets.append(value)
+        rest = rest[used:]
+        if not rest:
+            return IPv4Address(bytes(octets + [0] * (4 - len(octets))))
+        if position == 3 or rest[0] != ".":
+            return None
+        rest = rest[1:]
+    return None
+
+
+def _netmask(text: str) -> int | None:
+    """`get_netmask`: a prefix length (`strtoul` base 0, the whole word) or a dotted mask."""
+    value, used = c_strtoul(text)
+    if used and used == len(text) and value <= 0xFFFFFFFF:
+        return value
+    mask = _ipv4(text)
+    if mask is None:
+        return None
+    bits = int(mask)
+    ones = bin(bits).count("1")
+    return ones if bits == (0xFFFFFFFF << (32 - ones)) & 0xFFFFFFFF else None
+
+
+def get_prefix(text: str, family: AddressFamily) -> InetPrefix:
+    """iproute2's `get_prefix(text, family)`: an address with an optional `/LEN`, or fail as
+    `ip` does: `Error: any valid prefix is expected rather than "TEXT".` (exit status 1), with
+    `inet` instead of `any valid` once the command's family is known."""
+    word, slash, length = text.partition("/")
+    found: AddressFamily = family
+    address: IPv4Address | IPv6Address | None = None
+    ok = True
+    if word in ("default", "all", "any"):
+        ok = not slash
+    elif ":" in word:
+        found = "inet6"
+        try:
+            address = IPv6Address(word) if "%" not in word else None
+        except ValueError:
+            address = None
+        ok = family in ("unspec", "inet6") and address is not None
+    else:
+        found = "inet"
+        address = _ipv4(word)
+        ok = family in ("unspec", "inet") and address is not None
+    prefixlen = _netmask(length) if slash and ok else None
+    if slash and (prefixlen is None or prefixlen > _BITS[found]):
+        ok = False
+    if not ok:
+        message = f'Error: {_VERBOSE[family]} prefix is expected rather than "{text}".'
+        raise IpExit(message, 1)
+    return InetPrefix(found, address, prefixlen)
+
+
+def _parse_address(
+    text: str, family: AddressFamily, *, destination: bool
+) -> tuple[IPv4Address, AddressFamily]:
+    """An IPv4 address for `to`/`from`, and the command's family after it (the first address
+    decides it, so a later malformed one is reported as not an `inet` prefix)."""
+    prefix = get_prefix(text, family)
+    if prefix.family == "inet6":
+        raise UnsupportedCommand(f"ip route get: IPv6 is not modelled ({text})")
+    if not isinstance(prefix.address, IPv4Address):
+        raise UnsupportedCommand(f"ip route get: {text!r} as an address is not rendered")
+    if prefix.prefixlen is not None and (not destination or prefix.prefixlen != 32):
+        # `ip` warns that only /32 is supported and looks up the address: not rendered here.
+        raise UnsupportedCommand(f"ip route get: a prefix ({text}) is not rendered")
+    return prefix.address, "inet"
 
 
 def parse_route_get(args: Sequence[str]) -> RouteGetRequest:
@@ -82,6 +209,7 @@ def parse_route_get(args: Sequence[str]) -> RouteGetRequest:
     oif: str | None = None
     mark = 0
     fibmatch = False
+    family: AddressFamily = "unspec"
     words = list(args)
     index = 0
 
@@ -89,7 +217,7 @@ def parse_route_get(args: Sequence[str]) -> RouteGetRequest:
         nonlocal index
         index += 1
         if index >= len(words):
-            raise UnsupportedCommand('Command line is not complete. Try option "help"')
+            raise incomplete()
         return words[index]
 
     while index < len(words):
@@ -97,14 +225,14 @@ def parse_route_get(args: Sequence[str]) -> RouteGetRequest:
         if word == "tos" or _matches(word, "dsfield"):
             raise UnsupportedCommand("ip route get: tos/dsfield is not rendered")
         if _matches(word, "from"):
-            src = _parse_address(value(), destination=False)
+            src, family = _parse_address(value(), family, destination=False)
         elif _matches(word, "iif"):
             iif = value()
         elif _matches(word, "mark"):
             text = value()
             parsed = _parse_unsigned(text)
             if parsed is None:
-                raise UnsupportedCommand(f'Error: argument "{text}" is wrong: invalid mark value')
+                raise IpExit(f'Error: argument "{text}" is wrong: invalid mark value', 255)
             mark = parsed
         elif _matches(word, "oif") or word == "dev":
             oif = value()
@@ -119,10 +247,10 @@ def parse_route_get(args: Sequence[str]) -> RouteGetRequest:
                 word = value()
             if _matches(word, "help"):
                 raise UnsupportedCommand("ip route get: help is not rendered")
-            dst = _parse_address(word, destination=True)
+            dst, family = _parse_address(word, family, destination=True)
         index += 1
     if dst is None:
-        raise UnsupportedCommand("need at least a destination address")
+        raise CommandFailed("need at least a destination address", 1)
     return RouteGetRequest(dst, src, iif, oif, mark, fibmatch)
 
 

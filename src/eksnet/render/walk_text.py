@@ -27,7 +27,10 @@ def _frame(packet: Packet | None) -> str:
 
 def _hop_title(index: int, hop: Hop) -> Text:
     name = hop.where.label or f"{hop.where.kind} {hop.where.name}"
-    detail = f" ({hop.where.name})" if hop.where.label and hop.where.kind != "vpc" else ""
+    # The VPC's hops and external hosts are named by their label alone (`VPC`, `internet
+    # gateway`, `web (198.51.100.20)`); the ids show as the hops' in → out.
+    shown = hop.where.label and hop.where.kind not in ("vpc", "external")
+    detail = f" ({hop.where.name})" if shown else ""
     path = f"{hop.iif or '·'} → {hop.oif or '·'}"
     text = Text(f"  {index}. ", style="bold")
     text.append(f"{name}", style="bold cyan")
