@@ -104,3 +104,13 @@ def loose_lab(
     from tests.lab.states import loose_state
 
     yield from _built("loose", loose_state(demo_state))
+
+
+@pytest.fixture(scope="session")
+def marked_lab(
+    capable: None, demo_state: DataplaneState
+) -> Iterator[tuple[LabNames, DataplaneState]]:
+    """The demo with mark 0x4000 set on node 1's pod traffic (`states.marked_state`)."""
+    from tests.lab.states import marked_state
+
+    yield from _built("marked", marked_state(demo_state))

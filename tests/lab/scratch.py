@@ -26,15 +26,23 @@ import time
 from collections.abc import Iterable
 from types import TracebackType
 
+from eksnet.dataplane.state import DataplaneState
 from eksnet.lab import lifecycle, system
 from eksnet.lab.lifecycle import CHECKPOINT_ENV
 from eksnet.lab.names import PREFIX_ENV, LabNames
+from eksnet.lab.plan import build_plan
 
 RUN_PREFIX = f"eksnet-lab-t{os.getpid()}-{secrets.token_hex(2)}-"
 _TAGS: set[str] = set()
 """Tags handed out in this run: two tests sharing a prefix would take each other's labs down."""
 
 _PR_SET_PDEATHSIG = 1
+
+
+def lab_size(state: DataplaneState) -> int:
+    """How many namespaces a lab of `state` has: one per node and pod, the fabric, and the
+    internet when the state has an internet gateway (what the plan creates)."""
+    return len(build_plan(state, LabNames("eksnet-lab-size-")).netns_names())
 
 
 def run_names(tag: str) -> LabNames:

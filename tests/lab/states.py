@@ -42,7 +42,7 @@ def with_rules(
             lines[end:end] = list(rules)
             item = replace(item, iptables=replace(item.iptables, save="\n".join(lines) + "\n"))
         changed.append(item)
-    return DataplaneState(tuple(changed), state.vpc)
+    return replace(state, namespaces=tuple(changed))
 
 
 def split_state(state: DataplaneState) -> DataplaneState:
@@ -58,7 +58,7 @@ def with_sysctl(state: DataplaneState, namespace: str, key: str, value: str) -> 
         replace(item, sysctls=(*item.sysctls, (key, value))) if item.name == namespace else item
         for item in state.namespaces
     )
-    return DataplaneState(changed, state.vpc)
+    return replace(state, namespaces=changed)
 
 
 def loose_state(state: DataplaneState) -> DataplaneState:
@@ -66,3 +66,13 @@ def loose_state(state: DataplaneState) -> DataplaneState:
     gets in, and the answer, routed out of eth0 by the main table with eth1's address as its
     source, meets the VPC's source/destination check (the check is what decides this walk)."""
     return with_sysctl(state, NODE_3, "net.ipv4.conf.eth1.rp_filter", "2")
+
+
+MARK_RULES = ("-A PREROUTING -i eni+ -j MARK --set-xmark 0x4000/0x4000",)
+"""A mark bit outside the VPC CNI's 0x80, set on every packet from a pod before M2 restores
+0x80: traffic to the internet then carries mark 0x4080, which only a masked compare of
+`fwmark 0x80/0x80` (rule 1024) matches."""
+
+
+def marked_state(state: DataplaneState) -> DataplaneState:
+    return with_rules(state, NODE_1, "mangle", MARK_RULES)

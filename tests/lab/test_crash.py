@@ -13,7 +13,7 @@ import subprocess
 import time
 
 import pytest
-from tests.lab.scratch import Scratch, wait_checkpoint
+from tests.lab.scratch import Scratch, lab_size, wait_checkpoint
 
 from eksnet.dataplane.state import DataplaneState
 from eksnet.lab import lifecycle, system
@@ -56,7 +56,7 @@ def test_a_run_file_left_by_a_crash_that_created_nothing_does_not_block_up(
     scratch.kill(proc)
     assert os.path.exists(names.run_file) and lifecycle.lab_netns(names) == ()
     lifecycle.up(demo_state, names)
-    assert len(lifecycle.lab_netns(names)) == len(demo_state.namespaces) + 1
+    assert len(lifecycle.lab_netns(names)) == lab_size(demo_state)
 
 
 @pytest.mark.parametrize("delay", [0.45, 0.6, 0.9])
@@ -130,7 +130,7 @@ def test_a_crashed_nested_lab_survives_the_outer_labs_down(
     assert crashed and all(ns.startswith(outer.prefix) for ns in crashed)
     lifecycle.up(demo_state, outer)
     assert not crashed & set(lifecycle.lab_netns(outer))
-    assert lifecycle.down(outer) == len(demo_state.namespaces) + 1
+    assert lifecycle.down(outer) == lab_size(demo_state)
     assert set(lifecycle.lab_netns(inner)) == crashed
     assert lifecycle.down(inner) == len(crashed)
     assert not {ns for ns in system.list_netns() if ns.startswith(outer.prefix)}

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from tests.lab.scratch import Scratch
+from tests.lab.scratch import Scratch, lab_size
 
 from eksnet.dataplane.state import DataplaneState
 from eksnet.lab import lifecycle, system
@@ -178,7 +178,7 @@ def test_links_live_only_in_lab_namespaces(demo_lab: LabNames, demo_state: objec
 
 def test_status_lists_every_namespace(demo_lab: LabNames, demo_state: DataplaneState) -> None:
     rows = lifecycle.status(demo_lab, demo_state)
-    assert len(rows) == len(demo_state.namespaces) + 1
+    assert len(rows) == lab_size(demo_state)
     assert all(row.exists for row in rows)
 
 
@@ -215,7 +215,7 @@ def test_second_up_is_refused_and_down_is_idempotent(
     lifecycle.up(demo_state, names)
     with pytest.raises(LabError, match="already up"):
         lifecycle.up(demo_state, names)
-    assert lifecycle.down(names) == len(demo_state.namespaces) + 1
+    assert lifecycle.down(names) == lab_size(demo_state)
     assert lifecycle.down(names) == 0
     assert lifecycle.lab_netns(names) == ()
     assert not os.path.exists(names.run_file)
@@ -240,7 +240,7 @@ def test_nested_labs_each_take_down_only_their_own(
     inner = scratch.extend(outer, "in")
     lifecycle.up(demo_state, outer)
     lifecycle.up(demo_state, inner)  # not refused: the outer lab's namespaces are not its own
-    count = len(demo_state.namespaces) + 1
+    count = lab_size(demo_state)
     built = {lab.prefix: set(lifecycle.lab_netns(lab)) for lab in (outer, inner)}
     assert [len(found) for found in built.values()] == [count, count]
     assert not built[outer.prefix] & built[inner.prefix]
@@ -262,7 +262,7 @@ def test_down_without_its_run_file_spares_a_nested_lab(
     lifecycle.up(demo_state, inner)
     kept = set(lifecycle.lab_netns(inner))
     os.unlink(outer.run_file)
-    assert lifecycle.down(outer) == len(demo_state.namespaces) + 1
+    assert lifecycle.down(outer) == lab_size(demo_state)
     assert set(lifecycle.lab_netns(inner)) == kept
     assert lifecycle.down(inner) == len(kept)
 

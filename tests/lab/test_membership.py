@@ -132,7 +132,9 @@ def test_run_file_round_trip_and_claims(tmp_path: Path, demo: DataplaneState) ->
     record = lifecycle.read_run_file(names)
     assert record.cluster == os.path.abspath("cluster.yaml")
     assert set(record.recorded) == set(lifecycle.planned_netns(plan))
-    assert len(record.recorded) == len(demo.namespaces) + 1
+    # one per node and pod, the fabric, and the internet (the demo has an internet gateway)
+    assert len(record.recorded) == len(demo.namespaces) + 2
+    assert names.internet in record.recorded
     assert lifecycle.claims(names) == (Claim(TEST, frozenset(record.recorded)),)
 
 

@@ -11,15 +11,20 @@ from eksnet.dataplane.state import (
     Address,
     DataplaneState,
     Eni,
+    ExternalHost,
     Link,
     LinkPeer,
     Namespace,
     Neighbour,
+    PublicIp,
     Route,
+    RouteTable,
     Rule,
     Subnet,
+    VpcRoute,
     VpcState,
 )
+from eksnet.lab.fabric import DROP_COMMENTS
 from eksnet.lab.names import LabNames
 from eksnet.lab.plan import PlanError, build_plan, eui64_link_local, ip_batch
 
@@ -255,3 +260,167 @@ def test_names_stay_under_the_prefix() -> None:
     assert NAMES.is_lab("eksnet-unit-vpc") and not NAMES.is_lab("eksnet-probe-1")
     with pytest.raises(ValueError):
         LabNames("lab-")
+
+
+# --- route tables, the internet gateway and the internet (vpc-fabric.md §1.4, §4) ----------------
+
+IGW = "igw-1"
+
+
+def internet_state(*extra: VpcRoute) -> DataplaneState:
+    """`mini_state` with an internet gateway: eth0's primary IP has public IP 192.0.2.5, the
+    subnet's table routes the internet to the gateway, and one external host."""
+    state = mini_state()
+    local = VpcRoute(IPv4Network("10.0.0.0/16"), "local", origin="CreateRouteTable")
+    default = VpcRoute(IPv4Network("0.0.0.0/0"), IGW)
+    vpc = replace(
+        state.vpc,
+        route_tables=(RouteTable("rtb", (local, default, *extra)),),
+        internet_gateway=IGW,
+        public_ips=(PublicIp(IPv4Address("10.0.1.5"), IPv4Address("192.0.2.5"), "eni-5"),),
+    )
+    web = ExternalHost("web", IPv4Address("198.51.100.20"))
+    return DataplaneState(state.namespaces, vpc, external_hosts=(web,))
+
+
+def nft_lines(state: DataplaneState) -> list[str]:
+    return [line.strip() for line in build_plan(state, NAMES).fabric.nft.splitlines()]
+
+
+def test_without_a_gateway_the_table_routes_only_inside_the_vpc() -> None:
+    plan = build_plan(mini_state(), NAMES)
+    assert plan.internet is None and not plan.fabric.internet
+    nft = plan.fabric.nft
+    # the subnet names "rtb", which the state does not list: its local route alone
+    assert (
+        "map route_table { type ifname . ipv4_addr : verdict; flags interval; elements = { "
+        '"x0" . 10.0.0.0-10.0.255.255 : goto vpc_local, '
+        '"x1" . 10.0.0.0-10.0.255.255 : goto vpc_local } }'
+    ) in nft
+    assert "igw0" not in nft and "to_internet" not in nft
+    assert not [line for line in plan.host_batch if "internet" in line]
+    lines = nft_lines(mini_state())
+    vmap = lines.index("ether type ip ether daddr @routers iifname . ip daddr vmap @route_table")
+    assert lines[vmap + 1] == (
+        "ether type ip ether daddr @routers counter drop comment "
+        '"no route in the subnet\'s route table"'
+    )
+
+
+def test_route_table_is_compiled_into_disjoint_ranges_per_port() -> None:
+    blackhole = VpcRoute(IPv4Network("198.51.100.0/24"), "nat-1", state="blackhole")
+    nat = VpcRoute(IPv4Network("203.0.113.0/24"), "nat-2")
+    nft = build_plan(internet_state(blackhole, nat), NAMES).fabric.nft
+    elements = nft.split("map route_table")[1].split("elements = { ")[1].split(" }")[0]
+    x0 = [e for e in elements.split(", ") if e.startswith('"x0"')]
+    assert x0 == [
+        '"x0" . 0.0.0.0-9.255.255.255 : goto to_internet',
+        '"x0" . 10.0.0.0-10.0.255.255 : goto vpc_local',
+        '"x0" . 10.1.0.0-198.51.99.255 : goto to_internet',
+        '"x0" . 198.51.100.0-198.51.100.255 : goto blackhole',
+        '"x0" . 198.51.101.0-203.0.112.255 : goto to_internet',
+        '"x0" . 203.0.113.0-203.0.113.255 : goto unmodelled_target',
+        '"x0" . 203.0.114.0-255.255.255.255 : goto to_internet',
+    ]
+    assert len(elements.split(", ")) == 2 * len(x0)  # x1 is in the same subnet: the same table
+    lines = nft_lines(internet_state())
+    assert 'counter drop comment "blackhole route"' in lines
+    assert (
+        'counter drop comment "route target the lab does not build (NAT gateway, ENI, other '
+        'gateways)"'
+    ) in lines
+
+
+def test_the_gateway_maps_and_chains() -> None:
+    nft = build_plan(internet_state(), NAMES).fabric.nft
+    for line in (
+        "map public_ip { type ipv4_addr : ipv4_addr; elements = { 10.0.1.5 : 192.0.2.5 } }",
+        "map private_ip { type ipv4_addr : ipv4_addr; elements = { 192.0.2.5 : 10.0.1.5 } }",
+        "map public_owner_mac { type ipv4_addr : ether_addr; elements = { "
+        "192.0.2.5 : 02:00:0a:00:01:05 } }",
+        "map public_router_mac { type ipv4_addr : ether_addr; elements = { "
+        "192.0.2.5 : 02:00:0a:00:01:01 } }",
+    ):
+        assert line in nft
+    lines = nft_lines(internet_state())
+    out = lines.index("chain to_internet {")
+    assert lines[out + 1 : out + 3] == [
+        "ip saddr set ip saddr map @public_ip ether saddr set 02:00:00:00:00:fe ether daddr set "
+        '02:00:00:00:00:fd counter accept comment "internet gateway, outbound"',
+        'counter drop comment "internet gateway: the source has no public IPv4 address"',
+    ]
+    inbound = lines.index("chain from_internet {")
+    assert lines[inbound + 1 : inbound + 3] == [
+        "ether saddr set ip daddr map @public_router_mac ether daddr set ip daddr map "
+        "@public_owner_mac ip daddr set ip daddr map @private_ip counter accept comment "
+        '"internet gateway, inbound"',
+        'counter drop comment "internet gateway: no ENI has the destination public IPv4 address"',
+    ]
+    # frames from the internet port skip the ENI source check; to it, the destination check
+    source_check = next(
+        i for i, line in enumerate(lines) if "source/destination check, egress" in line
+    )
+    assert lines.index('iifname "igw0" ether type ip goto from_internet') < source_check
+    post = lines.index("chain postrouting {")
+    assert lines[post + 2] == 'oifname "igw0" accept'
+    assert "source/destination check, ingress" in lines[post + 3]
+    assert (
+        'ether daddr 02:00:00:00:00:fd counter drop comment "only the internet gateway sends to '
+        'the internet"'
+    ) in lines
+
+
+def test_every_drop_rule_names_what_it_models() -> None:
+    lines = nft_lines(internet_state())
+    drops = [line for line in lines if " drop" in line and "policy drop" not in line]
+    assert drops and all('comment "' in line for line in drops)
+    comments = {line.split('comment "')[1].rstrip('"') for line in drops}
+    assert {DROP_COMMENTS[code] for code in DROP_COMMENTS} <= comments
+
+
+def test_the_internet_namespace_is_wired_to_the_bridge_in_the_first_step() -> None:
+    plan = build_plan(internet_state(), NAMES)
+    wire = (
+        "link add eth0 index 2 address 02:00:00:00:00:fd mtu 1500 txqueuelen 0 netns "
+        "eksnet-unit-internet type veth peer name igw0 index 9999 mtu 1500 netns eksnet-unit-vpc"
+    )
+    first = plan.steps[0]
+    assert first.host_batch.index("netns add eksnet-unit-internet") < first.host_batch.index(wire)
+    assert first.host_batch.index("netns add eksnet-unit-vpc") < first.host_batch.index(wire)
+    assert wire in plan.host_batch
+    assert plan.internet is not None and plan.internet in first.configure
+    assert plan.netns_names()[-1] == "eksnet-unit-internet"
+    assert plan.internet.sysctls == (
+        ("net.ipv6.conf.all.disable_ipv6", "1"),
+        ("net.ipv6.conf.default.disable_ipv6", "1"),
+    )
+    assert [op.ip_line() for op in plan.internet.ops] == [
+        "link set dev lo up",
+        "link set dev eth0 up",
+        "addr add 198.51.100.20/32 scope global dev eth0",
+        "route add 169.254.0.1/32 dev eth0 table 254 proto boot scope link",
+        "route add 0.0.0.0/0 via 169.254.0.1 dev eth0 table 254 proto boot scope global",
+        "neigh replace 169.254.0.1 lladdr 02:00:00:00:00:fe dev eth0 nud permanent",
+    ]
+    fabric = plan.fabric
+    assert "link set dev igw0 master vpc0" in fabric.ip_batch
+    assert (
+        "link set dev igw0 type bridge_slave learning off flood off mcast_flood off bcast_flood off"
+    ) in fabric.ip_batch
+    assert "fdb replace 02:00:00:00:00:fd dev igw0 master static" in fabric.bridge_batch
+
+
+def test_a_state_namespace_cannot_take_the_internet_s_name() -> None:
+    state = internet_state()
+    node = state.namespace(NODE)
+    clash = Namespace("internet", "node", "internet", links=node.links[:1])
+    with pytest.raises(PlanError, match="internet namespace"):
+        build_plan(DataplaneState((*state.namespaces, clash), state.vpc), NAMES)
+
+
+def test_a_state_mac_cannot_be_the_gateway_s() -> None:
+    state = internet_state()
+    eni = replace(state.vpc.enis[0], mac="02:00:00:00:00:fe")
+    vpc = replace(state.vpc, enis=(eni, *state.vpc.enis[1:]))
+    with pytest.raises(PlanError, match="02:00:00:00:00:fe"):
+        build_plan(DataplaneState(state.namespaces, vpc, state.external_hosts), NAMES)

@@ -177,3 +177,72 @@ def test_the_connmark_of_the_reply_ignored(
     verdict = verdict_of(demo_state, demo_lab, NODE_3, POD_51, dport=80)
     assert verdict.status == "differs"
     assert "conntrack:mark" in kinds(verdict)
+
+
+WEB = "ip/198.51.100.20"
+
+
+def test_the_snat_address_changed(
+    monkeypatch: pytest.MonkeyPatch, demo_lab: LabNames, demo_state: DataplaneState
+) -> None:
+    assert verdict_of(demo_state, demo_lab, POD_51, WEB, dport=443).status == "agree"
+    original = nf.apply_nat
+
+    def another_address(entry: Any, request: Any, address: Any, port: Any) -> Any:
+        return original(entry, request, address + 10, port)
+
+    monkeypatch.setattr(nf, "apply_nat", another_address)
+    verdict = verdict_of(demo_state, demo_lab, POD_51, WEB, dport=443)
+    assert verdict.status == "differs"
+    assert {"field:src", "conntrack:reply"} <= kinds(verdict)
+
+
+def test_random_fully_taken_as_keeping_the_port(
+    monkeypatch: pytest.MonkeyPatch, demo_lab: LabNames, demo_state: DataplaneState
+) -> None:
+    """SNAT --random-fully always picks a port; a simulator that keeps 41000 predicts a fixed
+    port the kernel (almost surely) does not use."""
+
+    def keep(table: Any, entry: Any, request: Any, address: Any, chooser: Any) -> int:
+        return int(entry.original.sport)
+
+    monkeypatch.setattr(nf, "choose_nat_port", keep)
+    verdict = verdict_of(demo_state, demo_lab, POD_51, WEB, dport=443)
+    assert verdict.status == "differs"
+    assert "field:sport" in kinds(verdict)
+
+
+def test_the_internet_gateway_mapping_another_public_address(
+    monkeypatch: pytest.MonkeyPatch, demo_lab: LabNames, demo_state: DataplaneState
+) -> None:
+    original = engine.igw.outbound
+
+    def shifted(vpc: Any, gateway: str, src: Any) -> Any:
+        translation = original(vpc, gateway, src)
+        if translation.after is None:
+            return translation
+        return replace(translation, after=translation.after + 1)
+
+    monkeypatch.setattr(engine.igw, "outbound", shifted)
+    verdict = verdict_of(demo_state, demo_lab, POD_51, WEB, dport=443)
+    assert verdict.status == "differs"
+
+
+def test_fwmark_compared_without_its_mask(
+    monkeypatch: pytest.MonkeyPatch, marked_lab: tuple[LabNames, DataplaneState]
+) -> None:
+    """Pod 61 to the internet carries mark 0x4080 on node 1: rule 1024 (`fwmark 0x80/0x80`)
+    sends it out of eth0. Compared without the mask it misses, rule 1536 sends it to eth1."""
+    names, state = marked_lab
+    assert verdict_of(state, names, POD_61, WEB, dport=443).status == "agree"
+    original = fib._selectors_match
+
+    def unmasked(rule: Any, key: Any) -> bool:
+        if rule.fwmark is not None and rule.fwmark != key.mark:
+            return False
+        return bool(original(replace(rule, fwmark=None, fwmask=None), key))
+
+    monkeypatch.setattr(fib, "_selectors_match", unmasked)
+    verdict = verdict_of(state, names, POD_61, WEB, dport=443)
+    assert verdict.status == "differs"
+    assert "route" in kinds(verdict)

@@ -21,30 +21,52 @@ from eksnet.controllers.cni_plugin import (
 from eksnet.controllers.vpc_cni_version import CniFeatures, CniSettings, features, settings
 from eksnet.dataplane.state import (
     DEFAULT_RULES,
+    LOCAL_TARGET,
     TABLE_MAIN,
     Address,
     DataplaneState,
     Eni,
+    ExternalHost,
     Iptables,
     Link,
     Namespace,
+    PublicIp,
     Route,
+    RouteOrigin,
+    RouteState,
+    RouteTable,
     Rule,
     Subnet,
+    VpcRoute,
     VpcState,
 )
 from eksnet.errors import InputError, NotModelled
-from eksnet.model.cluster import Cluster, EniSpec, NodeSpec
+from eksnet.model.cluster import IFINDEX_MAX, Cluster, EniSpec, NodeSpec
+from eksnet.model.load import in_configuration
 
 METADATA_ROUTE = IPv4Network("169.254.169.254/32")
 
 
 def build_state(cluster: Cluster) -> DataplaneState:
-    """Every node's and pod's namespace, and the VPC fabric. Errors name the spec's line."""
+    """Every node's and pod's namespace, and the VPC fabric. Errors name the spec's line.
+
+    The spec's other configurations (no variant, every other declared variant) are built too and
+    thrown away, so that a variant the controllers would reject (a CNI env value, a veth name
+    clash) is reported now rather than only once someone selects it. What is merely not modelled
+    in another configuration does not stop this one.
+    """
     try:
-        return _build_state(cluster)
+        state = _build_state(cluster)
     except InputError as error:
         raise cluster.locate(error) from None
+    for variant, other in cluster.other_configurations():
+        try:
+            _build_state(other)
+        except NotModelled:
+            continue
+        except InputError as error:
+            raise in_configuration(variant, other.locate(error)) from None
+    return state
 
 
 def _build_state(cluster: Cluster) -> DataplaneState:
@@ -53,7 +75,9 @@ def _build_state(cluster: Cluster) -> DataplaneState:
     namespaces: list[Namespace] = []
     for node in cluster.nodes:
         namespaces += _node_and_pods(cluster, node, cni_features, cni_settings)
-    return DataplaneState(namespaces=tuple(namespaces), vpc=vpc_state(cluster))
+    return DataplaneState(
+        namespaces=tuple(namespaces), vpc=vpc_state(cluster), external_hosts=external_hosts(cluster)
+    )
 
 
 def vpc_state(cluster: Cluster) -> VpcState:
@@ -83,7 +107,137 @@ def vpc_state(cluster: Cluster) -> VpcState:
         for node in cluster.nodes
         for eni in node.enis
     )
-    return VpcState(id=cluster.vpc.id, cidrs=tuple(cluster.vpc.cidrs), subnets=subnets, enis=enis)
+    return VpcState(
+        id=cluster.vpc.id,
+        cidrs=tuple(cluster.vpc.cidrs),
+        subnets=subnets,
+        enis=enis,
+        route_tables=route_tables(cluster),
+        internet_gateway=cluster.vpc.internet_gateway,
+        public_ips=public_ips(cluster),
+    )
+
+
+def route_tables(cluster: Cluster) -> tuple[RouteTable, ...]:
+    """The spec's route tables as AWS holds them: the local route of every VPC CIDR first
+    (AWS creates it with the table, so a spec may leave it out), then the spec's routes.
+
+    A route to an internet gateway, NAT gateway or ENI the configuration does not have is a
+    `blackhole` route, as AWS shows a route whose target was deleted or detached (vpc-fabric.md
+    §1.4): a variant may drop the NAT gateway, and the demo's `rtb-private-a` names one that
+    only its `nat` variants declare. A target that is no gateway id at all is an error."""
+    tables: list[RouteTable] = []
+    for name, routes in cluster.vpc.route_tables.items():
+        listed: list[VpcRoute] = []
+        for index, route in enumerate(routes):
+            path = ("vpc", "routeTables", name, index)
+            local = route.target == LOCAL_TARGET
+            if local and route.dst not in cluster.vpc.cidrs:
+                raise InputError(
+                    f"route table {name}: a local route's destination is a VPC CIDR, not "
+                    f"{route.dst}",
+                    fix="use one of: " + ", ".join(map(str, cluster.vpc.cidrs)),
+                    path=(*path, "dst"),
+                )
+            if not local and not route.target.startswith(GATEWAY_PREFIXES):
+                raise InputError(
+                    f"route table {name}: {route.target!r} is not a route target",
+                    fix="use local or a gateway id (" + ", ".join(GATEWAY_PREFIXES) + ")",
+                    path=(*path, "target"),
+                )
+            if any(earlier.destination == route.dst for earlier in listed):
+                raise InputError(
+                    f"route table {name}: two routes to {route.dst}",
+                    fix="keep one route per destination (AWS refuses the second)",
+                    path=(*path, "dst"),
+                )
+            origin: RouteOrigin = "CreateRouteTable" if local else "CreateRoute"
+            state: RouteState = "active" if _target_exists(cluster, route.target) else "blackhole"
+            listed.append(VpcRoute(route.dst, route.target, state=state, origin=origin))
+        implicit = [
+            VpcRoute(cidr, LOCAL_TARGET, origin="CreateRouteTable")
+            for cidr in cluster.vpc.cidrs
+            if not any(route.destination == cidr for route in listed)
+        ]
+        tables.append(RouteTable(name, (*implicit, *listed)))
+    return tuple(tables)
+
+
+GATEWAY_PREFIXES = ("igw-", "nat-", "eni-", "vgw-", "tgw-", "pcx-", "vpce-", "lgw-", "cagw-")
+"""The targets a route may name besides `local` (vpc-fabric.md §1.3 step 6), by id prefix."""
+
+
+def _target_exists(cluster: Cluster, target: str) -> bool:
+    """Whether this configuration has the route's target. Gateways the spec cannot declare
+    (virtual private, transit, peering …) are taken to exist: the walk says they are not
+    modelled rather than pretending they were deleted."""
+    if target.startswith("igw-"):
+        return target == cluster.vpc.internet_gateway
+    if target.startswith("nat-"):
+        return any(gateway.id == target for gateway in cluster.vpc.nat_gateways)
+    if target.startswith("eni-"):
+        return any(eni.id == target for node in cluster.nodes for eni in node.enis)
+    return True
+
+
+def public_ips(cluster: Cluster) -> tuple[PublicIp, ...]:
+    """A node's `publicIp` on the primary private IP of its primary ENI (device 0): where EC2
+    puts an auto-assigned public IPv4 (vpc-fabric.md §4)."""
+    found: list[PublicIp] = []
+    for index, node in enumerate(cluster.nodes):
+        if node.public_ip is None:
+            continue
+        primary = next((eni for eni in node.enis if eni.device == 0), None)
+        if primary is None:
+            raise InputError(
+                f"node {node.name}: a public IP needs a primary ENI (device 0) to sit on",
+                fix="give the node an ENI with device: 0",
+                path=("nodes", index, "publicIp"),
+            )
+        if any(item.public_ip == node.public_ip for item in found):
+            raise InputError(
+                f"node {node.name}: public IP {node.public_ip} is already another node's",
+                fix="give each node its own public IP",
+                path=("nodes", index, "publicIp"),
+            )
+        if any(node.public_ip in cidr for cidr in cluster.vpc.cidrs):
+            raise InputError(
+                f"node {node.name}: public IP {node.public_ip} is inside the VPC",
+                fix="a public IP comes from outside the VPC's CIDRs",
+                path=("nodes", index, "publicIp"),
+            )
+        found.append(PublicIp(primary.primary_ip, node.public_ip, primary.id))
+    return tuple(found)
+
+
+def external_hosts(cluster: Cluster) -> tuple[ExternalHost, ...]:
+    """The spec's `externalHosts`: on the internet, so outside the VPC, and not one of the
+    VPC's own public IPs (those lead back in through the internet gateway)."""
+    hosts: list[ExternalHost] = []
+    publics = {node.public_ip for node in cluster.nodes if node.public_ip is not None}
+    for index, host in enumerate(cluster.external_hosts):
+        path = ("externalHosts", index)
+        problem = None
+        if any(host.ip in cidr for cidr in cluster.vpc.cidrs):
+            problem = "is inside the VPC"
+        elif host.ip in publics:
+            problem = "is a public IP of a node of the VPC"
+        elif any(other.address == host.ip for other in hosts):
+            problem = "is another external host's"
+        if problem is not None:
+            raise InputError(
+                f"external host {host.name}: {host.ip} {problem}",
+                fix="give each external host its own address on the internet",
+                path=(*path, "ip"),
+            )
+        if any(other.name == host.name for other in hosts):
+            raise InputError(
+                f"duplicate external host {host.name!r}",
+                fix="name each external host once",
+                path=(*path, "name"),
+            )
+        hosts.append(ExternalHost(host.name, host.ip))
+    return tuple(hosts)
 
 
 def _node_and_pods(
@@ -152,13 +306,14 @@ def _node_and_pods(
     pods = [pod for pod in cluster.pods if pod.node == node.name]
     used_ifindexes = {link.ifindex for link in links}
     used_ifindexes |= {pod.pin.host_veth_ifindex for pod in pods if pod.pin.host_veth_ifindex}
-    next_ifindex = max(used_ifindexes) + 1
+    last_ifindex = max(used_ifindexes)
     pod_namespaces: list[Namespace] = []
     eni_devices = {eni.linux: eni.device for eni in enis}
     for pod in pods:
         ifindex = pod.pin.host_veth_ifindex
         if ifindex is None:
-            ifindex, next_ifindex = next_ifindex, next_ifindex + 1
+            ifindex = last_ifindex = _next_ifindex(last_ifindex, used_ifindexes)
+            used_ifindexes.add(ifindex)
         if ifindex in {link.ifindex for link in links}:
             raise InputError(
                 f"pod {pod.key}: host veth ifindex {ifindex} is already used on {node.name}",
@@ -215,6 +370,17 @@ def _node_and_pods(
         ),
     )
     return [node_namespace, *pod_namespaces]
+
+
+def _next_ifindex(last: int, used: set[int]) -> int:
+    """The index the kernel gives a new device: the one after the last it handed out, wrapping
+    past the largest (2**31 - 1) and skipping those in use (`dev_index_reserve`), so a pin at the
+    top of the range never yields an impossible 2**31."""
+    candidate = last
+    while True:
+        candidate = candidate + 1 if candidate < IFINDEX_MAX else 1
+        if candidate not in used:
+            return candidate
 
 
 AMI_SYSCTLS: dict[str, tuple[tuple[str, str], ...]] = {

@@ -288,14 +288,110 @@ class Eni:
             yield from prefix
 
 
+RouteState = Literal["active", "blackhole"]
+"""A VPC route's `State`: `blackhole` once its target is gone (a deleted NAT gateway, a
+detached internet gateway); traffic that selects it is dropped."""
+RouteOrigin = Literal["CreateRouteTable", "CreateRoute", "EnableVgwRoutePropagation"]
+"""A VPC route's `Origin`: the local route every table is created with, a static route, or one a
+virtual private gateway propagates (vpc-fabric.md §1.4)."""
+LOCAL_TARGET = "local"
+"""The target of a VPC's local route (`GatewayId: local`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VpcRoute:
+    """One route of a VPC route table, in `DescribeRouteTables`' words.
+
+    `target` is `local` or the id of what the route sends to (`igw-…`, `nat-…`, `eni-…`, or any
+    other gateway id AWS allows: `vgw-`, `tgw-`, `pcx-`, `vpce-` …); which of them the simulator
+    follows is the VPC semantics' business (`vpc/routes.py`), not the state's.
+    """
+
+    destination: IPv4Network
+    target: str
+    state: RouteState = "active"
+    origin: RouteOrigin = "CreateRoute"
+
+    def __post_init__(self) -> None:
+        if (self.target == LOCAL_TARGET) != (self.origin == "CreateRouteTable"):
+            raise ValueError(
+                f"route {self.destination} → {self.target}: the local route, and only it, has "
+                "origin CreateRouteTable"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    """A VPC route table (`rtb-…`), by the name subnets use for it."""
+
+    id: str
+    routes: tuple[VpcRoute, ...]
+
+    def __post_init__(self) -> None:
+        seen: set[tuple[IPv4Network, bool]] = set()
+        for route in self.routes:
+            # A propagated route may share its destination with a static one (the static one
+            # wins); two of one kind may not (AWS refuses the second).
+            key = (route.destination, route.origin == "EnableVgwRoutePropagation")
+            if key in seen:
+                raise ValueError(f"route table {self.id}: two routes to {route.destination}")
+            seen.add(key)
+
+
+@dataclass(frozen=True, slots=True)
+class PublicIp:
+    """A public IPv4 address associated with one private address of one ENI: what the
+    internet gateway translates 1:1 (vpc-fabric.md §4). A node's auto-assigned public IP is on
+    the primary private IP of its primary ENI."""
+
+    private_ip: IPv4Address
+    public_ip: IPv4Address
+    eni: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalHost:
+    """A host on the internet the cluster talks to (the spec's `externalHosts`)."""
+
+    name: str
+    address: IPv4Address
+
+
 @dataclass(frozen=True, slots=True)
 class VpcState:
-    """The VPC fabric: CIDRs, subnets and the ENIs that own addresses."""
+    """The VPC fabric: CIDRs, subnets, the ENIs that own addresses, route tables, the internet
+    gateway and the public IPv4 addresses it translates.
+
+    Every route table holds a local route per VPC CIDR (AWS creates it with the table and never
+    deletes it); a table a subnet names but `route_tables` does not list is such a table with
+    nothing else in it (`route_table`), as a state built without route tables means."""
 
     id: str
     cidrs: tuple[IPv4Network, ...]
     subnets: tuple[Subnet, ...]
     enis: tuple[Eni, ...]
+    route_tables: tuple[RouteTable, ...] = ()
+    internet_gateway: str | None = None
+    """The id of the internet gateway attached to the VPC, if one is."""
+    public_ips: tuple[PublicIp, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [table.id for table in self.route_tables]
+        if len(set(names)) != len(names):
+            raise ValueError(f"VPC {self.id}: duplicate route table ids")
+        for table in self.route_tables:
+            for route in table.routes:
+                gateway = route.target.startswith("igw-")
+                if gateway and route.state == "active" and route.target != self.internet_gateway:
+                    raise ValueError(
+                        f"route table {table.id}: {route.destination} → {route.target}, but the "
+                        f"VPC's internet gateway is {self.internet_gateway or 'none'} (a route to "
+                        "a gateway that is gone is a blackhole)"
+                    )
+        privates = [item.private_ip for item in self.public_ips]
+        publics = [item.public_ip for item in self.public_ips]
+        if len(set(privates)) != len(privates) or len(set(publics)) != len(publics):
+            raise ValueError(f"VPC {self.id}: a public IPv4 mapping is not one to one")
 
     def subnet(self, name: str) -> Subnet:
         for subnet in self.subnets:
@@ -309,20 +405,61 @@ class VpcState:
                 return subnet
         return None
 
+    def route_table(self, name: str) -> RouteTable:
+        """The route table `name`; one the state does not list holds only the local routes."""
+        for table in self.route_tables:
+            if table.id == name:
+                return table
+        local = tuple(
+            VpcRoute(cidr, LOCAL_TARGET, origin="CreateRouteTable") for cidr in self.cidrs
+        )
+        return RouteTable(name, local)
+
+    def public_ip_of(self, private_ip: IPv4Address) -> PublicIp | None:
+        """The public IPv4 associated with a private address, if any."""
+        for item in self.public_ips:
+            if item.private_ip == private_ip:
+                return item
+        return None
+
+    def private_ip_of(self, public_ip: IPv4Address) -> PublicIp | None:
+        """The association of a public IPv4 address of this VPC, if it is one."""
+        for item in self.public_ips:
+            if item.public_ip == public_ip:
+                return item
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class DataplaneState:
-    """The whole cluster's data plane: one `Namespace` per node and pod, plus the VPC."""
+    """The whole cluster's data plane: one `Namespace` per node and pod, plus the VPC and the
+    external hosts beyond it."""
 
     namespaces: tuple[Namespace, ...]
     vpc: VpcState
-    _by_name: dict[str, Namespace] = field(default_factory=dict, compare=False, repr=False)
+    external_hosts: tuple[ExternalHost, ...] = ()
+    """The internet as far as the cluster knows it: the hosts a walk may reach through the
+    internet gateway (and that the lab puts in its internet namespace)."""
+    _by_name: dict[str, Namespace] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         for namespace in self.namespaces:
             if namespace.name in self._by_name:
                 raise ValueError(f"duplicate namespace {namespace.name}")
             self._by_name[namespace.name] = namespace
+        for what in ("name", "address"):
+            values = [getattr(host, what) for host in self.external_hosts]
+            if len(set(values)) != len(values):
+                raise ValueError(f"two external hosts with the same {what}")
+
+    def external_host(self, address: IPv4Address) -> ExternalHost | None:
+        """The external host at `address`, if the state declares one."""
+        for host in self.external_hosts:
+            if host.address == address:
+                return host
+        return None
 
     def namespace(self, name: str) -> Namespace:
         return self._by_name[name]

@@ -18,13 +18,32 @@ What the VPC does between ENIs (vpc-fabric.md §1), and how the lab makes the ke
   interface, yet node 1 learns `192.168.1.81 → eth1's MAC of node 2`, as on EC2).
 * **Same-subnet delivery is layer 2.** A frame sent to an ENI MAC is bridged unchanged: the
   receiver sees the sender ENI's MAC as source and its own as destination, TTL unchanged.
-* **Routed delivery rewrites the MACs, not the TTL.** A frame sent to a router MAC is rewritten in
-  the bridge's prerouting hook (nftables, bridge family): destination MAC := the MAC of the ENI
-  that owns the destination address, source MAC := the router MAC of that address's subnet; then
-  the bridge forwards it to the owner's port. The VPC router does not decrement the TTL (§1.8),
-  and neither does a bridge, which is why the lab does not route through an IP stack here.
-  Destinations no ENI owns (the internet, load balancers, reserved addresses) are dropped: the
-  lab has no IGW, NAT gateway or ELB, and says so in `divergences.py`.
+* **Routed delivery follows the subnet's route table and rewrites the MACs, not the TTL.** A
+  frame sent to a router MAC is looked up, in the bridge's prerouting hook (nftables, bridge
+  family), in the route table of the sending port's subnet: the state's table compiled by
+  `vpc.routes.intervals` (the simulator's own selection) into disjoint address ranges per port,
+  a verdict map `route_table`. The local route jumps to `vpc_local`: destination MAC := the MAC
+  of the ENI that owns the destination address, source MAC := the router MAC of that address's
+  subnet, and the bridge forwards it to the owner's port. No route, a blackhole route and a
+  target the lab does not build (NAT gateway, ENI, other gateways) each drop with a counter of
+  their own. The VPC router does not decrement the TTL (§1.8), and neither does a bridge, which
+  is why the lab does not route through an IP stack here.
+* **The internet gateway is nftables too, the internet a namespace.** With an internet gateway
+  in the state, `<prefix>internet` holds every external host's address on `eth0`, a veth whose
+  other end is the bridge port `igw0`. A route to the gateway jumps to `to_internet`: source
+  address := its public IPv4 (the state's 1:1 mapping; none: dropped and counted), MACs :=
+  gateway → internet, out `igw0`. From `igw0`, `from_internet` maps the destination public IPv4
+  back to the private one and delivers it like the router does (router MAC of the owner's subnet
+  → the owner ENI's MAC); a public IPv4 nobody has is dropped and counted. The payload rewrite
+  keeps the packets valid: nftables' `ip saddr set`/`ip daddr set` updates the IP header
+  checksum and the TCP/UDP pseudo-header checksum in the bridge family as well (measured on
+  kernel 6.18: TCP and UDP with checksum offload off read `correct` in tcpdump on both sides,
+  `TcpInCsumErrors` stays 0; with offload on, the partial checksum equals the new pseudo-header
+  sum). The internet namespace reaches the gateway as a VPC CNI pod reaches its node: a
+  default route via a link-local next hop (`169.254.0.1`) whose MAC is a permanent neighbour
+  entry, so it never ARPs and everything it sends reaches the gateway. Its link has the MTU of
+  the internet side of a gateway, 1500 (EC2 network MTU): TCP's MSS keeps segments within it,
+  larger datagrams the bridge drops silently where AWS would fragment or answer ICMP.
 * **Source/destination check** (§1.6): an IPv4 frame entering the fabric from port `xN` must have
   a source address owned by that port's ENI, and a frame leaving through `xN` a destination owned
   by it, else it is dropped; ENIs with `source_dest_check` off skip both.
@@ -33,16 +52,34 @@ What the VPC does between ENIs (vpc-fabric.md §1), and how the lab makes the ke
 
 The bridge has no IP address: the fabric never originates IP packets (no ICMP redirects, no
 unreachables, no conntrack), and a Linux bridge keeps at most 1024 ports, so a lab holds at most
-1024 attached ENIs.
+1024 attached ENIs (1023 with an internet gateway, whose port is one of them).
+
+Every drop rule carries a `comment` saying what it models; `lab verify` reads their counters to
+prove a walk's drop (see `DROP_COMMENTS`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from eksnet.dataplane.state import DataplaneState, Eni, Subnet
+from eksnet.controllers.cni_plugin import loopback_addresses, loopback_link
+from eksnet.dataplane.state import (
+    TABLE_MAIN,
+    Address,
+    DataplaneState,
+    Eni,
+    Link,
+    Namespace,
+    Neighbour,
+    Route,
+    Subnet,
+    VpcRoute,
+    VpcState,
+)
 from eksnet.errors import NotModelled
+from eksnet.vpc.routes import intervals, target_kind
 
 BRIDGE = "vpc0"
 MAX_PORTS = 1024
@@ -52,6 +89,35 @@ veth whose peer has the same ifindex as itself looks like a physical device to l
 (`linkwatch_urgent_event`), whose carrier events then wait out its rate limit (up to a second)
 instead of running at once. `netlink._link_sync` orders them anyway; this keeps them prompt."""
 NFT_TABLE = "eksnet_vpc"
+
+INTERNET_PORT = "igw0"
+"""The bridge port the internet namespace is wired to."""
+INTERNET_PORT_IFINDEX = PORT_IFINDEX_BASE - 1
+INTERNET_DEVICE = "eth0"
+INTERNET_DEVICE_IFINDEX = 2
+INTERNET_MTU = 1500
+"""The MTU on the internet side of an internet gateway (vpc-fabric.md §1.8)."""
+GATEWAY_MAC = "02:00:00:00:00:fe"
+"""The internet gateway's MAC as the internet namespace sees it (the lab's choice: AWS shows
+none); a MAC the ENI scheme cannot produce (it would be the ENI of 0.0.0.254)."""
+INTERNET_MAC = "02:00:00:00:00:fd"
+"""The internet namespace's `eth0`."""
+INTERNET_NEXT_HOP = IPv4Address("169.254.0.1")
+"""The next hop of the internet namespace's default route, never an address of its own or of
+the VPC: it only names `GATEWAY_MAC` through a permanent neighbour entry."""
+
+DROP_COMMENTS: Mapping[str, str] = {
+    "vpc-source-check": "source/destination check, egress",
+    "vpc-destination-check": "source/destination check, ingress",
+    "vpc-no-owner": "no ENI owns the destination",
+    "vpc-no-route": "no route in the subnet's route table",
+    "vpc-blackhole": "blackhole route",
+    "igw-no-public-ip": "internet gateway: the source has no public IPv4 address",
+    "igw-unknown-public-ip": "internet gateway: no ENI has the destination public IPv4 address",
+}
+"""The `comment` of the fabric's nft rule that counts each drop code of a walk (`DROP_CODES`)."""
+UNMODELLED_TARGET = "route target the lab does not build (NAT gateway, ENI, other gateways)"
+INTERNET_ONLY_FROM_GATEWAY = "only the internet gateway sends to the internet"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +140,9 @@ class FabricPlan:
     ip_batch: tuple[str, ...]
     bridge_batch: tuple[str, ...]
     nft: str
+    internet: bool = False
+    """Whether the bridge has the internet gateway's port `INTERNET_PORT` (the state has an
+    internet gateway, and the lab an internet namespace)."""
 
 
 def attached_ports(state: DataplaneState) -> tuple[FabricPort, ...]:
@@ -96,8 +165,9 @@ def attached_ports(state: DataplaneState) -> tuple[FabricPort, ...]:
                     PORT_IFINDEX_BASE + number,
                 )
             )
-    if len(ports) > MAX_PORTS:
-        raise NotModelled(f"a lab fabric with more than {MAX_PORTS} attached ENIs ({len(ports)})")
+    limit = MAX_PORTS - (state.vpc.internet_gateway is not None)
+    if len(ports) > limit:
+        raise NotModelled(f"a lab fabric with more than {limit} attached ENIs ({len(ports)})")
     return tuple(ports)
 
 
@@ -110,13 +180,59 @@ def owned_networks(eni: Eni) -> tuple[IPv4Network, ...]:
 def plan_fabric(state: DataplaneState, netns: str) -> FabricPlan:
     ports = attached_ports(state)
     subnets = state.vpc.subnets
+    internet = state.vpc.internet_gateway is not None
     return FabricPlan(
         netns=netns,
         ports=ports,
         sysctls=FABRIC_SYSCTLS,
-        ip_batch=_ip_batch(ports, subnets),
-        bridge_batch=_bridge_batch(ports, subnets),
-        nft=_nft(ports, subnets),
+        ip_batch=_ip_batch(ports, subnets, internet),
+        bridge_batch=_bridge_batch(ports, subnets, internet),
+        nft=_nft(state.vpc, ports, internet),
+        internet=internet,
+    )
+
+
+INTERNET_SYSCTLS: tuple[tuple[str, str], ...] = (
+    ("net.ipv6.conf.all.disable_ipv6", "1"),
+    ("net.ipv6.conf.default.disable_ipv6", "1"),
+)
+"""IPv4 only, as the state (and the fabric, which drops anything else)."""
+
+
+def internet_namespace(state: DataplaneState) -> Namespace | None:
+    """The internet beyond the state's internet gateway, as one host namespace (None without a
+    gateway): every external host's address as a /32 on `eth0`, and the way to the gateway."""
+    if state.vpc.internet_gateway is None:
+        return None
+    device = INTERNET_DEVICE
+    hop = IPv4Network(f"{INTERNET_NEXT_HOP}/32")
+    return Namespace(
+        name="internet",
+        kind="node",  # a host's root namespace, as a node's is
+        owner="internet",
+        links=(
+            loopback_link(),
+            Link(INTERNET_DEVICE_IFINDEX, device, "device", INTERNET_MAC, INTERNET_MTU),
+        ),
+        addresses=(
+            *loopback_addresses(),
+            *(Address(device, IPv4Interface(f"{h.address}/32")) for h in state.external_hosts),
+        ),
+        routes=(
+            Route(TABLE_MAIN, hop, dev=device, scope="link"),
+            Route(TABLE_MAIN, IPv4Network("0.0.0.0/0"), gateway=INTERNET_NEXT_HOP, dev=device),
+        ),
+        neighbours=(Neighbour(INTERNET_NEXT_HOP, device, GATEWAY_MAC),),
+        sysctls=INTERNET_SYSCTLS,
+    )
+
+
+def internet_link(internet_netns: str, fabric_netns: str) -> str:
+    """The host batch line that wires the internet namespace to the fabric's bridge."""
+    return (
+        f"link add {INTERNET_DEVICE} index {INTERNET_DEVICE_IFINDEX} address {INTERNET_MAC} "
+        f"mtu {INTERNET_MTU} txqueuelen 0 netns {internet_netns} type veth peer name "
+        f"{INTERNET_PORT} index {INTERNET_PORT_IFINDEX} mtu {INTERNET_MTU} netns {fabric_netns}"
     )
 
 
@@ -135,7 +251,9 @@ def _bridge_mac(subnets: tuple[Subnet, ...]) -> str:
     return subnets[0].router_mac if subnets else "02:00:00:00:00:01"
 
 
-def _ip_batch(ports: tuple[FabricPort, ...], subnets: tuple[Subnet, ...]) -> tuple[str, ...]:
+def _ip_batch(
+    ports: tuple[FabricPort, ...], subnets: tuple[Subnet, ...], internet: bool
+) -> tuple[str, ...]:
     mtu = max((p.mtu for p in ports), default=1500)
     lines = [
         "link set dev lo up",
@@ -148,6 +266,14 @@ def _ip_batch(ports: tuple[FabricPort, ...], subnets: tuple[Subnet, ...]) -> tup
             "mcast_flood off bcast_flood off proxy_arp on"
         )
         lines.append(f"link set dev {port.port} up")
+    if internet:
+        # No proxy ARP: the internet namespace knows the gateway's MAC from its neighbour entry.
+        lines.append(f"link set dev {INTERNET_PORT} master {BRIDGE}")
+        lines.append(
+            f"link set dev {INTERNET_PORT} type bridge_slave learning off flood off "
+            "mcast_flood off bcast_flood off"
+        )
+        lines.append(f"link set dev {INTERNET_PORT} up")
     lines.append(f"link set dev {BRIDGE} up")
     for subnet in subnets:
         lines.append(_neigh(subnet.gateway, subnet.router_mac))
@@ -165,8 +291,12 @@ def _neigh(address: IPv4Address, mac: str) -> str:
     return f"neigh replace {address} lladdr {mac} dev {BRIDGE} nud permanent"
 
 
-def _bridge_batch(ports: tuple[FabricPort, ...], subnets: tuple[Subnet, ...]) -> tuple[str, ...]:
+def _bridge_batch(
+    ports: tuple[FabricPort, ...], subnets: tuple[Subnet, ...], internet: bool
+) -> tuple[str, ...]:
     lines = [f"fdb replace {port.eni.mac} dev {port.port} master static" for port in ports]
+    if internet:
+        lines.append(f"fdb replace {INTERNET_MAC} dev {INTERNET_PORT} master static")
     first = _bridge_mac(subnets)
     for mac in dict.fromkeys(s.router_mac for s in subnets):
         if mac != first:
@@ -178,40 +308,142 @@ def _elements(items: list[str]) -> str:
     return f" elements = {{ {', '.join(items)} }}" if items else ""
 
 
-def _nft(ports: tuple[FabricPort, ...], subnets: tuple[Subnet, ...]) -> str:
+def _verdict(vpc: VpcState, route: VpcRoute) -> str:
+    """Where the route table's choice sends a frame: the chain that realizes its target."""
+    if route.state == "blackhole":
+        return "goto blackhole"
+    kind = target_kind(route.target)
+    if kind == "local":
+        return "goto vpc_local"
+    if kind == "igw" and route.target == vpc.internet_gateway:
+        return "goto to_internet"
+    return "goto unmodelled_target"
+
+
+def route_elements(vpc: VpcState, ports: tuple[FabricPort, ...]) -> list[str]:
+    """The `route_table` verdict map: per port, the port's subnet's route table as disjoint
+    ranges (`vpc.routes.intervals`, with the subnet so its own hosts only take the local route)
+    and the chain each range's route leads to. Ranges no route covers are left out: the lookup
+    misses and the frame falls to the "no route" drop."""
+    elements: list[str] = []
+    for port in ports:
+        subnet = vpc.subnet(port.eni.subnet)
+        table = vpc.route_table(subnet.route_table)
+        for piece in intervals(table, subnet=subnet.cidr):
+            if piece.route is None:
+                continue
+            span = str(piece.first) if piece.first == piece.last else f"{piece.first}-{piece.last}"
+            elements.append(f'"{port.port}" . {span} : {_verdict(vpc, piece.route)}')
+    return elements
+
+
+def _public_maps(vpc: VpcState, ports: tuple[FabricPort, ...]) -> list[str]:
+    """The internet gateway's 1:1 mapping, for the ENIs wired to the bridge, as the four maps
+    its two chains look up: private → public, and public → private, owner MAC, router MAC."""
+    wired = {port.eni.id: port.eni for port in ports}
+    out: list[str] = []
+    back: list[str] = []
+    owner: list[str] = []
+    router: list[str] = []
+    for item in vpc.public_ips:
+        eni = wired.get(item.eni)
+        if eni is None:
+            continue
+        out.append(f"{item.private_ip} : {item.public_ip}")
+        back.append(f"{item.public_ip} : {item.private_ip}")
+        owner.append(f"{item.public_ip} : {eni.mac}")
+        router.append(f"{item.public_ip} : {vpc.subnet(eni.subnet).router_mac}")
+    return [
+        "  map public_ip { type ipv4_addr : ipv4_addr;" + _elements(out) + " }",
+        "  map private_ip { type ipv4_addr : ipv4_addr;" + _elements(back) + " }",
+        "  map public_owner_mac { type ipv4_addr : ether_addr;" + _elements(owner) + " }",
+        "  map public_router_mac { type ipv4_addr : ether_addr;" + _elements(router) + " }",
+    ]
+
+
+def _nft(vpc: VpcState, ports: tuple[FabricPort, ...], internet: bool) -> str:
+    subnets = vpc.subnets
     owned = [f'"{p.port}" . {n}' for p in ports for n in owned_networks(p.eni)]
     owner_mac = [f"{n} : {p.eni.mac}" for p in ports for n in owned_networks(p.eni)]
     router_of = [f"{s.cidr} : {s.router_mac}" for s in subnets]
     routers = list(dict.fromkeys(s.router_mac for s in subnets))
     unchecked = [f'"{p.port}"' for p in ports if not p.eni.source_dest_check]
-    return "\n".join(
-        [
-            f"table bridge {NFT_TABLE} {{",
-            "  set owned { type ifname . ipv4_addr; flags interval;" + _elements(owned) + " }",
-            "  set unchecked { type ifname;" + _elements(unchecked) + " }",
-            "  map owner_mac { type ipv4_addr : ether_addr; flags interval;"
-            + _elements(owner_mac)
-            + " }",
-            "  map router_mac { type ipv4_addr : ether_addr; flags interval;"
-            + _elements(router_of)
-            + " }",
-            "  set routers { type ether_addr;" + _elements(routers) + " }",
-            "  chain prerouting {",
-            "    type filter hook prerouting priority 0; policy drop;",
-            "    ether type arp accept",
-            "    ether type ip iifname != @unchecked iifname . ip saddr != @owned counter drop"
-            ' comment "source/destination check, egress"',
-            "    ether type ip ether daddr @routers ether saddr set ip daddr map @router_mac"
-            ' ether daddr set ip daddr map @owner_mac counter accept comment "VPC router"',
-            '    ether daddr @routers counter drop comment "no ENI owns the destination"',
-            "    ether type ip accept",
-            "  }",
-            "  chain postrouting {",
-            "    type filter hook postrouting priority 0; policy accept;",
-            "    ether type ip oifname != @unchecked oifname . ip daddr != @owned counter drop"
-            ' comment "source/destination check, ingress"',
-            "  }",
-            "}",
-            "",
-        ]
+    drop = DROP_COMMENTS
+    lines = [
+        f"table bridge {NFT_TABLE} {{",
+        "  set owned { type ifname . ipv4_addr; flags interval;" + _elements(owned) + " }",
+        "  set unchecked { type ifname;" + _elements(unchecked) + " }",
+        "  map owner_mac { type ipv4_addr : ether_addr; flags interval;"
+        + _elements(owner_mac)
+        + " }",
+        "  map router_mac { type ipv4_addr : ether_addr; flags interval;"
+        + _elements(router_of)
+        + " }",
+        "  set routers { type ether_addr;" + _elements(routers) + " }",
+        "  map route_table { type ifname . ipv4_addr : verdict; flags interval;"
+        + _elements(route_elements(vpc, ports))
+        + " }",
+    ]
+    if internet:
+        lines += _public_maps(vpc, ports)
+    lines += [
+        "  chain prerouting {",
+        "    type filter hook prerouting priority 0; policy drop;",
+        "    ether type arp accept",
+    ]
+    if internet:
+        lines.append(f'    iifname "{INTERNET_PORT}" ether type ip goto from_internet')
+    lines.append(
+        "    ether type ip iifname != @unchecked iifname . ip saddr != @owned counter drop"
+        f' comment "{drop["vpc-source-check"]}"'
     )
+    if internet:
+        lines.append(
+            f'    ether daddr {INTERNET_MAC} counter drop comment "{INTERNET_ONLY_FROM_GATEWAY}"'
+        )
+    lines += [
+        "    ether type ip ether daddr @routers iifname . ip daddr vmap @route_table",
+        f'    ether type ip ether daddr @routers counter drop comment "{drop["vpc-no-route"]}"',
+        "    ether type ip accept",
+        "  }",
+        "  chain vpc_local {",
+        "    ether saddr set ip daddr map @router_mac ether daddr set ip daddr map @owner_mac"
+        ' counter accept comment "VPC router"',
+        f'    counter drop comment "{drop["vpc-no-owner"]}"',
+        "  }",
+        "  chain blackhole {",
+        f'    counter drop comment "{drop["vpc-blackhole"]}"',
+        "  }",
+        "  chain unmodelled_target {",
+        f'    counter drop comment "{UNMODELLED_TARGET}"',
+        "  }",
+    ]
+    if internet:
+        lines += [
+            "  chain to_internet {",
+            f"    ip saddr set ip saddr map @public_ip ether saddr set {GATEWAY_MAC}"
+            f' ether daddr set {INTERNET_MAC} counter accept comment "internet gateway, outbound"',
+            f'    counter drop comment "{drop["igw-no-public-ip"]}"',
+            "  }",
+            "  chain from_internet {",
+            # Three lookups of the same keys: all hit or all miss, so no frame is half rewritten.
+            "    ether saddr set ip daddr map @public_router_mac"
+            " ether daddr set ip daddr map @public_owner_mac ip daddr set ip daddr map @private_ip"
+            ' counter accept comment "internet gateway, inbound"',
+            f'    counter drop comment "{drop["igw-unknown-public-ip"]}"',
+            "  }",
+        ]
+    lines += [
+        "  chain postrouting {",
+        "    type filter hook postrouting priority 0; policy accept;",
+    ]
+    if internet:
+        lines.append(f'    oifname "{INTERNET_PORT}" accept')
+    lines += [
+        "    ether type ip oifname != @unchecked oifname . ip daddr != @owned counter drop"
+        f' comment "{drop["vpc-destination-check"]}"',
+        "  }",
+        "}",
+        "",
+    ]
+    return "\n".join(lines)

@@ -145,7 +145,7 @@ def apply_plan(plan: LabPlan, progress: Progress, timings: Timings) -> None:
     work outside that lock, which is what the pipeline overlaps."""
     checkpoint("start")
     start = time.perf_counter()
-    progress.phase("build namespaces", len(plan.namespaces) + 1)
+    progress.phase("build namespaces", len(plan.netns_names()))
     with tempfile.TemporaryDirectory(prefix="eksnet-lab-") as locks:
         worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eksnet-lab-configure")
         pending: list[Future[None]] = []
@@ -378,8 +378,8 @@ def kill_processes(netns: tuple[str, ...]) -> None:
 
 
 def planned_netns(plan: LabPlan) -> tuple[str, ...]:
-    """Every namespace `plan` creates: its nodes and pods, and the fabric."""
-    return (*(ns.netns for ns in plan.namespaces), plan.fabric.netns)
+    """Every namespace `plan` creates: its nodes and pods, the fabric, and the internet."""
+    return plan.netns_names()
 
 
 def write_run_file(names: LabNames, plan: LabPlan, cluster: str | None = None) -> None:
@@ -392,7 +392,10 @@ def write_run_file(names: LabNames, plan: LabPlan, cluster: str | None = None) -
         "prefix": names.prefix,
         "cluster": os.path.abspath(cluster) if cluster else None,
         "created": time.time(),
-        "namespaces": {ns.state_name: ns.netns for ns in plan.namespaces},
+        "namespaces": {
+            ns.state_name: ns.netns
+            for ns in (*plan.namespaces, *((plan.internet,) if plan.internet else ()))
+        },
         "fabric": plan.fabric.netns,
     }
     temporary = f"{names.run_file}.{os.getpid()}.tmp"
@@ -479,7 +482,12 @@ def status(names: LabNames, state: DataplaneState | None = None) -> tuple[Namesp
             rows.append(NamespaceStatus(netns, namespace.name, namespace.kind, netns in present))
         expected.add(names.fabric)
         rows.append(NamespaceStatus(names.fabric, None, "fabric", names.fabric in present))
+        if state.vpc.internet_gateway is not None:
+            expected.add(names.internet)
+            rows.append(
+                NamespaceStatus(names.internet, None, "internet", names.internet in present)
+            )
     for netns in sorted(present - expected):
-        kind = "fabric" if netns == names.fabric else "unknown"
+        kind = {names.fabric: "fabric", names.internet: "internet"}.get(netns, "unknown")
         rows.append(NamespaceStatus(netns, names.state_name(netns), kind, True))
     return tuple(rows)

@@ -59,6 +59,12 @@ class LabNames:
         """The namespace holding the VPC fabric (bridge, proxy ARP, source/destination check)."""
         return f"{self.prefix}{FABRIC_SUFFIX}"
 
+    @property
+    def internet(self) -> str:
+        """The namespace holding the internet beyond the VPC's internet gateway: every external
+        host's address, wired to the fabric's bridge (`lab/fabric.py`)."""
+        return f"{self.prefix}internet"
+
     def is_lab(self, netns: str) -> bool:
         """Whether `netns` carries this lab's prefix: a name test only; whether the namespace
         belongs to this lab (and not to one whose prefix extends this one) is
@@ -66,8 +72,9 @@ class LabNames:
         return netns.startswith(self.prefix)
 
     def state_name(self, netns: str) -> str | None:
-        """The state namespace a lab namespace realizes; None for the fabric or foreign names."""
-        if not self.is_lab(netns) or netns == self.fabric:
+        """The state namespace a lab namespace realizes; None for the fabric, the internet or
+        foreign names."""
+        if not self.is_lab(netns) or netns in (self.fabric, self.internet):
             return None
         return netns[len(self.prefix) :]
 

@@ -31,7 +31,15 @@ from eksnet.dataplane.state import (
     Namespace,
     Route,
 )
-from eksnet.lab.fabric import FabricPlan, attached_ports, plan_fabric
+from eksnet.lab.fabric import (
+    GATEWAY_MAC,
+    INTERNET_MAC,
+    FabricPlan,
+    attached_ports,
+    internet_link,
+    internet_namespace,
+    plan_fabric,
+)
 from eksnet.lab.names import LabNames
 from eksnet.lab.ops import (
     AddressAdd,
@@ -92,25 +100,62 @@ class LabPlan:
     fabric: FabricPlan
     steps: tuple[BuildStep, ...]
     """The same lines cut into `build_steps`, each with what to configure after it."""
+    internet: NamespacePlan | None = None
+    """The internet beyond the internet gateway (`fabric.internet_namespace`), if the state
+    has a gateway: created and configured in the first step, with the fabric."""
 
     def netns_names(self) -> tuple[str, ...]:
-        return (*(ns.netns for ns in self.namespaces), self.fabric.netns)
+        """Every namespace the plan creates."""
+        internet = (self.internet.netns,) if self.internet is not None else ()
+        return (*(ns.netns for ns in self.namespaces), self.fabric.netns, *internet)
 
 
 def build_plan(state: DataplaneState, names: LabNames) -> LabPlan:
     fabric = plan_fabric(state, names.fabric)
     namespaces = tuple(namespace_plan(ns, names) for ns in state.namespaces)
+    internet = internet_plan(state, names, namespaces)
     creations = link_creations(state, names, fabric)
     every: tuple[NamespacePlan | FabricPlan, ...] = (*namespaces, fabric)
+    wire = (internet_link(internet.netns, fabric.netns),) if internet is not None else ()
     return LabPlan(
         names=names,
         host_batch=(
             *(f"netns add {ns.netns}" for ns in every),
+            *((f"netns add {internet.netns}",) if internet is not None else ()),
             *(c.line for c in sorted(creations, key=lambda c: c.ifindex)),
+            *wire,
         ),
         namespaces=namespaces,
         fabric=fabric,
-        steps=build_steps(state, namespaces, fabric, creations),
+        steps=build_steps(state, namespaces, fabric, creations, internet),
+        internet=internet,
+    )
+
+
+def internet_plan(
+    state: DataplaneState, names: LabNames, namespaces: tuple[NamespacePlan, ...]
+) -> NamespacePlan | None:
+    """The internet namespace, configured like any other (sysctls, then its operations); None
+    without an internet gateway. Its name is `LabNames.internet`, which no state namespace may
+    take."""
+    namespace = internet_namespace(state)
+    if namespace is None:
+        return None
+    netns = names.internet
+    taken = next((ns.state_name for ns in namespaces if ns.netns == netns), None)
+    if taken is not None:
+        raise PlanError(f"namespace {taken} would be the lab's internet namespace {netns}")
+    macs = {eni.mac for eni in state.vpc.enis} | {s.router_mac for s in state.vpc.subnets}
+    clash = sorted(macs & {GATEWAY_MAC, INTERNET_MAC})
+    if clash:
+        raise PlanError(f"MAC {clash[0]} of the state is one the lab's internet gateway uses")
+    return NamespacePlan(
+        state_name=namespace.name,
+        netns=netns,
+        kind="internet",
+        sysctls=namespace.sysctls,
+        ops=namespace_ops(namespace),
+        iptables=None,
     )
 
 
@@ -219,6 +264,7 @@ def build_steps(
     namespaces: tuple[NamespacePlan, ...],
     fabric: FabricPlan,
     creations: tuple[LinkCreation, ...],
+    internet: NamespacePlan | None = None,
 ) -> tuple[BuildStep, ...]:
     """The build as a pipeline: while one step's namespaces are configured, the next step's are
     created (creating namespaces is most of the work, and much of it runs outside the RTNL
@@ -228,7 +274,9 @@ def build_steps(
     configures the fabric and those pods; then one step per node creates its pods and their
     veths, and configures the pods, then the node. So every link's other end is up before the
     node brings its own end up: the node's links get their carrier, and with it their IPv6
-    routes, in the order the node brings them up (`namespace_ops`), as on a real node."""
+    routes, in the order the node brings them up (`namespace_ops`), as on a real node. The
+    internet namespace, if any, is created, wired to the fabric's bridge and configured in step
+    0, with the fabric."""
     nodes = [ns for ns in namespaces if ns.kind == "node"]
     step_of: dict[str | None, int] = {None: 0, **{node.state_name: 0 for node in nodes}}
     number_of = {node.state_name: number for number, node in enumerate(nodes, start=1)}
@@ -246,6 +294,11 @@ def build_steps(
     for creation in creations:
         links[max(step_of[name] for name in creation.namespaces)].append(creation)
     configure: list[list[NamespacePlan | FabricPlan]] = [[fabric], *([] for _ in nodes)]
+    wire: tuple[str, ...] = ()
+    if internet is not None:
+        adds[0].append(f"netns add {internet.netns}")
+        wire = (internet_link(internet.netns, fabric.netns),)
+        configure[0].append(internet)
     for ns in namespaces:
         if ns.kind != "node":
             configure[step_of[ns.state_name]].append(ns)
@@ -253,7 +306,11 @@ def build_steps(
         configure[number].append(node)
     return tuple(
         BuildStep(
-            (*adds[i], *(c.line for c in sorted(links[i], key=lambda c: c.ifindex))),
+            (
+                *adds[i],
+                *(c.line for c in sorted(links[i], key=lambda c: c.ifindex)),
+                *(wire if i == 0 else ()),
+            ),
             tuple(configure[i]),
         )
         for i in range(count)

@@ -6,8 +6,13 @@ frame is addressed to another ENI's MAC in the same subnet: the receiver sees th
 or routes it (the frame is addressed to the subnet router's MAC: the route table picks the
 target, and the receiver sees the router's MAC as source). ARP is answered by the fabric, not by
 the target: base+1 gets the router MAC, an address owned by an ENI of the same subnet gets that
-ENI's MAC, anything else no answer. Route tables beyond the VPC-local route, security groups,
-NACLs, the internet and NAT gateways are later issues; asking for them says so.
+ENI's MAC, anything else no answer.
+
+The router follows the sender subnet's route table (`vpc.routes`): the local route delivers to
+the owning ENI, a route to the internet gateway hands the packet to it (`vpc.igw` translates),
+no route or a blackhole drops it. Other targets (NAT gateway, an ENI as a middlebox, VPN,
+transit and peering gateways), security groups, NACLs and gateway route tables are later issues;
+a walk that needs them says so.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Literal
 
 from eksnet.dataplane.state import Eni, Subnet, VpcState
+from eksnet.vpc import routes
 
 
 def owner_of(vpc: VpcState, address: IPv4Address) -> Eni | None:
@@ -89,18 +95,15 @@ def arp(vpc: VpcState, asking: Eni, target: IPv4Address) -> ArpAnswer:
     return ArpAnswer(target, None, "nobody")
 
 
-def _local_cidr(vpc: VpcState, address: IPv4Address) -> str:
-    """The VPC CIDR whose local route covers `address` (every subnet table has one)."""
-    return next(str(cidr) for cidr in vpc.cidrs if address in cidr)
-
-
-def in_vpc(vpc: VpcState, address: IPv4Address) -> bool:
-    return any(address in cidr for cidr in vpc.cidrs)
-
-
-DeliveryKind = Literal["l2", "routed", "dropped", "not-modelled"]
+DeliveryKind = Literal["l2", "routed", "gateway", "dropped", "not-modelled"]
+"""`gateway`: the route table handed the packet to the internet gateway `Delivery.gateway`."""
 FabricDrop = Literal[
-    "vpc-source-check", "vpc-destination-check", "vpc-no-owner", "vpc-no-route", "vpc-broadcast"
+    "vpc-source-check",
+    "vpc-destination-check",
+    "vpc-no-owner",
+    "vpc-no-route",
+    "vpc-blackhole",
+    "vpc-broadcast",
 ]
 
 
@@ -119,6 +122,8 @@ class Delivery:
     """For routed frames: the subnet whose router (and route table) forwarded it."""
     decision: str = ""
     """The fact that decided, in AWS's terms (`rtb-public: 192.168.0.0/16 → local`)."""
+    gateway: str | None = None
+    """For `gateway`: the internet gateway the route targets."""
 
 
 def deliver(
@@ -145,32 +150,7 @@ def deliver(
             "with the VPC fabric issue",
         )
     if dst_mac == subnet.router_mac:
-        if not in_vpc(vpc, dst):
-            return Delivery(
-                "not-modelled",
-                f"route table {subnet.route_table} for {dst} outside the VPC "
-                "(internet gateway, NAT gateway and route tables come with the VPC fabric issue)",
-                via=subnet,
-            )
-        target = owner_of(vpc, dst)
-        if target is None:
-            return Delivery(
-                "dropped",
-                f"route {dst}: local, but no ENI owns {dst}",
-                code="vpc-no-owner",
-                via=subnet,
-            )
-        receiving = vpc.subnet(target.subnet)
-        return Delivery(
-            "routed",
-            f"route table {subnet.route_table}: {dst} matches the VPC-local route; "
-            f"{target.id} owns it",
-            to=target,
-            src_mac=receiving.router_mac,
-            dst_mac=target.mac,
-            via=subnet,
-            decision=f"{subnet.route_table}: {_local_cidr(vpc, dst)} → local; owner {target.id}",
-        )
+        return _route(vpc, subnet, dst)
     target = next((eni for eni in vpc.enis if eni.mac == dst_mac), None)
     if target is None or target.subnet != sender.subnet:
         return Delivery(
@@ -190,3 +170,87 @@ def deliver(
         dst_mac=dst_mac,
         decision=f"{dst_mac} is {target.id} in {subnet.name}, which owns {dst}",
     )
+
+
+def _route(vpc: VpcState, subnet: Subnet, dst: IPv4Address) -> Delivery:
+    """A frame for the subnet router: the subnet's route table decides (vpc-fabric.md §1.3
+    steps 5 and 6)."""
+    table = vpc.route_table(subnet.route_table)
+    found = routes.lookup(table, dst, subnet=subnet.cidr)
+    decision = found.decision()
+    route = found.route
+    if route is None:
+        return Delivery(
+            "dropped",
+            f"route table {table.id} has no route to {dst}",
+            code="vpc-no-route",
+            via=subnet,
+            decision=decision,
+        )
+    if route.state == "blackhole":
+        return Delivery(
+            "dropped",
+            f"route table {table.id} sends {dst} to {route.target}, which is gone (blackhole)",
+            code="vpc-blackhole",
+            via=subnet,
+            decision=decision,
+        )
+    kind = routes.target_kind(route.target)
+    if kind == "igw":
+        return Delivery(
+            "gateway",
+            f"route table {table.id}: {dst} matches {route.destination} → {route.target}",
+            via=subnet,
+            decision=decision,
+            gateway=route.target,
+        )
+    if kind != "local":
+        return Delivery(
+            "not-modelled",
+            f"route table {table.id} sends {dst} to the {routes.TARGET_NAMES[kind]} "
+            f"{route.target} ({decision}); route targets other than local and the internet "
+            "gateway (NAT gateway, ENI, VPN, transit, peering) come with the VPC fabric issue",
+            via=subnet,
+            decision=decision,
+        )
+    return _to_owner(vpc, dst, via=subnet, decision=decision)
+
+
+def _to_owner(vpc: VpcState, dst: IPv4Address, *, via: Subnet | None, decision: str) -> Delivery:
+    """Local delivery by the router: to the ENI that owns `dst`, from the router MAC of that
+    ENI's subnet (the receiver sees the router, not the sender)."""
+    target = owner_of(vpc, dst)
+    if target is None:
+        return Delivery(
+            "dropped",
+            f"route {dst}: local, but no ENI owns {dst}",
+            code="vpc-no-owner",
+            via=via,
+            decision=decision,
+        )
+    receiving = vpc.subnet(target.subnet)
+    table = f"route table {via.route_table}: " if via is not None else ""
+    return Delivery(
+        "routed",
+        f"{table}{dst} matches the VPC-local route; {target.id} owns it",
+        to=target,
+        src_mac=receiving.router_mac,
+        dst_mac=target.mac,
+        via=via,
+        decision=f"{decision}; owner {target.id}",
+    )
+
+
+def deliver_from_gateway(vpc: VpcState, gateway: str, dst: IPv4Address) -> Delivery:
+    """A packet the internet gateway let in, its destination already translated to the private
+    address: the VPC delivers it to the owning ENI like any routed packet. Without a gateway
+    route table (edge association, not modelled) the VPC's local route is the only choice."""
+    local = next((cidr for cidr in vpc.cidrs if dst in cidr), None)
+    if local is None:
+        return Delivery(
+            "dropped",
+            f"{dst} is outside the VPC: nothing routes it from {gateway}",
+            code="vpc-no-route",
+            decision=f"{gateway}: no local route to {dst}",
+        )
+    return _to_owner(vpc, dst, via=None, decision=f"from {gateway}: {local} → local")

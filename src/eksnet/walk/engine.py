@@ -4,7 +4,8 @@ It follows the kernel's order of work in each namespace (linux-dataplane.md §1.
 locally generated packet gets its output route, then OUTPUT and POSTROUTING; an arriving frame
 goes through PREROUTING, the input route lookup (with rp_filter and the forwarding check), then
 INPUT and local delivery or FORWARD and POSTROUTING; a frame leaving on a veth arrives in the
-peer's namespace, one leaving on an ENI enters the VPC fabric. The netfilter tables are evaluated
+peer's namespace, one leaving on an ENI enters the VPC fabric, whose route table may hand it to
+the internet gateway and on to a host on the internet. The netfilter tables are evaluated
 by `walk.netfilter` (rules from the state's `iptables-save` text) and conntrack entries are kept
 per namespace, so the return walk is driven by what the forward walk left behind.
 
@@ -21,13 +22,13 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from ipaddress import IPv4Address
 
-from eksnet.dataplane.state import DataplaneState, Link, Namespace
+from eksnet.dataplane.state import DataplaneState, ExternalHost, Link, Namespace
 from eksnet.dataplane.targets import Target, parse_target, resolve_namespace
 from eksnet.errors import InputError, NotModelled
 from eksnet.kernel.conntrack import ConntrackTable
 from eksnet.kernel.fib import FibError, FibResult, InputRoute, input_route, output_route
 from eksnet.kernel.netfilter import NfOutcome
-from eksnet.vpc import fabric
+from eksnet.vpc import fabric, igw
 from eksnet.walk import describe
 from eksnet.walk import netfilter as nf
 from eksnet.walk.model import (
@@ -80,7 +81,45 @@ class _Origin:
     packet: Packet
 
 
-_Position = _Arrive | _Fabric | _Origin
+@dataclass(frozen=True, slots=True)
+class _Gateway:
+    """A packet at the internet gateway `gateway`: leaving the VPC (`outbound`), or coming in
+    from the internet."""
+
+    gateway: str
+    packet: Packet
+    outbound: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Internet:
+    """A packet the internet gateway `gateway` let out onto the internet."""
+
+    gateway: str
+    packet: Packet
+
+
+@dataclass(frozen=True, slots=True)
+class _FromGateway:
+    """A packet the internet gateway `gateway` let into the VPC (destination already private)."""
+
+    gateway: str
+    packet: Packet
+
+
+@dataclass(frozen=True, slots=True)
+class _Host:
+    """An external host sends the packet (the answer to a walk that reached it)."""
+
+    host: ExternalHost
+    packet: Packet
+
+
+_Position = _Arrive | _Fabric | _Origin | _Gateway | _Internet | _FromGateway | _Host
+
+INTERNET = "internet"
+"""How hops name the internet side of the internet gateway and of an external host (their
+`iif`/`oif`: AWS components and hosts outside have no Linux interfaces)."""
 
 
 class _Split(Exception):
@@ -199,8 +238,8 @@ def walk(
     if start is None:
         raise InputError(
             f"source {src}: {source.address} is not a pod or node of this cluster",
-            fix="walks start in a pod or node (traffic from outside comes with the load balancer"
-            " and internet gateway issues)",
+            fix="walks start in a pod or node (walks from the internet come with the load "
+            "balancer issue)",
         )
     target = _namespace_of_endpoint(state, destination)
     leaves: list[tuple[_Choices, Walk]] = []
@@ -279,7 +318,12 @@ def _reply_walk(flow: Flow, forward: _Journey, end: _End) -> Walk:
         choices=forward.choices,
         conntrack=dict(forward.conntrack),
     )
-    reply_end = _run(journey, _Origin(end.disposition.where.name, answer))
+    start: _Position = _Origin(end.disposition.where.name, answer)
+    if end.disposition.where.kind == "external":
+        host = forward.state.external_host(end.delivered_packet.dst)
+        assert host is not None
+        start = _Host(host, answer)
+    reply_end = _run(journey, start)
     return Walk(
         flow=flow,
         direction="return",
@@ -306,8 +350,16 @@ def _run(journey: _Journey, position: _Position) -> _End:
             outcome = _originate(journey, position)
         elif isinstance(position, _Arrive):
             outcome = _arrive(journey, position)
-        else:
+        elif isinstance(position, _Fabric):
             outcome = _through_vpc(journey, position)
+        elif isinstance(position, _Gateway):
+            outcome = _at_gateway(journey, position)
+        elif isinstance(position, _Internet):
+            outcome = _on_internet(journey, position)
+        elif isinstance(position, _FromGateway):
+            outcome = _into_vpc(journey, position)
+        else:
+            outcome = _from_host(journey, position)
         if isinstance(outcome, _End):
             return outcome
         position = outcome
@@ -721,17 +773,36 @@ def _through_vpc(journey: _Journey, position: _Fabric) -> _Outcome:
     ]
     if delivery.kind == "dropped":
         assert delivery.code is not None
-        steps.append(Step("drop", delivery.reason))
+        # The route table's choice, when it decided (no route, a blackhole, a local route to
+        # an address nobody owns).
+        decided = (Decision("vpc", delivery.decision),) if delivery.decision else ()
+        steps.append(Step("drop", delivery.reason, decided))
         journey.hops.append(Hop(where, sender.id, None, tuple(steps), packet, None))
-        return _End(Disposition("dropped", where, delivery.reason, code=delivery.code))
+        return _End(Disposition("dropped", where, delivery.reason, decided, code=delivery.code))
     if delivery.kind == "not-modelled":
         steps.append(Step("not-modelled", delivery.reason))
         journey.hops.append(Hop(where, sender.id, None, tuple(steps), packet, None))
         return _End(Disposition("not-modelled", where, delivery.reason))
-    assert delivery.to is not None and delivery.to.node is not None
     steps.append(
         Step("security-group", "security groups and NACLs: not evaluated (not modelled yet)")
     )
+    if delivery.kind == "gateway":
+        assert delivery.gateway is not None
+        # Nothing beyond the VPC is an Ethernet segment: the frame's MACs end here, and the
+        # sender's skb mark never left it.
+        out = packet.but(src_mac=None, dst_mac=None, mark=0)
+        steps.append(
+            Step(
+                "vpc-deliver",
+                f"the subnet router: {delivery.reason}",
+                decided_by=(Decision("vpc", delivery.decision),),
+                before=packet,
+                after=out,
+            )
+        )
+        journey.hops.append(Hop(where, sender.id, delivery.gateway, tuple(steps), packet, out))
+        return _Gateway(delivery.gateway, out, outbound=True)
+    assert delivery.to is not None and delivery.to.node is not None
     frame = packet.but(src_mac=delivery.src_mac, dst_mac=delivery.dst_mac)
     via = "the subnet router" if delivery.kind == "routed" else "layer 2"
     steps.append(
@@ -784,3 +855,154 @@ def namespace_owning(state: DataplaneState, address: IPv4Address) -> str | None:
             if item.family == 4 and ip == address and not ip.is_loopback:
                 return namespace.name
     return None
+
+
+# --- the internet gateway and the internet -----------------------------------------------------
+
+
+def _at_gateway(journey: _Journey, position: _Gateway) -> _Outcome:
+    """The internet gateway's 1:1 NAT (`vpc.igw`): outbound the source becomes public, inbound
+    the destination private again. It keeps ports and TTL (see `vpc.igw` on why the TTL)."""
+    vpc = journey.state.vpc
+    packet = position.packet
+    where = Where("vpc", position.gateway, "internet gateway")
+    if position.outbound:
+        translation = igw.outbound(vpc, position.gateway, packet.src)
+        iif, oif = vpc.id, INTERNET
+    else:
+        translation = igw.inbound(vpc, position.gateway, packet.dst)
+        iif, oif = INTERNET, vpc.id
+    decided = (Decision("vpc", translation.decision()),)
+    if translation.after is None:
+        assert translation.code is not None
+        journey.hops.append(
+            Hop(where, iif, None, (Step("drop", translation.reason, decided),), packet, None)
+        )
+        return _End(
+            Disposition("dropped", where, translation.reason, decided, code=translation.code)
+        )
+    if position.outbound:
+        after = packet.but(src=translation.after)
+        onward = f"out to the internet: {after.dst} is outside the VPC"
+    else:
+        after = packet.but(dst=translation.after)
+        onward = f"into {vpc.id}: {after.dst} is a private address of the VPC"
+    steps = (
+        Step(
+            "nat",
+            translation.reason,
+            decided_by=decided,
+            before=packet,
+            after=after,
+            details=(f"TTL {after.ttl} unchanged: the internet gateway is no IP hop",),
+        ),
+        Step("vpc-deliver", onward, after=after),
+    )
+    journey.hops.append(Hop(where, iif, oif, steps, packet, after))
+    if position.outbound:
+        return _Internet(position.gateway, after)
+    return _FromGateway(position.gateway, after)
+
+
+def _host_where(host: ExternalHost) -> Where:
+    return Where("external", host.name, f"{host.name} ({host.address})")
+
+
+def _on_internet(journey: _Journey, position: _Internet) -> _Outcome:
+    """The internet delivers to the external host at the destination, the only part of the
+    internet a state holds: its routers are not modelled (no TTL is spent between the gateway
+    and the host, as in the lab, whose internet is one namespace)."""
+    packet = position.packet
+    host = journey.state.external_host(packet.dst)
+    if host is None:
+        where = Where("external", str(packet.dst), f"{packet.dst} (on the internet)")
+        mapping = journey.state.vpc.private_ip_of(packet.dst)
+        if mapping is not None:
+            reason = (
+                f"{packet.dst} is the public IPv4 address of {mapping.eni} ({mapping.private_ip}): "
+                "traffic between the VPC's own public addresses (out through the internet "
+                "gateway and back in) is not modelled yet"
+            )
+        else:
+            reason = f"no external host {packet.dst}; declare it under externalHosts"
+        journey.hops.append(
+            Hop(where, INTERNET, None, (Step("not-modelled", reason),), packet, None)
+        )
+        return _End(Disposition("not-modelled", where, reason))
+    where = _host_where(host)
+    socket = f"{packet.dst}" + (f":{packet.dport}" if packet.dport is not None else "")
+    steps = (
+        Step(
+            "receive",
+            f"the internet carries it from {position.gateway} to {host.name} ({host.address})",
+            after=packet,
+        ),
+        Step("deliver", f"delivered to {host.name}'s socket {socket}", after=packet),
+    )
+    journey.hops.append(Hop(where, INTERNET, None, steps, packet, None))
+    return _End(
+        Disposition("delivered", where, f"delivered to {host.name} ({socket})"),
+        delivered_packet=packet,
+    )
+
+
+def _from_host(journey: _Journey, position: _Host) -> _Outcome:
+    """An external host answers: the internet carries the packet to the internet gateway that
+    has its destination (a public IPv4 of the VPC; the gateway decides what becomes of it)."""
+    host, packet = position.host, position.packet
+    where = _host_where(host)
+    gateway = journey.state.vpc.internet_gateway
+    steps = [Step("originate", f"{host.name} sends {packet.five_tuple()}", after=packet)]
+    if gateway is None:
+        reason = f"{journey.state.vpc.id} has no internet gateway: the internet cannot reach it"
+        steps.append(Step("not-modelled", reason))
+        journey.hops.append(Hop(where, None, None, tuple(steps), None, None))
+        return _End(Disposition("not-modelled", where, reason))
+    steps.append(
+        Step("transmit", f"the internet carries it to {gateway}, the VPC's gateway", after=packet)
+    )
+    journey.hops.append(Hop(where, None, INTERNET, tuple(steps), None, packet))
+    return _Gateway(gateway, packet, outbound=False)
+
+
+def _into_vpc(journey: _Journey, position: _FromGateway) -> _Outcome:
+    """The VPC delivers what the internet gateway let in to the ENI owning the (private)
+    destination, as its router delivers any routed packet: the receiver sees the router MAC of
+    its own subnet as the source (vpc-fabric.md §1.7)."""
+    vpc = journey.state.vpc
+    packet = position.packet
+    where = Where("vpc", vpc.id, "VPC")
+    delivery = fabric.deliver_from_gateway(vpc, position.gateway, packet.dst)
+    if delivery.kind == "dropped":
+        assert delivery.code is not None
+        decided = (Decision("vpc", delivery.decision),)
+        dropped = (Step("drop", delivery.reason, decided),)
+        journey.hops.append(Hop(where, position.gateway, None, dropped, packet, None))
+        return _End(Disposition("dropped", where, delivery.reason, decided, code=delivery.code))
+    owner = delivery.to
+    assert owner is not None
+    if owner.node is None or owner.device is None:
+        reason = f"{owner.id} owns {packet.dst} but is attached to no node of the cluster"
+        lone = (Step("not-modelled", reason),)
+        journey.hops.append(Hop(where, position.gateway, None, lone, packet, None))
+        return _End(Disposition("not-modelled", where, reason))
+    frame = packet.but(src_mac=delivery.src_mac, dst_mac=delivery.dst_mac)
+    steps = (
+        Step(
+            "vpc-owner",
+            f"{packet.dst} is owned by {owner.id} ({owner.device} of {owner.node})",
+            decided_by=(
+                Decision("vpc", f"{owner.id} owns {', '.join(map(str, owner.addresses()))}"),
+            ),
+        ),
+        Step("security-group", "security groups and NACLs: not evaluated (not modelled yet)"),
+        Step(
+            "vpc-deliver",
+            f"the subnet router: {delivery.reason}",
+            decided_by=(Decision("vpc", delivery.decision),),
+            before=packet,
+            after=frame,
+        ),
+    )
+    journey.hops.append(Hop(where, position.gateway, owner.id, steps, packet, frame))
+    return _Arrive(owner.node, owner.device, frame)

@@ -70,6 +70,7 @@ DropCode = Literal[
     "vpc-blackhole",
     "vpc-broadcast",
     "igw-no-public-ip",
+    "igw-unknown-public-ip",
 ]
 DROP_CODES: Mapping[str, str] = {
     "netfilter": "a DROP or REJECT rule, or a chain's DROP policy",
@@ -88,6 +89,7 @@ DROP_CODES: Mapping[str, str] = {
     "vpc-blackhole": "the route's target is gone (blackhole)",
     "vpc-broadcast": "the VPC carries no broadcast or multicast",
     "igw-no-public-ip": "the internet gateway drops a source without a public IPv4 address",
+    "igw-unknown-public-ip": "no ENI of the VPC has the destination public IPv4 address",
 }
 """Why a packet was dropped, as a code the lab can hold the kernel to (`lab verify` reads the
 counter or state that each one leaves behind) and renderers can explain."""

@@ -1,11 +1,13 @@
 """The talk's walks, in talk order, on the demo cluster (talk-walks.md §3).
 
 Each entry is a question (from, to, protocol, ports) and the Linux views the talk shows with it;
-the answers come from the walk engine like any other walk. Later issues add W3 onwards.
+the answers come from the walk engine like any other walk. W3–W9 (Services, load balancers)
+come with later issues; W10, the talk's last walk, leaves through the internet gateway.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from eksnet.errors import InputError
@@ -16,6 +18,8 @@ POD_51 = "pod/default/app2-7c9f8d6b5-k5x2p"
 POD_61 = "pod/default/rating-6d8b7c9f5-q6m4t"
 POD_71 = "pod/default/app1-5f7d9c6b8-w7r2n"
 POD_81 = "pod/default/app1-5f7d9c6b8-z8h4k"
+WEB = "ip/198.51.100.20"
+"""The internet server `web` of talk-walks.md §2.2 (an external host of the demo)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,16 @@ TOUR: tuple[TourWalk, ...] = (
         proto="tcp",
         sport=41000,
         dport=80,
+    ),
+    TourWalk(
+        id="W10",
+        title="Pod to internet with VPC CNI SNAT (pod 51 → 198.51.100.20:443)",
+        talk='"VPC CNI SNAT" (46:27–48:08)',
+        src=POD_51,
+        dst=WEB,
+        proto="tcp",
+        sport=41000,
+        dport=443,
     ),
 )
 
@@ -137,11 +151,10 @@ PROVEN: tuple[TourWalk, ...] = TOUR + BEYOND_THE_TALK
 """What `lab verify` and `tour --lab` send by default."""
 
 
-def tour_walks(
-    ids: tuple[str, ...] | list[str], among: tuple[TourWalk, ...] = PROVEN
-) -> list[TourWalk]:
+def tour_walks(ids: Sequence[str] | None, among: tuple[TourWalk, ...] = PROVEN) -> list[TourWalk]:
     """The walks with these ids, in tour order (all of `among` when none are named); an unknown
     id is an input error listing the known ones."""
+    ids = list(ids or ())
     known = {walk.id for walk in among}
     unknown = [walk_id for walk_id in ids if walk_id not in known]
     if unknown:
