@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from ipaddress import AddressValueError, IPv4Network, NetmaskValueError
 
 from eksnet.errors import InputError, NotModelled
+from eksnet.model.cluster import interface_name_problem
+from eksnet.model.source import shown
 
 Version = tuple[int, int, int]
 
@@ -118,11 +120,29 @@ def settings(env: Mapping[str, str]) -> CniSettings:
             fix="write a mark like 0x80",
             path=("cni", "env", "AWS_VPC_K8S_CNI_CONNMARK"),
         ) from None
+    if not 0 < connmark <= 0xFFFFFFFF:
+        # aws-node's getConnmark logs "out of range" and uses 0x80; a spec that says otherwise
+        # would show a mark no node has (and an iptables line iptables-restore refuses).
+        raise InputError(
+            f"cni.env.AWS_VPC_K8S_CNI_CONNMARK: {shown(env['AWS_VPC_K8S_CNI_CONNMARK'])} is "
+            "outside 0x1..0xffffffff (aws-node would ignore it and use 0x80)",
+            fix="write a mark like 0x80",
+            path=("cni", "env", "AWS_VPC_K8S_CNI_CONNMARK"),
+        )
     prefix = env.get("AWS_VPC_K8S_CNI_VETHPREFIX", "eni")
     if len(prefix) > 4 or prefix in ("eth", "vlan", "lo"):
         raise InputError(
             f"cni.env.AWS_VPC_K8S_CNI_VETHPREFIX: {prefix!r} is rejected by aws-node",
             fix="at most 4 characters and not eth, vlan or lo",
+            path=("cni", "env", "AWS_VPC_K8S_CNI_VETHPREFIX"),
+        )
+    problem = interface_name_problem(prefix + "0" * 11) if prefix else None
+    if problem is not None:
+        # Host veth names are the prefix and 11 hex digits; the kernel would refuse them.
+        raise InputError(
+            f"cni.env.AWS_VPC_K8S_CNI_VETHPREFIX: {prefix!r} makes host veth names that "
+            f"Linux refuses (the name {problem})",
+            fix="letters and digits, at most 4, e.g. eni",
             path=("cni", "env", "AWS_VPC_K8S_CNI_VETHPREFIX"),
         )
     exclusions: list[IPv4Network] = []

@@ -6,6 +6,7 @@ simulator and the lab always agree on what a target means.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from ipaddress import AddressValueError, IPv4Address
 from typing import Literal
@@ -26,25 +27,53 @@ class Target:
         return f"{self.kind}/{self.name}"
 
 
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_NAMESPACE = re.compile(_LABEL)
+"""A Kubernetes namespace: a DNS-1123 label (at most 63 characters)."""
+_NAME = re.compile(rf"{_LABEL}(\.{_LABEL})*")
+"""A node or pod name: a DNS-1123 subdomain (at most 253 characters). The spec's names are
+checked the same way (`model.cluster`), so a target that fails this names nothing."""
+
+
 def parse_target(text: str) -> Target:
     """Parse `node/NAME`, `pod/NS/NAME` or `ip/ADDR`; anything else is an input error."""
     kind, _, rest = text.partition("/")
     if kind == "node" and rest and "/" not in rest:
+        _check_name(text, rest, "node name", _NAME, 253)
         return Target("node", rest)
     if kind == "pod" and rest.count("/") == 1 and all(rest.split("/")):
+        namespace, name = rest.split("/")
+        _check_name(text, namespace, "namespace", _NAMESPACE, 63)
+        _check_name(text, name, "pod name", _NAME, 253)
         return Target("pod", rest)
     if kind == "ip" and rest:
         try:
             IPv4Address(rest)
         except AddressValueError:
             raise InputError(
-                f"target {text!r}: {rest!r} is not an IPv4 address", fix="write ip/A.B.C.D"
+                f"target {_shown(text)}: {_shown(rest)} is not an IPv4 address",
+                fix="write ip/A.B.C.D",
             ) from None
         return Target("ip", rest)
     raise InputError(
-        f"target {text!r} is not node/NAME, pod/NAMESPACE/NAME or ip/ADDRESS",
+        f"target {_shown(text)} is not node/NAME, pod/NAMESPACE/NAME or ip/ADDRESS",
         fix="e.g. node/ip-192-168-1-50.eu-west-2.compute.internal or pod/default/NAME",
     )
+
+
+def _check_name(text: str, name: str, what: str, pattern: re.Pattern[str], longest: int) -> None:
+    if len(name) > longest or not pattern.fullmatch(name):
+        raise InputError(
+            f"target {_shown(text)}: {_shown(name)} is not a {what} (Kubernetes names are "
+            "lowercase letters, digits, '-' and '.')",
+            fix="e.g. node/ip-192-168-1-50.eu-west-2.compute.internal or pod/default/NAME",
+        )
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """`repr(text)`, cut short: an error line quotes a target, not a megabyte of one."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else f"{shown[:limit]}… ({len(text):,} characters)"
 
 
 def resolve_namespace(state: DataplaneState, target: Target) -> Namespace:

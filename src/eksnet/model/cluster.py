@@ -5,21 +5,57 @@ kube-proxy settings, and the Kubernetes objects later controllers use (Services,
 Ingresses, load balancers). Field names are the YAML's (camelCase); each model forbids unknown
 fields so a typo is an error, not a silently ignored setting. Cross-object checks (overlaps,
 ownership, limits) live in `model.validate`, which knows where each value came from.
+
+Values are strict wherever YAML or pydantic's coercion would print an impossible value as if it
+were real: integers are never booleans, floats or text (`ifindex: true` is not 1), addresses are
+written as text (the YAML integer 10 is not 0.0.0.10), and every name and id follows the rules
+of the system that owns it: interface names the kernel's `dev_valid_name`, namespace pins
+iproute2's netns names, node, pod and namespace names Kubernetes' DNS-1123 rules, ENI and VPC
+ids AWS's shape, MACs unicast and not zero, ifindexes the kernel's positive int, CIDRs AWS's
+/16-/28 and prefixes its /28. Each check raises `invalid(message, fix)`, so the one error line
+carries its own fix.
 """
 
 from __future__ import annotations
 
 import re
 from ipaddress import IPv4Address, IPv4Network, IPv6Address
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    Strict,
+    StrictBool,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from eksnet.errors import InputError
-from eksnet.model.source import SourceDocument
+from eksnet.model.source import SourceDocument, shown
 
-MAC_PATTERN = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+MAC_PATTERN = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+"""Six lowercase hex octets, as `ip link` prints them (matched whole, with `fullmatch`)."""
+
+IFINDEX_MAX = 2**31 - 1
+"""The kernel's ifindex is a positive `int`; 1 is always `lo`, so a device's is 2..2**31-1."""
+
+IFNAMSIZ = 16
+"""Linux interface names are at most IFNAMSIZ - 1 = 15 bytes (the last byte is the NUL)."""
+
+NAME_MAX = 255
+"""Longest file name (a network namespace is a file under /run/netns)."""
+
+_KERNEL_SPACE = b" \t\n\v\f\r\xa0"
+"""Bytes the kernel's `isspace()` accepts (lib/ctype.c: 0xA0 is a space in its Latin-1 table)."""
+
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS1123_SUBDOMAIN = re.compile(rf"{_DNS1123_LABEL.pattern}(\.{_DNS1123_LABEL.pattern})*")
 
 
 class Spec(BaseModel):
@@ -30,54 +66,253 @@ class Spec(BaseModel):
     )
 
 
-def _mac(value: str) -> str:
-    if not MAC_PATTERN.match(value):
-        raise ValueError(f"{value!r} is not a MAC address like 02:00:c0:a8:01:32 (lowercase hex)")
+def invalid(message: str, fix: str) -> PydanticCustomError:
+    """A validation error that carries its own fix (`load._input_error` prints it)."""
+    return PydanticCustomError("eksnet", "{message}", {"message": message, "fix": fix})
+
+
+def check_mac(value: str) -> str:
+    """A MAC a device can have: six lowercase octets, unicast, not all zero."""
+    if not MAC_PATTERN.fullmatch(value):
+        raise invalid(
+            f"{shown(value)} is not a MAC address like 02:00:c0:a8:01:32 (lowercase hex)",
+            fix='write six lowercase hex octets separated by ":" and quote it',
+        )
+    if int(value[:2], 16) & 1:
+        raise invalid(
+            f"{value} is a multicast MAC (low bit of the first octet set); a device's MAC is "
+            "unicast",
+            fix=f"clear that bit, e.g. {int(value[:2], 16) & 0xFE:02x}{value[2:]}",
+        )
+    if value == "00:00:00:00:00:00":
+        raise invalid(
+            "00:00:00:00:00:00 is not a device's MAC (all zero)",
+            fix="use a locally administered MAC like 02:00:c0:a8:01:32",
+        )
     return value
+
+
+def _router_mac_template(value: str) -> str:
+    """`vpc.routerMac`: a MAC whose octets may be `{x}` (the subnet's third octet in hex). Each
+    subnet's MAC is checked as a MAC in `validate`, once `{x}` is known."""
+    if not MAC_PATTERN.fullmatch(value.replace("{x}", "00")):
+        raise invalid(
+            f"{shown(value)} is not a router MAC template like 02:00:c0:a8:{{x}}:01",
+            fix="six lowercase hex octets; an octet may be {x}, the subnet's third octet",
+        )
+    return value
+
+
+IFNAME_FIX = "at most 15 bytes, no '/', ':', '%' or whitespace, not '.' or '..' (e.g. eth1)"
+
+
+def interface_name_problem(value: str) -> str | None:
+    """Why the kernel would refuse `value` as an interface name, or None. The rules of its
+    `dev_valid_name` (net/core/dev.c), and no `%`: the kernel reads `eth%d` as a template and
+    picks the number itself, so the device would not have this name (checked with `ip link add`
+    in a scratch namespace)."""
+    encoded = value.encode()
+    if not value:
+        return "is empty"
+    if len(encoded) >= IFNAMSIZ:
+        return f"is {len(encoded)} bytes; Linux allows {IFNAMSIZ - 1}"
+    if value in (".", ".."):
+        return "is reserved"
+    for char in "/:%":
+        if char in value:
+            return f"holds {char!r}"
+    if any(byte in _KERNEL_SPACE for byte in encoded) or any(c.isspace() for c in value):
+        return "holds whitespace (the kernel counts byte 0xA0 as a space too)"
+    return None
+
+
+def _ifname(value: str) -> str:
+    problem = interface_name_problem(value)
+    if problem is not None:
+        raise invalid(f"interface name {shown(value)} {problem}", fix=IFNAME_FIX)
+    return value
+
+
+def _netns_name(value: str) -> str:
+    """A name `ip netns` accepts (iproute2's `invalid_name`: a file name under /run/netns), and
+    no whitespace: `ip netns list` separates its columns with spaces."""
+    fix = "a file name: not empty, no '/' or whitespace, not '.' or '..', at most 255 bytes"
+    if (
+        not value
+        or value in (".", "..")
+        or "/" in value
+        or any(c.isspace() for c in value)
+        or len(value.encode()) > NAME_MAX
+    ):
+        raise invalid(f"{shown(value)} is not a network namespace name", fix=fix)
+    return value
+
+
+def _dns1123_subdomain(what: str) -> Any:
+    def check(value: str) -> str:
+        if len(value) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(value):
+            raise invalid(
+                f"{what} is empty"
+                if not value
+                else f"{what} {shown(value)} is not a valid Kubernetes name (DNS-1123 subdomain)",
+                fix="lowercase letters, digits, '-' and '.', starting and ending with a letter "
+                "or digit, at most 253 characters",
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _dns1123_label(what: str) -> Any:
+    def check(value: str) -> str:
+        if len(value) > 63 or not _DNS1123_LABEL.fullmatch(value):
+            raise invalid(
+                f"{what} is empty"
+                if not value
+                else f"{what} {shown(value)} is not a valid Kubernetes name (DNS-1123 label)",
+                fix="lowercase letters, digits and '-', starting and ending with a letter or "
+                "digit, at most 63 characters",
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _pattern(regex: str, what: str, example: str) -> Any:
+    compiled = re.compile(regex)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise invalid(f"{shown(value)} is not {what}", fix=f"write it like {example}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _name(value: str) -> str:
+    """A name the spec uses to refer to something (subnet, route table, group, AZ …)."""
+    if not value or any(c.isspace() for c in value):
+        raise invalid(
+            f"{shown(value)} is not a name" + (" (empty)" if not value else " (whitespace)"),
+            fix="write a non-empty name without spaces",
+        )
+    return value
+
+
+def _text_only(what: str, example: str) -> Any:
+    """Addresses come as text: pydantic would turn the YAML integer 10 into 0.0.0.10."""
+
+    def check(value: object) -> object:
+        if not isinstance(value, str):
+            raise invalid(
+                f"{what} must be written as text, not {type(value).__name__} {shown(value)}",
+                fix=f"write {what} like {example}",
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
+def _block_size(value: IPv4Network) -> IPv4Network:
+    """AWS: VPC and subnet IPv4 CIDRs are between /16 and /28."""
+    if not 16 <= value.prefixlen <= 28:
+        raise invalid(
+            f"{value} is a /{value.prefixlen}; AWS allows VPC and subnet CIDRs from /16 to /28",
+            fix="use a prefix length between 16 and 28",
+        )
+    return value
+
+
+def _prefix28(value: IPv4Network) -> IPv4Network:
+    """Prefix delegation assigns /28s to an ENI, nothing else (vpc-cni.md §3.1)."""
+    if value.prefixlen != 28:
+        raise invalid(
+            f"{value} is a /{value.prefixlen}; ENI prefixes are /28s (prefix delegation)",
+            fix=f"write a /28 like {value.network_address}/28",
+        )
+    return value
+
+
+def _link_local(value: IPv6Address) -> IPv6Address:
+    if not value.is_link_local:
+        raise invalid(
+            f"{value} is not an IPv6 link-local address", fix="write an fe80::/10 address"
+        )
+    return value
+
+
+def _label(value: str) -> str:
+    """A talk name labels a node or pod in printed walks: one line."""
+    if any(char in value for char in "\t\n\r"):
+        raise invalid(f"{shown(value)} is not one line", fix="write the label on one line")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_name)]
+Label = Annotated[str, AfterValidator(_label)]
+IPv4 = Annotated[IPv4Address, _text_only("an IPv4 address", "192.168.1.50")]
+IPv4Net = Annotated[IPv4Network, _text_only("a CIDR", "192.168.1.0/24")]
+IPv6 = Annotated[IPv6Address, _text_only("an IPv6 address", "fe80::1")]
+BlockCidr = Annotated[IPv4Net, AfterValidator(_block_size)]
+Prefix28 = Annotated[IPv4Net, AfterValidator(_prefix28)]
+Mac = Annotated[str, AfterValidator(check_mac)]
+IfName = Annotated[str, AfterValidator(_ifname)]
+NetnsName = Annotated[str, AfterValidator(_netns_name)]
+Ifindex = Annotated[int, Strict(), Field(ge=2, le=IFINDEX_MAX)]
+"""A device's ifindex: never a bool or 2.0, never 1 (`lo`), never past the kernel's int."""
+Port = Annotated[int, Strict(), Field(ge=1, le=65535)]
+NodeName = Annotated[str, _dns1123_subdomain("node name")]
+PodName = Annotated[str, _dns1123_subdomain("pod name")]
+NamespaceName = Annotated[str, _dns1123_label("namespace")]
+EniId = Annotated[str, _pattern(r"eni-[0-9a-f]+", "an ENI id", "eni-01a00000000000050")]
+VpcId = Annotated[str, _pattern(r"vpc-[0-9a-z]+", "a VPC id", "vpc-0a11c0ffee0000001")]
+"""Real VPC ids are hex; lowercase letters are allowed so a documentation example may say
+`vpc-example`."""
+AccountId = Annotated[str, _pattern(r"[0-9]{12}", "an AWS account id", '"111122223333"')]
 
 
 class Kubernetes(Spec):
     version: str = "1.31"
-    service_cidr: IPv4Network | None = None
+    service_cidr: IPv4Net | None = None
 
 
 class SubnetSpec(Spec):
-    name: str
-    az: str
-    cidr: IPv4Network
-    route_table: str
-    map_public_ip: bool = False
+    name: Name
+    az: Name
+    cidr: BlockCidr
+    route_table: Name
+    map_public_ip: StrictBool = False
     tags: dict[str, str] = Field(default_factory=dict)
-    router_mac: str | None = None
+    router_mac: Mac | None = None
     variant: str | list[str] | None = None
     """Present only when one of these variants is selected (`--variant NAME`)."""
 
-    _check_mac = field_validator("router_mac")(lambda v: None if v is None else _mac(v))
-
 
 class RouteSpec(Spec):
-    dst: IPv4Network
-    target: str
+    dst: IPv4Net
+    target: Name
 
 
 class NatGatewaySpec(Spec):
-    id: str
-    subnet: str
-    private_ip: IPv4Address
-    public_ip: IPv4Address
+    id: Name
+    subnet: Name
+    private_ip: IPv4
+    public_ip: IPv4
     variant: str | list[str] | None = None
 
 
 class VpcSpec(Spec):
-    id: str
-    cidrs: list[IPv4Network] = Field(min_length=1)
-    internet_gateway: str | None = None
-    router_mac: str = "02:00:00:00:{x}:01"
+    id: VpcId
+    cidrs: list[BlockCidr] = Field(min_length=1)
+    internet_gateway: Name | None = None
+    router_mac: Annotated[str, AfterValidator(_router_mac_template)] = "02:00:00:00:{x}:01"
     """Template of the subnet router's MAC; `{x}` is the subnet's third octet in hex."""
     subnets: list[SubnetSpec] = Field(min_length=1)
-    route_tables: dict[str, list[RouteSpec]] = Field(default_factory=dict)
+    route_tables: dict[Name, list[RouteSpec]] = Field(default_factory=dict)
     nat_gateways: list[NatGatewaySpec] = Field(default_factory=list)
-    security_groups: dict[str, Any] = Field(default_factory=dict)
+    security_groups: dict[Name, Any] = Field(default_factory=dict)
+    """Group name → `{inbound: [rule…], outbound: [rule…]}`; references are checked in
+    `validate`, the rest is kept as written for the security-group issue."""
     flow_logs: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -89,8 +324,11 @@ class CniSpec(Spec):
     @field_validator("version")
     @classmethod
     def _version(cls, value: str) -> str:
-        if not re.match(r"^v\d+\.\d+\.\d+", value):
-            raise ValueError(f"{value!r} is not a VPC CNI version like v1.19.2")
+        if not re.match(r"v\d+\.\d+\.\d+", value):
+            raise invalid(
+                f"{shown(value)} is not a VPC CNI version like v1.19.2",
+                fix="write vMAJOR.MINOR.PATCH, e.g. v1.19.2 or v1.19.2-eksbuild.1",
+            )
         return value
 
 
@@ -98,7 +336,7 @@ class KubeProxySpec(Spec):
     version: str = "v1.31"
     mode: Literal["iptables"] = "iptables"
     cluster_cidr: str = Field("", alias="clusterCIDR")
-    masquerade_bit: int = 14
+    masquerade_bit: Annotated[int, Strict(), Field(ge=0, le=31)] = 14
     node_port_addresses: list[str] | None = None
 
 
@@ -107,30 +345,29 @@ class NodeDefaults(Spec):
     instance_type: str = "m5.large"
     kernel: str = "5.10"
     iptables: Literal["legacy", "nft"] = "legacy"
-    sysctls: dict[str, int | str] = Field(default_factory=dict)
+    sysctls: dict[Name, Annotated[int, Strict()] | str] = Field(default_factory=dict)
 
 
 class EniSpec(Spec):
-    linux: str
-    ifindex: int = Field(ge=2)
-    id: str
-    device: int = Field(ge=0)
-    mac: str
-    primary_ip: IPv4Address
-    secondary_ips: list[IPv4Address] = Field(default_factory=list)
-    prefixes: list[IPv4Network] = Field(default_factory=list)
-    security_groups: list[str] = Field(default_factory=list)
-    subnet: str | None = None
+    linux: IfName
+    ifindex: Ifindex
+    id: EniId
+    device: Annotated[int, Strict(), Field(ge=0)]
+    """The attachment's device index; below the instance type's ENI count (`validate`)."""
+    mac: Mac
+    primary_ip: IPv4
+    secondary_ips: list[IPv4] = Field(default_factory=list)
+    prefixes: list[Prefix28] = Field(default_factory=list)
+    security_groups: list[Name] = Field(default_factory=list)
+    subnet: Name | None = None
     """Defaults to the node's subnet (custom networking puts ENIs elsewhere)."""
-
-    _check_mac = field_validator("mac")(_mac)
 
 
 class NodeSpec(Spec):
-    name: str
-    talk_name: str | None = None
-    subnet: str
-    public_ip: IPv4Address | None = None
+    name: NodeName
+    talk_name: Label | None = None
+    subnet: Name
+    public_ip: IPv4 | None = None
     instance_type: str | None = None
     iptables: Literal["legacy", "nft"] | None = None
     enis: list[EniSpec] = Field(min_length=1)
@@ -139,27 +376,23 @@ class NodeSpec(Spec):
 class PodPin(Spec):
     """Values the VPC CNI or the kernel would choose, fixed because a slide shows them."""
 
-    host_veth: str | None = None
-    host_veth_ifindex: int | None = Field(None, ge=2)
-    host_veth_mac: str | None = None
-    pod_mac: str | None = None
-    pod_link_local: IPv6Address | None = None
-    netns: str | None = None
-
-    _check_macs = field_validator("host_veth_mac", "pod_mac")(
-        lambda v: None if v is None else _mac(v)
-    )
+    host_veth: IfName | None = None
+    host_veth_ifindex: Ifindex | None = None
+    host_veth_mac: Mac | None = None
+    pod_mac: Mac | None = None
+    pod_link_local: Annotated[IPv6, AfterValidator(_link_local)] | None = None
+    netns: NetnsName | None = None
 
 
 class PodSpec(Spec):
-    namespace: str = "default"
-    name: str
-    talk_name: str | None = None
+    namespace: NamespaceName = "default"
+    name: PodName
+    talk_name: Label | None = None
     node: str
     eni: str
-    ip: IPv4Address
+    ip: IPv4
     labels: dict[str, str] = Field(default_factory=dict)
-    ports: list[int] = Field(default_factory=list)
+    ports: list[Port] = Field(default_factory=list)
     pin: PodPin = Field(default_factory=PodPin)
 
     @property
@@ -168,19 +401,19 @@ class PodSpec(Spec):
 
 
 class ExternalHost(Spec):
-    name: str
-    ip: IPv4Address
-    source_port: int | None = None
-    port: int | None = None
+    name: Name
+    ip: IPv4
+    source_port: Port | None = None
+    port: Port | None = None
 
 
 class Cluster(Spec):
     """A whole cluster spec (examples/talk.yaml is the reference)."""
 
-    name: str
+    name: Name
     source: str | None = None
-    region: str
-    account_id: str = "111122223333"
+    region: Name
+    account_id: AccountId = "111122223333"
     kubernetes: Kubernetes = Field(default_factory=Kubernetes)
     vpc: VpcSpec
     cni: CniSpec = Field(default_factory=CniSpec)
@@ -197,6 +430,13 @@ class Cluster(Spec):
     dns: list[dict[str, Any]] = Field(default_factory=list)
     variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
     _document: SourceDocument | None = PrivateAttr(default=None)
+    _others: tuple[tuple[str | None, Cluster], ...] = PrivateAttr(default=())
+
+    def other_configurations(self) -> tuple[tuple[str | None, Cluster], ...]:
+        """The spec's other declared configurations (`None`: no variant; else a variant's
+        name), each validated at load. The controllers build them too, so that a variant broken
+        in a way only they can see is reported whichever variant is selected."""
+        return self._others
 
     def locate(self, error: InputError) -> InputError:
         """An error found after loading (by a controller), pointed at the spec's file and line

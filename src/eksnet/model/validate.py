@@ -1,26 +1,88 @@
 """Cross-object checks of a cluster spec, each failure one line with file, line and fix.
 
-Pydantic checks each value's shape; these check what only the whole cluster can say: subnets
-inside the VPC and not overlapping, every address inside its subnet and used once, ENI counts and
-addresses within the instance type's limits, pods on existing nodes and ENIs with an address that
-ENI owns, names unique. The checks run in the order a person would fix things (VPC, then nodes,
-then pods) and stop at the first failure.
+Pydantic checks each value's shape; these check what only the whole cluster can say: VPC CIDRs
+disjoint, subnets inside the VPC and not overlapping, every address inside its subnet and used
+once, ENI counts, device indexes and addresses within the instance type's limits, MACs a device
+can have, pods on existing nodes and ENIs with an address that ENI owns, names unique, and every
+reference (route table, security group, NAT gateway subnet, Service, Ingress) naming something
+the spec declares. The checks run in the order a person would fix things (VPC, then nodes, then
+pods, then the Kubernetes objects) and stop at the first failure.
+
+What routes send where (targets, blackholes, the local route) and the external hosts are the
+controllers' (`controllers.cluster`): they check them when they build the state, for every
+declared variant too (`build_state`).
+
+`services`, `ingresses`, `loadBalancers`, `dns` and `vpc.securityGroups` are kept as written for
+later issues; here they are read defensively (any shape may arrive) and only what they refer to
+is checked.
 """
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+import re
+from collections.abc import Iterator, Mapping
+from ipaddress import IPv4Address, IPv4Network, ip_network
+from typing import Any
 
-from eksnet.model.cluster import Cluster, EniSpec, NodeSpec
+from pydantic_core import PydanticCustomError
+
+from eksnet.model.cluster import Cluster, EniSpec, NodeSpec, check_mac
 from eksnet.model.instance_types import INSTANCE_LIMITS
-from eksnet.model.source import Path, SourceDocument
+from eksnet.model.source import Path, SourceDocument, shown
+
+_SERVICE_NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+"""Kubernetes Service names are DNS-1035 labels (at most 63 characters)."""
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+"""Namespaces are DNS-1123 labels."""
+_OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+"""What a namespace or an object name in a reference (`service/NS/NAME`) may look like."""
 
 
 def check_cluster(cluster: Cluster, document: SourceDocument) -> None:
+    _check_vpc_cidrs(cluster, document)
+    _check_sysctls(cluster, document)
     _check_subnets(cluster, document)
-    owners = _check_nodes(cluster, document)
+    _check_router_macs(cluster, document)
+    groups = _check_security_groups(cluster, document)
+    _check_nat_gateways(cluster, document)
+    owners = _check_nodes(cluster, document, groups)
+    _check_nat_addresses(cluster, document, owners)
     _check_pods(cluster, document, owners)
     _check_pins(cluster, document)
+    _check_kubernetes_objects(cluster, document)
+
+
+def _check_sysctls(cluster: Cluster, document: SourceDocument) -> None:
+    """`net.ipv4.ip_forward` and the `net.ipv4.conf.*.*` settings are C ints in the kernel
+    (devinet.c, `proc_dointvec`): `sysctl -w` refuses anything else, so a spec may not say it."""
+    for key, value in cluster.node_defaults.sysctls.items():
+        dotted = key.replace("/", ".").strip(".")
+        if dotted != "net.ipv4.ip_forward" and not dotted.startswith("net.ipv4.conf."):
+            continue
+        try:
+            number = int(value) if isinstance(value, int) else int(value.strip())
+        except ValueError:
+            number = None
+        if number is None or not -(2**31) <= number < 2**31:
+            raise document.error(
+                ("nodeDefaults", "sysctls", key),
+                f"sysctl {key} = {shown(value)}: the kernel holds it as a 32-bit integer",
+                fix="write a number like 0, 1 or 2",
+            )
+
+
+def _check_vpc_cidrs(cluster: Cluster, document: SourceDocument) -> None:
+    """AWS refuses to associate a CIDR that overlaps one the VPC already has."""
+    cidrs = cluster.vpc.cidrs
+    for index, cidr in enumerate(cidrs):
+        for earlier in cidrs[:index]:
+            if cidr.overlaps(earlier):
+                what = "repeats" if cidr == earlier else "overlaps"
+                raise document.error(
+                    ("vpc", "cidrs", index),
+                    f"VPC CIDR {cidr} {what} VPC CIDR {earlier}",
+                    fix="give the VPC disjoint CIDRs",
+                )
 
 
 def _check_subnets(cluster: Cluster, document: SourceDocument) -> None:
@@ -48,6 +110,13 @@ def _check_subnets(cluster: Cluster, document: SourceDocument) -> None:
                     f"{earlier.cidr}",
                     fix="give the subnets disjoint CIDRs",
                 )
+        if not subnet.az.startswith(cluster.region):
+            raise document.error(
+                (*path, "az"),
+                f"subnet {subnet.name}: availability zone {subnet.az!r} is not in region "
+                f"{cluster.region}",
+                fix=f"use a zone of {cluster.region}, e.g. {cluster.region}a",
+            )
         if subnet.route_table not in cluster.vpc.route_tables and cluster.vpc.route_tables:
             known = ", ".join(cluster.vpc.route_tables)
             raise document.error(
@@ -57,12 +126,16 @@ def _check_subnets(cluster: Cluster, document: SourceDocument) -> None:
             )
 
 
-def _check_nodes(cluster: Cluster, document: SourceDocument) -> dict[IPv4Address, Path]:
+def _check_nodes(
+    cluster: Cluster, document: SourceDocument, groups: set[str]
+) -> dict[IPv4Address, Path]:
     """Check nodes and ENIs; return who claims each address (for the pod checks)."""
     owners: dict[IPv4Address, Path] = {}
     names: set[str] = set()
     eni_ids: set[str] = set()
     macs: set[str] = set()
+    router_macs = {cluster.router_mac(subnet): subnet.name for subnet in cluster.vpc.subnets}
+    public_ips: dict[IPv4Address, Path] = {}
     subnet_names = {subnet.name for subnet in cluster.vpc.subnets}
     for node_index, node in enumerate(cluster.nodes):
         path: Path = ("nodes", node_index)
@@ -77,6 +150,8 @@ def _check_nodes(cluster: Cluster, document: SourceDocument) -> dict[IPv4Address
                 f"node {node.name}: unknown subnet {node.subnet!r}",
                 fix=f"use one of: {', '.join(sorted(subnet_names))}",
             )
+        if node.public_ip is not None:
+            _claim_public_ip(document, node.public_ip, (*path, "publicIp"), public_ips)
         _check_eni_limits(cluster, document, node, path)
         for eni_index, eni in enumerate(node.enis):
             eni_path: Path = (*path, "enis", eni_index)
@@ -87,8 +162,46 @@ def _check_nodes(cluster: Cluster, document: SourceDocument) -> dict[IPv4Address
                         (*eni_path, field), f"duplicate {kind} {value}", fix="make it unique"
                     )
                 seen.add(value)
+            if eni.mac in router_macs:
+                raise document.error(
+                    (*eni_path, "mac"),
+                    f"ENI {eni.id}: MAC {eni.mac} is the router MAC of subnet "
+                    f"{router_macs[eni.mac]}",
+                    fix="give the ENI a MAC of its own",
+                )
+            _check_eni_groups(document, eni, eni_path, groups)
             _check_eni_addresses(cluster, document, node, eni, eni_path, owners)
+    for index, gateway in enumerate(cluster.vpc.nat_gateways):
+        _claim_public_ip(
+            document, gateway.public_ip, ("vpc", "natGateways", index, "publicIp"), public_ips
+        )
     return owners
+
+
+def _claim_public_ip(
+    document: SourceDocument, address: IPv4Address, where: Path, seen: dict[IPv4Address, Path]
+) -> None:
+    """A public (elastic) IP belongs to one instance or NAT gateway at a time."""
+    if address in seen:
+        raise document.error(
+            where,
+            f"public IP {address} is used twice (also at line {document.line_of(seen[address])})",
+            fix="give each node and NAT gateway its own public IP",
+        )
+    seen[address] = where
+
+
+def _check_eni_groups(document: SourceDocument, eni: EniSpec, path: Path, groups: set[str]) -> None:
+    """An ENI's groups are declared ones, once the spec declares any."""
+    if not groups:
+        return
+    for index, group in enumerate(eni.security_groups):
+        if group not in groups:
+            raise document.error(
+                (*path, "securityGroups", index),
+                f"ENI {eni.id}: security group {group!r} is not declared in vpc.securityGroups",
+                fix=f"use one of: {', '.join(sorted(groups))}",
+            )
 
 
 def _check_eni_limits(
@@ -115,6 +228,19 @@ def _check_eni_limits(
     seen_ifindex: set[int] = set()
     for eni_index, eni in enumerate(node.enis):
         eni_path: Path = (*path, "enis", eni_index)
+        if eni.device >= limits.enis:
+            raise document.error(
+                (*eni_path, "device"),
+                f"ENI {eni.id}: device index {eni.device}, but {instance_type} has "
+                f"{limits.enis} ENI slots (device 0 to {limits.enis - 1})",
+                fix="use a free device index below the limit or pick a larger instance type",
+            )
+        if eni.linux == "lo":
+            raise document.error(
+                (*eni_path, "linux"),
+                f"ENI {eni.id}: 'lo' is the loopback device's name",
+                fix="name ENIs eth0, eth1, …",
+            )
         used = len(eni.secondary_ips) + len(eni.prefixes)
         if used > limits.ipv4_per_eni - 1:
             raise document.error(
@@ -158,13 +284,15 @@ def _check_eni_addresses(
         raise document.error(
             (*path, "subnet"), f"ENI {eni.id}: unknown subnet {subnet_name!r}", fix="fix the name"
         ) from None
-    reserved = {
-        subnet.cidr.network_address,
-        subnet.cidr.network_address + 1,
-        subnet.cidr.network_address + 2,
-        subnet.cidr.network_address + 3,
-        subnet.cidr.broadcast_address,
-    }
+    node_az = cluster.subnet(node.subnet).az
+    if subnet.az != node_az:
+        raise document.error(
+            (*path, "subnet"),
+            f"ENI {eni.id}: subnet {subnet.name} is in {subnet.az}, but node {node.name} is in "
+            f"{node_az}",
+            fix="an instance attaches ENIs of its own availability zone only",
+        )
+    reserved = _reserved(subnet.cidr)
     addresses: list[tuple[IPv4Address, Path]] = [(eni.primary_ip, (*path, "primaryIp"))]
     addresses += [(ip, (*path, "secondaryIps", i)) for i, ip in enumerate(eni.secondary_ips)]
     for i, prefix in enumerate(eni.prefixes):
@@ -277,3 +405,345 @@ def _check_pins(cluster: Cluster, document: SourceDocument) -> None:
                     fix="give every pod its own netns",
                 )
             namespaces.add(pin.netns)
+
+
+def _mac_problem(mac: str) -> str | None:
+    """Why `mac` cannot be a device's MAC (the rules of `cluster.check_mac`), or None."""
+    try:
+        check_mac(mac)
+    except PydanticCustomError as error:
+        return str(error.context["message"]) if error.context else str(error)
+    return None
+
+
+def _check_router_macs(cluster: Cluster, document: SourceDocument) -> None:
+    """Each subnet's router MAC, once the template's `{x}` is filled in, is a device MAC."""
+    for index, subnet in enumerate(cluster.vpc.subnets):
+        mac = cluster.router_mac(subnet)
+        problem = _mac_problem(mac)
+        if problem is None:
+            continue
+        written = subnet.router_mac is not None
+        raise document.error(
+            ("vpc", "subnets", index, "routerMac") if written else ("vpc", "routerMac"),
+            f"subnet {subnet.name}: router MAC {problem}",
+            fix="pick a unicast router MAC (first octet even, e.g. 02:…)"
+            if written
+            else "change the template so that every subnet's MAC is unicast and not zero",
+        )
+
+
+def _check_security_groups(cluster: Cluster, document: SourceDocument) -> set[str]:
+    """Each group is `{description, tags, inbound: [rule…], outbound: [rule…]}`; a rule's
+    `source`/`destination` is a CIDR, a prefix list (`pl-…`) or a declared group. Returns the
+    declared groups."""
+    groups = cluster.vpc.security_groups
+    for name, group in groups.items():
+        path: Path = ("vpc", "securityGroups", name)
+        if not isinstance(group, dict):
+            raise document.error(
+                path,
+                f"security group {name}: {_kind(group)}, not a mapping",
+                fix="write `NAME: {inbound: [RULE…], outbound: [RULE…]}`",
+            )
+        for direction, peer in (("inbound", "source"), ("outbound", "destination")):
+            rules = group.get(direction, [])
+            if not isinstance(rules, list):
+                raise document.error(
+                    (*path, direction),
+                    f"security group {name}: {direction} is {_kind(rules)}, not a list of rules",
+                    fix=f'write `{direction}: [{{protocol: tcp, ports: "80", {peer}: …}}]`',
+                )
+            for index, rule in enumerate(rules):
+                rule_path: Path = (*path, direction, index)
+                if not isinstance(rule, dict):
+                    raise document.error(
+                        rule_path,
+                        f"security group {name}: {direction} rule is {_kind(rule)}, not a mapping",
+                        fix=f'write `{{protocol: tcp, ports: "80", {peer}: 0.0.0.0/0}}`',
+                    )
+                if peer not in rule:
+                    continue
+                value = rule[peer]
+                if not isinstance(value, str) or not _is_group_peer(value, groups):
+                    raise document.error(
+                        (*rule_path, peer),
+                        f"security group {name}: {peer} {shown(value)} is not a CIDR, a prefix "
+                        "list or a declared security group",
+                        fix=f"use a CIDR like 0.0.0.0/0 or one of: {', '.join(sorted(groups))}",
+                    )
+    return set(groups)
+
+
+def _is_group_peer(value: str, groups: Mapping[str, Any]) -> bool:
+    if value in groups or re.fullmatch(r"pl-[0-9a-z]+", value):
+        return True
+    try:
+        ip_network(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _reserved(cidr: IPv4Network) -> set[IPv4Address]:
+    """The addresses AWS keeps in every subnet: the first four and the last (vpc-fabric.md
+    §1.1)."""
+    base = cidr.network_address
+    return {base, base + 1, base + 2, base + 3, cidr.broadcast_address}
+
+
+def _check_nat_gateways(cluster: Cluster, document: SourceDocument) -> None:
+    """A NAT gateway has a unique id and lives in a declared subnet, on an address of it."""
+    ids: set[str] = set()
+    for index, gateway in enumerate(cluster.vpc.nat_gateways):
+        path: Path = ("vpc", "natGateways", index)
+        if gateway.id in ids:
+            raise document.error(
+                (*path, "id"), f"duplicate NAT gateway {gateway.id}", fix="make it unique"
+            )
+        ids.add(gateway.id)
+        try:
+            subnet = cluster.subnet(gateway.subnet)
+        except KeyError:
+            known = ", ".join(subnet.name for subnet in cluster.vpc.subnets)
+            raise document.error(
+                (*path, "subnet"),
+                f"NAT gateway {gateway.id}: unknown subnet {gateway.subnet!r}",
+                fix=f"use one of: {known}",
+            ) from None
+        if gateway.private_ip not in subnet.cidr or gateway.private_ip in _reserved(subnet.cidr):
+            raise document.error(
+                (*path, "privateIp"),
+                f"NAT gateway {gateway.id}: {gateway.private_ip} is not an assignable address "
+                f"of subnet {subnet.name} {subnet.cidr}",
+                fix="use an address inside the subnet, not its first four or its last",
+            )
+
+
+def _check_nat_addresses(
+    cluster: Cluster, document: SourceDocument, owners: dict[IPv4Address, Path]
+) -> None:
+    """A NAT gateway's private address is its own ENI's: no node ENI may hold it too."""
+    for index, gateway in enumerate(cluster.vpc.nat_gateways):
+        if gateway.private_ip in owners:
+            line = document.line_of(owners[gateway.private_ip])
+            raise document.error(
+                ("vpc", "natGateways", index, "privateIp"),
+                f"NAT gateway {gateway.id}: {gateway.private_ip} is also an ENI's (line {line})",
+                fix="give the NAT gateway an address no ENI has",
+            )
+
+
+# Kubernetes objects ------------------------------------------------------------------------------
+
+ObjectKey = tuple[str, str]
+"""(namespace, name) of a Service or Ingress."""
+
+
+def _check_kubernetes_objects(cluster: Cluster, document: SourceDocument) -> None:
+    services = _declared_objects(document, "services", cluster.services, service=True)
+    ingresses = _declared_objects(document, "ingresses", cluster.ingresses, service=False)
+    for index, ingress in enumerate(cluster.ingresses):
+        namespace = _namespace_of(ingress)
+        for path, name in _ingress_backends(document, ("ingresses", index), ingress):
+            if (namespace, name) not in services:
+                raise document.error(
+                    path,
+                    f"ingress {_name_of(ingress)}: backend service {name!r} is not declared in "
+                    f"namespace {namespace}",
+                    fix=_one_of("service", services),
+                )
+    for index, item in enumerate(cluster.endpoint_slices):
+        labels = _field(document, ("endpointSlices", index), item, "metadata", "labels")
+        owner = labels.get("kubernetes.io/service-name") if isinstance(labels, dict) else None
+        if owner is not None and (_namespace_of(item), owner) not in services:
+            raise document.error(
+                ("endpointSlices", index, "metadata", "labels", "kubernetes.io/service-name"),
+                f"EndpointSlice for service {shown(owner)}, which is not declared",
+                fix=_one_of("service", services),
+            )
+    declared = {"service": services, "ingress": ingresses}
+    for index, balancer in enumerate(cluster.load_balancers):
+        _check_reference(document, ("loadBalancers", index, "for"), balancer.get("for"), declared)
+        ips = balancer.get("ips", {})
+        zones = {subnet.az for subnet in cluster.vpc.subnets}
+        if not isinstance(ips, dict):
+            raise document.error(
+                ("loadBalancers", index, "ips"),
+                f"load balancer ips is {_kind(ips)}, not a mapping of zone → addresses",
+                fix="write `ips: {ZONE: [PRIVATE-IP, PUBLIC-IP]}`",
+            )
+        for zone, addresses in ips.items():
+            where: Path = ("loadBalancers", index, "ips", zone)
+            if zone not in zones:
+                raise document.error(
+                    where,
+                    f"load balancer zone {zone!r} has no subnet",
+                    fix=f"use one of: {', '.join(sorted(zones))}",
+                )
+            _check_addresses(document, where, addresses)
+    for index, record in enumerate(cluster.dns):
+        if "alias" in record:
+            _check_reference(document, ("dns", index, "alias"), record["alias"], declared)
+        if "answers" in record:
+            _check_addresses(document, ("dns", index, "answers"), record["answers"])
+
+
+def _declared_objects(
+    document: SourceDocument, section: str, items: list[dict[str, Any]], *, service: bool
+) -> set[ObjectKey]:
+    """The (namespace, name) of each Service or Ingress, written compactly (`name:`) or as a
+    manifest (`metadata.name`); each named validly and once."""
+    kind = "service" if service else "ingress"
+    keys: set[ObjectKey] = set()
+    for index, item in enumerate(items):
+        path: Path = (section, index)
+        name_path: Path = (*path, "name") if "name" in item else (*path, "metadata", "name")
+        name = _name_of(item)
+        pattern = _SERVICE_NAME if service else _OBJECT_NAME
+        if not isinstance(name, str) or len(name) > 63 or not pattern.fullmatch(name):
+            rule = "DNS-1035 label" if service else "DNS-1123 subdomain"
+            raise document.error(
+                name_path,
+                f"{kind} name {shown(name)} is not a valid Kubernetes name ({rule})",
+                fix="give it `name:` (or metadata.name) of lowercase letters, digits and '-'",
+            )
+        namespace = _namespace_of(item)
+        if not _NAMESPACE.fullmatch(namespace):
+            raise document.error(
+                path,
+                f"{kind} {name}: namespace {shown(namespace)} is not a valid Kubernetes name "
+                "(DNS-1123 label)",
+                fix="lowercase letters, digits and '-', at most 63 characters",
+            )
+        key = (namespace, name)
+        if key in keys:
+            raise document.error(
+                name_path, f"duplicate {kind} {key[0]}/{name}", fix=f"name each {kind} once"
+            )
+        keys.add(key)
+    return keys
+
+
+def _name_of(item: Mapping[str, Any]) -> object:
+    if "name" in item:
+        return item["name"]
+    metadata = item.get("metadata")
+    return metadata.get("name") if isinstance(metadata, dict) else None
+
+
+def _namespace_of(item: Mapping[str, Any]) -> str:
+    metadata = item.get("metadata")
+    namespace = item.get("namespace") or (
+        metadata.get("namespace") if isinstance(metadata, dict) else None
+    )
+    return namespace if isinstance(namespace, str) else "default"
+
+
+def _field(document: SourceDocument, path: Path, value: object, *keys: str) -> object:
+    """`value[keys[0]][keys[1]]…`, or None where a key is absent; a value on the way that is
+    not a mapping is an error at its line."""
+    for key in keys:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise document.error(
+                path,
+                f"{'.'.join(str(part) for part in path)} is {_kind(value)}, not a mapping",
+                fix="write it as a Kubernetes manifest writes it",
+            )
+        value = value.get(key)
+        path = (*path, key)
+    return value
+
+
+def _ingress_backends(
+    document: SourceDocument, path: Path, ingress: dict[str, Any]
+) -> Iterator[tuple[Path, str]]:
+    """Where each backend service name of an Ingress is, and the name."""
+    found: list[tuple[Path, object]] = []
+    default = _field(document, path, ingress, "spec", "defaultBackend")
+    if default is not None:
+        found.append(((*path, "spec", "defaultBackend"), default))
+    rules = _field(document, path, ingress, "spec", "rules") or []
+    if not isinstance(rules, list):
+        raise document.error(
+            (*path, "spec", "rules"), "ingress spec.rules is not a list", fix="write a list"
+        )
+    for index, rule in enumerate(rules):
+        rule_path: Path = (*path, "spec", "rules", index)
+        paths = _field(document, rule_path, rule, "http", "paths") or []
+        if not isinstance(paths, list):
+            raise document.error(
+                (*rule_path, "http", "paths"), "ingress http.paths is not a list", fix="a list"
+            )
+        for number, entry in enumerate(paths):
+            entry_path: Path = (*rule_path, "http", "paths", number)
+            backend = _field(document, entry_path, entry, "backend")
+            if backend is not None:
+                found.append(((*entry_path, "backend"), backend))
+    for backend_path, backend in found:
+        name = _field(document, backend_path, backend, "service", "name")
+        if name is None:
+            continue
+        if not isinstance(name, str):
+            raise document.error(
+                (*backend_path, "service", "name"),
+                f"ingress backend service name {shown(name)} is not a name",
+                fix="write the Service's name",
+            )
+        yield (*backend_path, "service", "name"), name
+
+
+def _check_reference(
+    document: SourceDocument,
+    path: Path,
+    reference: object,
+    declared: Mapping[str, set[ObjectKey]],
+) -> None:
+    """`service/NAME`, `service/NAMESPACE/NAME`, `ingress/…`: a declared object."""
+    parts = reference.split("/") if isinstance(reference, str) else []
+    names = parts[1:]
+    well_formed = len(names) in (1, 2) and all(_OBJECT_NAME.fullmatch(name) for name in names)
+    if not well_formed or parts[0] not in declared:
+        raise document.error(
+            path,
+            f"{shown(reference)} does not name a service or ingress",
+            fix="write service/NAME or ingress/NAME (or KIND/NAMESPACE/NAME)",
+        )
+    kind, *rest = parts
+    key = (rest[0], rest[1]) if len(rest) == 2 else ("default", rest[0])
+    if key not in declared[kind]:
+        raise document.error(
+            path, f"{kind} {key[0]}/{key[1]} is not declared", fix=_one_of(kind, declared[kind])
+        )
+
+
+def _check_addresses(document: SourceDocument, path: Path, addresses: object) -> None:
+    if not isinstance(addresses, list):
+        raise document.error(
+            path, f"{_kind(addresses)}, not a list of addresses", fix="write [A.B.C.D, …]"
+        )
+    for index, address in enumerate(addresses):
+        try:
+            IPv4Address(address if isinstance(address, str) else "")
+        except ValueError:
+            raise document.error(
+                (*path, index),
+                f"{shown(address)} is not an IPv4 address",
+                fix="write an address like 192.0.2.10",
+            ) from None
+
+
+def _one_of(kind: str, keys: set[ObjectKey]) -> str:
+    names = ", ".join(f"{namespace}/{name}" for namespace, name in sorted(keys))
+    plural = f"{kind}es" if kind.endswith("s") else f"{kind}s"
+    return f"use one of the declared {plural}: {names}" if names else f"declare the {kind} first"
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"the {type(value).__name__} {shown(value)}"
