@@ -109,16 +109,36 @@ def load(cluster_file: Path | None, variant: str | None = None) -> Loaded:
 # --- exec ----------------------------------------------------------------------------------------
 
 
+BATCH_LIMIT = 4 * 1024 * 1024
+"""The most `ip -batch` input eksnet reads (4 MiB: tens of thousands of commands)."""
+
+
 def read_input(name: str) -> str:
-    """`ip -batch NAME`'s input: stdin for `-`, else the file. A directory reads as empty, as
-    for `ip` (its `freopen` succeeds and the first `getline` fails)."""
+    """`ip -batch NAME`'s input: stdin for `-`, else a regular file, at most `BATCH_LIMIT`
+    bytes either way. A directory reads as empty, as for `ip` (its `freopen` succeeds and the
+    first `getline` fails). A device or a pipe by name is refused rather than read without end
+    (`ip` itself would read `/dev/zero` until memory runs out); for a stream, use `-`."""
+    import errno
+    import os
+    import stat
+
     if name == "-":
-        return sys.stdin.read()
-    try:
-        with open(name, encoding="utf-8", errors="surrogateescape") as handle:
-            return handle.read()
-    except IsADirectoryError:
-        return ""
+        data = sys.stdin.buffer.read(BATCH_LIMIT + 1)
+    else:
+        descriptor = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        try:
+            mode = os.fstat(descriptor).st_mode
+            if stat.S_ISDIR(mode):
+                return ""
+            if not stat.S_ISREG(mode):
+                raise OSError(errno.EINVAL, "not a regular file (give a file, or - for stdin)")
+            with os.fdopen(descriptor, "rb", closefd=False) as handle:
+                data = handle.read(BATCH_LIMIT + 1)
+        finally:
+            os.close(descriptor)
+    if len(data) > BATCH_LIMIT:
+        raise OSError(errno.EFBIG, f"more than {BATCH_LIMIT} bytes")
+    return data.decode("utf-8", errors="surrogateescape")
 
 
 def run_exec(target: str, command: Sequence[str], cluster: Path | None, variant: str | None) -> int:
@@ -198,11 +218,14 @@ def exec_fast(line: ExecLine) -> int:
 # --- walk and tour -------------------------------------------------------------------------------
 
 
-def _not_modelled(result: "Walk") -> bool:
-    ends = [result.disposition] + [branch.walk.disposition for branch in result.branches]
-    if any(end is not None and end.kind == "not-modelled" for end in ends):
-        return True
-    return result.reply is not None and _not_modelled(result.reply)
+def _not_modelled(result: "Walk") -> str | None:
+    """What a walk (any branch, either direction) reached that is not modelled yet, if any."""
+    for _, _, leaf in result.leaves():
+        for one in (leaf, leaf.reply):
+            end = one.disposition if one is not None else None
+            if end is not None and end.kind == "not-modelled":
+                return end.reason
+    return None
 
 
 def _console() -> "Console":
@@ -226,7 +249,7 @@ def _print_walk(result: "Walk", *, as_json: bool, verbose: bool) -> None:
 
 def _tour_walk(console: "Console", loaded: Loaded, tour_walk: "TourWalk", verbose: bool) -> "Walk":
     from eksnet.dataplane.targets import parse_target, resolve_namespace
-    from eksnet.render.exec import run_command
+    from eksnet.render.exec import execute
     from eksnet.render.walk_text import walk_renderable
     from eksnet.walk.engine import walk as run_walk
 
@@ -236,8 +259,10 @@ def _tour_walk(console: "Console", loaded: Loaded, tour_walk: "TourWalk", verbos
         namespace = resolve_namespace(loaded.state, parse_target(target))
         label = loaded.labels.get(namespace.name, target)
         console.print(f"[bold]{label}$[/bold] {command}")
-        # The command's own bytes, tabs included: exactly what the real command prints.
-        console.file.write(run_command(loaded.state, namespace, command.split()))
+        # The command's own bytes, tabs included: exactly what the real command prints, its
+        # error text too (a view of the talk's node may not exist in another cluster).
+        output = execute(loaded.state, namespace, command.split())
+        console.file.write(output.stdout + output.stderr)
         console.file.flush()
     result = run_walk(
         loaded.state,
@@ -381,8 +406,11 @@ def build_app() -> "typer.Typer":
                 with_reply=not no_return,
             )
             _print_walk(result, as_json=as_json, verbose=verbose)
-            if _not_modelled(result):
-                # The walk got as far as eksnet models; say so in the exit status too.
+            missing = _not_modelled(result)
+            if missing is not None:
+                # The walk got as far as eksnet models (stdout shows how far); the one line on
+                # stderr and the exit status say what is missing, as for any exit 3.
+                say(NotModelled(missing).one_line())
                 raise typer.Exit(NotModelled.exit_code)
 
         guarded(body)

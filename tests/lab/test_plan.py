@@ -24,6 +24,7 @@ from eksnet.dataplane.state import (
     VpcRoute,
     VpcState,
 )
+from eksnet.errors import NotModelled
 from eksnet.lab.fabric import DROP_COMMENTS
 from eksnet.lab.names import LabNames
 from eksnet.lab.plan import PlanError, build_plan, eui64_link_local, ip_batch
@@ -414,7 +415,7 @@ def test_a_state_namespace_cannot_take_the_internet_s_name() -> None:
     state = internet_state()
     node = state.namespace(NODE)
     clash = Namespace("internet", "node", "internet", links=node.links[:1])
-    with pytest.raises(PlanError, match="internet namespace"):
+    with pytest.raises(NotModelled, match="named 'internet'"):
         build_plan(DataplaneState((*state.namespaces, clash), state.vpc), NAMES)
 
 
@@ -424,3 +425,15 @@ def test_a_state_mac_cannot_be_the_gateway_s() -> None:
     vpc = replace(state.vpc, enis=(eni, *state.vpc.enis[1:]))
     with pytest.raises(PlanError, match="02:00:00:00:00:fe"):
         build_plan(DataplaneState(state.namespaces, vpc, state.external_hosts), NAMES)
+
+
+def test_a_namespace_the_lab_cannot_name_is_not_modelled() -> None:
+    """A node named like the lab's own namespaces, or too long for a file name once prefixed,
+    is refused with one line (exit 3), never a traceback half-way through `lab up`."""
+    names = LabNames("eksnet-lab-")
+    for reserved in ("vpc", "internet"):
+        with pytest.raises(NotModelled, match=f"named '{reserved}'"):
+            names.netns(reserved)
+    with pytest.raises(NotModelled, match="over 255 bytes"):
+        names.netns("n" * 250)
+    assert names.netns("n" * 244) == "eksnet-lab-" + "n" * 244

@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 
 from eksnet.dataplane.state import DataplaneState, Namespace
+from eksnet.errors import NotModelled
 from eksnet.lab.inside import Inside
 
 DEFAULT_PREFIX = "eksnet-lab-"
@@ -27,6 +28,11 @@ RUN_FILE_STEM = "lab-"
 RUN_FILE_SUFFIX = ".json"
 FABRIC_SUFFIX = "vpc"
 """The VPC fabric's namespace is `<prefix>vpc`; no state namespace may carry that name."""
+INTERNET_SUFFIX = "internet"
+"""The internet's namespace is `<prefix>internet` (`lab/fabric.py`)."""
+RESERVED = frozenset({FABRIC_SUFFIX, INTERNET_SUFFIX})
+NAME_MAX = 255
+"""The longest file name, so the longest `/run/netns` entry (`NAME_MAX`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +55,21 @@ class LabNames:
         return cls(os.environ.get(PREFIX_ENV, DEFAULT_PREFIX))
 
     def netns(self, state_name: str) -> str:
-        """The lab namespace that realizes the state namespace `state_name`."""
-        if state_name == FABRIC_SUFFIX:
-            raise ValueError(f"a state namespace may not be called {FABRIC_SUFFIX!r} in the lab")
-        return f"{self.prefix}{state_name}"
+        """The lab namespace that realizes the state namespace `state_name`. A node named like
+        the lab's own namespaces (`vpc`, `internet`), or a name too long for a file name once
+        prefixed, cannot be built: the lab says so rather than fail half-way."""
+        if state_name in RESERVED:
+            raise NotModelled(
+                f"a node or pod namespace named {state_name!r} in the lab, whose own "
+                f"{state_name!r} namespace has that name"
+            )
+        name = f"{self.prefix}{state_name}"
+        if len(name.encode()) > NAME_MAX:
+            raise NotModelled(
+                f"lab namespace names over {NAME_MAX} bytes ({state_name[:40]}… with the "
+                f"prefix {self.prefix!r}): a shorter --prefix or node name is needed"
+            )
+        return name
 
     @property
     def fabric(self) -> str:
@@ -63,7 +80,7 @@ class LabNames:
     def internet(self) -> str:
         """The namespace holding the internet beyond the VPC's internet gateway: every external
         host's address, wired to the fabric's bridge (`lab/fabric.py`)."""
-        return f"{self.prefix}internet"
+        return f"{self.prefix}{INTERNET_SUFFIX}"
 
     def is_lab(self, netns: str) -> bool:
         """Whether `netns` carries this lab's prefix: a name test only; whether the namespace

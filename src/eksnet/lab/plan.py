@@ -113,7 +113,7 @@ class LabPlan:
 def build_plan(state: DataplaneState, names: LabNames) -> LabPlan:
     fabric = plan_fabric(state, names.fabric)
     namespaces = tuple(namespace_plan(ns, names) for ns in state.namespaces)
-    internet = internet_plan(state, names, namespaces)
+    internet = internet_plan(state, names)
     creations = link_creations(state, names, fabric)
     every: tuple[NamespacePlan | FabricPlan, ...] = (*namespaces, fabric)
     wire = (internet_link(internet.netns, fabric.netns),) if internet is not None else ()
@@ -132,19 +132,14 @@ def build_plan(state: DataplaneState, names: LabNames) -> LabPlan:
     )
 
 
-def internet_plan(
-    state: DataplaneState, names: LabNames, namespaces: tuple[NamespacePlan, ...]
-) -> NamespacePlan | None:
+def internet_plan(state: DataplaneState, names: LabNames) -> NamespacePlan | None:
     """The internet namespace, configured like any other (sysctls, then its operations); None
     without an internet gateway. Its name is `LabNames.internet`, which no state namespace may
-    take."""
+    take (`LabNames.netns` refuses it)."""
     namespace = internet_namespace(state)
     if namespace is None:
         return None
     netns = names.internet
-    taken = next((ns.state_name for ns in namespaces if ns.netns == netns), None)
-    if taken is not None:
-        raise PlanError(f"namespace {taken} would be the lab's internet namespace {netns}")
     macs = {eni.mac for eni in state.vpc.enis} | {s.router_mac for s in state.vpc.subnets}
     clash = sorted(macs & {GATEWAY_MAC, INTERNET_MAC})
     if clash:

@@ -192,6 +192,11 @@ def delivered_at(walk: Walk) -> Hop | None:
     return last if last.where.kind in ("pod", "node", "external") else None
 
 
+def lab_netns(names: LabNames, place: str) -> str:
+    """The lab namespace of a place of the walk: a state namespace's, or the internet's."""
+    return names.internet if place == INTERNET else names.netns(place)
+
+
 def lab_place(hop: Hop) -> str:
     """The namespace a hop happens in, in the lab: its own, or the internet namespace for an
     external host."""
@@ -842,7 +847,7 @@ def capture_targets(state: DataplaneState, names: LabNames, walk: Walk) -> list[
             if link.kind == "loopback" or (not full and link.kind != "device"):
                 continue
             targets.append(
-                CaptureTarget(namespace.name, names.netns(namespace.name), link.name, link.mac)
+                CaptureTarget(namespace.name, lab_netns(names, namespace.name), link.name, link.mac)
             )
     return targets
 
@@ -990,7 +995,7 @@ def exchange(state: DataplaneState, names: LabNames, walk: Walk) -> Observation:
     probe = flow.proto == "tcp"
     if probe:
         _forget_half_open({place.namespace for place in listen_places(state, walk)}, names)
-        _install_probe(names.netns(source), walk)
+        _install_probe(lab_netns(names, source), walk)
     listeners: list[tuple[Place, subprocess.Popen[str]]] = []
     listened: list[Listened] = []
     try:
@@ -1002,7 +1007,7 @@ def exchange(state: DataplaneState, names: LabNames, walk: Walk) -> Observation:
                 for place in listen_places(state, walk):
                     proc = subprocess.Popen(
                         _agent(
-                            names.netns(place.namespace),
+                            lab_netns(names, place.namespace),
                             "listen",
                             "--proto",
                             flow.proto,
@@ -1024,7 +1029,7 @@ def exchange(state: DataplaneState, names: LabNames, walk: Walk) -> Observation:
                             f"listener in {place.namespace} on {place.address}:{place.port} "
                             "did not start"
                         )
-                sent = _send(names.netns(source), walk)
+                sent = _send(lab_netns(names, source), walk)
                 for place, proc in listeners:
                     heard = _read_json(proc, ANSWER_WAIT + 1)
                     listened.append(
@@ -1047,7 +1052,7 @@ def exchange(state: DataplaneState, names: LabNames, walk: Walk) -> Observation:
             events = watch.stop()
     finally:
         if probe:
-            _remove_probe(names.netns(source))
+            _remove_probe(lab_netns(names, source))
     after = _netstat(watched, names)
     final = dict(
         zip(
@@ -1144,7 +1149,7 @@ def _forget_half_open(namespaces: Iterable[str], names: LabNames) -> None:
     completes a handshake here, and a stale one would look like this exchange's SYN arriving."""
     system.parallel(
         lambda name: system.netns_exec(
-            names.netns(name), ["ss", "-K", "-t", "state", "syn-recv"], check=False
+            lab_netns(names, name), ["ss", "-K", "-t", "state", "syn-recv"], check=False
         ),
         sorted(namespaces),
     )
@@ -1192,7 +1197,7 @@ def _rule_hits(tables: Sequence[Namespace], names: LabNames) -> dict[str, frozen
 def _netstat(namespaces: Sequence[str], names: LabNames) -> dict[str, dict[str, int]]:
     def read(name: str) -> dict[str, int]:
         result = system.netns_exec(
-            names.netns(name), ["cat", "/proc/net/netstat", "/proc/net/snmp"]
+            lab_netns(names, name), ["cat", "/proc/net/netstat", "/proc/net/snmp"]
         )
         return parse_netstat(result.stdout)
 
