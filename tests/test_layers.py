@@ -40,8 +40,11 @@ SITS_ON: Mapping[str, frozenset[str]] = {
     "render": frozenset({"walk"}),
     # The real kernel: builds the state, runs traffic, compares it with simulated walks.
     "lab": frozenset({"render", "controllers"}),
+    # A spec's built state remembered between runs (`eksnet exec` in a loop): loads and builds
+    # on a miss, so it sits on the controllers; the CLI and the lab read states through it.
+    "state_cache": frozenset({"controllers"}),
     # The entry point, over everything.
-    "cli": frozenset({"lab"}),
+    "cli": frozenset({"lab", "state_cache"}),
 }
 """Each layer and the layers it sits on directly. A layer may import itself and every layer it
 sits on directly or through others (the transitive closure below); anything else is upward."""

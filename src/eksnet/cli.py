@@ -40,8 +40,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from typer._click.exceptions import ClickException
 
-    from eksnet.dataplane.state import DataplaneState
-    from eksnet.model import Cluster
+    from eksnet.state_cache import Built
     from eksnet.walk.model import Walk
     from eksnet.walk.tour import TourWalk
 
@@ -82,28 +81,12 @@ def guarded(action: Callable[[], T]) -> T:
         raise typer.Exit(error.exit_code) from None
 
 
-@dataclass(frozen=True, slots=True)
-class Loaded:
-    cluster: "Cluster"
-    state: "DataplaneState"
-    labels: dict[str, str]
+def load(cluster_file: Path | None, variant: str | None = None) -> "Built":
+    """The cluster's data-plane state and the names the talk gives its nodes and pods, from
+    the state cache when it holds this spec (`state_cache`: loading means pydantic)."""
+    from eksnet.state_cache import load_built
 
-
-def load(cluster_file: Path | None, variant: str | None = None) -> Loaded:
-    """The cluster, its data-plane state, and the names the talk gives its nodes and pods."""
-    from eksnet.controllers import build_state
-    from eksnet.model import load_cluster
-
-    cluster = load_cluster(cluster_file, variant=variant)
-    state = build_state(cluster)
-    labels: dict[str, str] = {}
-    for node in cluster.nodes:
-        if node.talk_name:
-            labels[node.name] = node.talk_name
-    for pod in cluster.pods:
-        if pod.talk_name:
-            labels[state.namespace_of_owner(pod.key).name] = pod.talk_name
-    return Loaded(cluster, state, labels)
+    return load_built(cluster_file, variant)
 
 
 # --- exec ----------------------------------------------------------------------------------------
@@ -143,13 +126,11 @@ def read_input(name: str) -> str:
 
 def run_exec(target: str, command: Sequence[str], cluster: Path | None, variant: str | None) -> int:
     """`eksnet exec`: the simulated tool's stdout, stderr and exit status, as on the real host.
-    Only the state is built (no talk labels), and only the modules the command needs load."""
-    from eksnet.controllers import build_state
+    Only the modules the command needs load; the state comes from the cache when it can."""
     from eksnet.dataplane.targets import parse_target, resolve_namespace
-    from eksnet.model import load_cluster
     from eksnet.render.exec import execute
 
-    state = build_state(load_cluster(cluster, variant=variant))
+    state = load(cluster, variant).state
     namespace = resolve_namespace(state, parse_target(target))
     result = execute(state, namespace, command, read_input)
     sys.stdout.write(result.stdout)
@@ -247,7 +228,7 @@ def _print_walk(result: "Walk", *, as_json: bool, verbose: bool) -> None:
     _console().print(walk_renderable(result, verbose=verbose))
 
 
-def _tour_walk(console: "Console", loaded: Loaded, tour_walk: "TourWalk", verbose: bool) -> "Walk":
+def _tour_walk(console: "Console", loaded: "Built", tour_walk: "TourWalk", verbose: bool) -> "Walk":
     from eksnet.dataplane.targets import parse_target, resolve_namespace
     from eksnet.render.exec import execute
     from eksnet.render.walk_text import walk_renderable
@@ -279,7 +260,7 @@ def _tour_walk(console: "Console", loaded: Loaded, tour_walk: "TourWalk", verbos
 
 def _tour_with_lab(
     console: "Console",
-    loaded: Loaded,
+    loaded: "Built",
     selected: "list[TourWalk]",
     verbose: bool,
     cluster: Path | None,
