@@ -10,7 +10,7 @@ import pytest
 
 from eksnet.render.exec import run_command
 from eksnet.render.linux import arp_numeric, ip_address, ip_neigh, ip_route, ip_rule
-from eksnet.render.linux.iptables_save import iptables_save
+from eksnet.render.linux.iptables import iptables_save
 
 from .fixtures import node1, pod61, talk_state
 

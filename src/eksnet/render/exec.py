@@ -574,7 +574,7 @@ def iptables_save_command(ns: Namespace, argv: Sequence[str]) -> str:
     if any(option != "t" for option, _ in options):
         raise unsupported(argv)
     tables = [value for _, value in options]
-    from eksnet.render.linux.iptables_save import iptables_save
+    from eksnet.render.linux.iptables import iptables_save
 
     return iptables_save(ns, tables[-1] if tables else None)
 

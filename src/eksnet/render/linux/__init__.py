@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from eksnet.render.linux.address import ip_address, ip_link
     from eksnet.render.linux.arp import arp_numeric
-    from eksnet.render.linux.iptables_save import iptables_save
+    from eksnet.render.linux.iptables import iptables_save
     from eksnet.render.linux.neigh import ip_neigh
     from eksnet.render.linux.route import ip_route
     from eksnet.render.linux.rule import ip_rule
@@ -31,7 +31,7 @@ _VIEWS = {
     "ip_neigh": "neigh",
     "ip_route": "route",
     "ip_rule": "rule",
-    "iptables_save": "iptables_save",
+    "iptables_save": "iptables",
     "sysctl_read": "sysctl",
 }
 """Each view and the module that holds it."""
