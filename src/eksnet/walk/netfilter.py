@@ -87,6 +87,9 @@ class HookResult:
     records: tuple[ConntrackRecord, ...] = ()
     reroute: bool = False
     """OUTPUT changed the mark or the destination: the kernel looks the route up again."""
+    rejected_with: str | None = None
+    """A REJECT dropped the packet and answers the sender with this (`icmp-port-unreachable`,
+    `tcp-reset`, … as `iptables-save` names it)."""
 
 
 def _tuple(packet: Packet) -> Tuple:
@@ -201,7 +204,10 @@ class Passage:
                     steps.append(step)
                 packet = packet.but(mark=outcome.packet.mark)
                 if outcome.verdict != "ACCEPT":
-                    return HookResult(tuple(steps), packet, self._drop_reason(outcome), ())
+                    reason = self._drop_reason(outcome)
+                    return HookResult(
+                        tuple(steps), packet, reason, (), rejected_with=outcome.reject_with
+                    )
                 if nat_stage:
                     packet, nat_step = self._nat(hook, packet, outcome, oif, nexthop)
                     if nat_step is not None:
