@@ -430,6 +430,39 @@ class VpcState:
         return None
 
 
+ServiceProtocol = Literal["tcp", "udp", "sctp"]
+ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePort:
+    """One port of a Service as kube-proxy reads it: `name` is the port's name ("" when
+    unnamed), `node_port` None when the Service has none."""
+
+    name: str
+    protocol: ServiceProtocol
+    port: int
+    target_port: int | str
+    node_port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A Service as far as the data plane names it: what `svc/NS/NAME` means to a walk (its
+    ClusterIP and ports). kube-proxy's rules for it are in each node's iptables state."""
+
+    namespace: str
+    name: str
+    type: ServiceType
+    cluster_ip: IPv4Address | None
+    ports: tuple[ServicePort, ...]
+    external_ips: tuple[IPv4Address, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
 @dataclass(frozen=True, slots=True)
 class DataplaneState:
     """The whole cluster's data plane: one `Namespace` per node and pod, plus the VPC and the
@@ -440,6 +473,8 @@ class DataplaneState:
     external_hosts: tuple[ExternalHost, ...] = ()
     """The internet as far as the cluster knows it: the hosts a walk may reach through the
     internet gateway (and that the lab puts in its internet namespace)."""
+    services: tuple[Service, ...] = ()
+    """The cluster's Services (kube-proxy's controller fills it), for `svc/NS/NAME` targets."""
     _by_name: dict[str, Namespace] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
