@@ -228,6 +228,17 @@ def _print_walk(result: "Walk", *, as_json: bool, verbose: bool) -> None:
     _console().print(walk_renderable(result, verbose=verbose))
 
 
+def _print_conntrack(result: "Walk") -> None:
+    """Each namespace's conntrack table after the walk, as `conntrack -L` prints it there (for a
+    split walk, after each branch)."""
+    for _, label, leaf in result.leaves():
+        tables = leaf.final_conntrack()
+        for namespace in sorted(tables):
+            heading = f"# {namespace}$ conntrack -L" + (f"   (branch {label})" if label else "")
+            sys.stdout.write(heading + "\n")
+            sys.stdout.write("".join(record.text + "\n" for record in tables[namespace]))
+
+
 def _tour_walk(console: "Console", loaded: "Built", tour_walk: "TourWalk", verbose: bool) -> "Walk":
     from eksnet.dataplane.targets import parse_target, resolve_namespace
     from eksnet.render.exec import execute
@@ -368,6 +379,18 @@ def build_app() -> "typer.Typer":
         as_json: Annotated[bool, typer.Option("--json", help="The walk as JSON.")] = False,
         verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Every step.")] = False,
         no_return: Annotated[bool, typer.Option("--no-return", help="Forward only.")] = False,
+        seed: Annotated[
+            int | None,
+            typer.Option(
+                "--seed", help="Of a load-balanced walk, show the one way this seed picks."
+            ),
+        ] = None,
+        show_conntrack: Annotated[
+            bool,
+            typer.Option(
+                "--show-conntrack", help="Then each node's entries, as `conntrack -L` lists them."
+            ),
+        ] = False,
     ) -> None:
         """Walk a packet from SRC to DST, forward and back."""
 
@@ -386,7 +409,15 @@ def build_app() -> "typer.Typer":
                 labels=loaded.labels,
                 with_reply=not no_return,
             )
+            if seed is not None and result.branches:
+                import random
+
+                label, result = result.leaf_at(random.Random(seed).random())
+                if not as_json:
+                    _console().print(f"[dim]seed {seed} picks the branch {label}[/dim]")
             _print_walk(result, as_json=as_json, verbose=verbose)
+            if show_conntrack and not as_json:
+                _print_conntrack(result)
             missing = _not_modelled(result)
             if missing is not None:
                 # The walk got as far as eksnet models (stdout shows how far); the one line on

@@ -236,7 +236,7 @@ def external_hosts(cluster: Cluster) -> tuple[ExternalHost, ...]:
                 fix="name each external host once",
                 path=(*path, "name"),
             )
-        hosts.append(ExternalHost(host.name, host.ip))
+        hosts.append(ExternalHost(host.name, host.ip, host.source_port, host.port))
     return tuple(hosts)
 
 

@@ -351,10 +351,13 @@ class PublicIp:
 
 @dataclass(frozen=True, slots=True)
 class ExternalHost:
-    """A host on the internet the cluster talks to (the spec's `externalHosts`)."""
+    """A host on the internet the cluster talks to (the spec's `externalHosts`): the source
+    port it connects from and the port it serves, where the spec pins them."""
 
     name: str
     address: IPv4Address
+    source_port: int | None = None
+    port: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

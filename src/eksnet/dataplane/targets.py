@@ -1,4 +1,5 @@
-"""Naming a place in the cluster the way the CLI does: `node/NAME`, `pod/NS/NAME`, `ip/ADDR`.
+"""Naming a place in the cluster the way the CLI does: `node/NAME`, `pod/NS/NAME`, `ip/ADDR`,
+and `svc/NS/NAME` (a Service's ClusterIP).
 
 One parser for `eksnet exec`, `eksnet walk`, `eksnet lab exec` and `eksnet lab verify`, so the
 simulator and the lab always agree on what a target means.
@@ -11,17 +12,17 @@ from dataclasses import dataclass
 from ipaddress import AddressValueError, IPv4Address
 from typing import Literal
 
-from eksnet.dataplane.state import DataplaneState, Namespace
+from eksnet.dataplane.state import DataplaneState, Namespace, Service
 from eksnet.errors import InputError
 
-TargetKind = Literal["node", "pod", "ip"]
+TargetKind = Literal["node", "pod", "ip", "svc"]
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
     kind: TargetKind
     name: str
-    """Node name, `NS/NAME` for a pod, or the address for `ip/`."""
+    """Node name, `NS/NAME` for a pod or a Service, or the address for `ip/`."""
 
     def spec(self) -> str:
         return f"{self.kind}/{self.name}"
@@ -36,16 +37,20 @@ checked the same way (`model.cluster`), so a target that fails this names nothin
 
 
 def parse_target(text: str) -> Target:
-    """Parse `node/NAME`, `pod/NS/NAME` or `ip/ADDR`; anything else is an input error."""
+    """Parse `node/NAME`, `pod/NS/NAME`, `svc/NS/NAME` or `ip/ADDR`; anything else is an input
+    error."""
     kind, _, rest = text.partition("/")
     if kind == "node" and rest and "/" not in rest:
         _check_name(text, rest, "node name", _NAME, 253)
         return Target("node", rest)
-    if kind == "pod" and rest.count("/") == 1 and all(rest.split("/")):
+    if kind in ("pod", "svc") and rest.count("/") == 1 and all(rest.split("/")):
         namespace, name = rest.split("/")
         _check_name(text, namespace, "namespace", _NAMESPACE, 63)
-        _check_name(text, name, "pod name", _NAME, 253)
-        return Target("pod", rest)
+        if kind == "pod":
+            _check_name(text, name, "pod name", _NAME, 253)
+            return Target("pod", rest)
+        _check_name(text, name, "Service name", _NAMESPACE, 63)
+        return Target("svc", rest)
     if kind == "ip" and rest:
         try:
             IPv4Address(rest)
@@ -56,7 +61,8 @@ def parse_target(text: str) -> Target:
             ) from None
         return Target("ip", rest)
     raise InputError(
-        f"target {_shown(text)} is not node/NAME, pod/NAMESPACE/NAME or ip/ADDRESS",
+        f"target {_shown(text)} is not node/NAME, pod/NAMESPACE/NAME, svc/NAMESPACE/NAME or "
+        "ip/ADDRESS",
         fix="e.g. node/ip-192-168-1-50.eu-west-2.compute.internal or pod/default/NAME",
     )
 
@@ -79,9 +85,10 @@ def _shown(text: str, limit: int = 80) -> str:
 def resolve_namespace(state: DataplaneState, target: Target) -> Namespace:
     """The namespace a node or pod target lives in; unknown names are input errors that list
     what exists."""
-    if target.kind == "ip":
+    if target.kind in ("ip", "svc"):
+        what = "an address" if target.kind == "ip" else "a Service (an address on no interface)"
         raise InputError(
-            f"target ip/{target.name} is an address, not a namespace",
+            f"target {target.spec()} is {what}, not a namespace",
             fix="name a node/NAME or pod/NAMESPACE/NAME",
         )
     owners = [ns.owner for ns in state.namespaces if ns.kind == target.kind]
@@ -90,3 +97,13 @@ def resolve_namespace(state: DataplaneState, target: Target) -> Namespace:
             return namespace
     known = ", ".join(f"{target.kind}/{owner}" for owner in owners)
     raise InputError(f"unknown {target.kind} {target.name!r}", fix=f"one of: {known}")
+
+
+def resolve_service(state: DataplaneState, target: Target) -> Service:
+    """The Service a `svc/NS/NAME` target names; an unknown one is an input error listing the
+    Services that exist."""
+    for service in state.services:
+        if service.key == target.name:
+            return service
+    known = ", ".join(f"svc/{service.key}" for service in state.services) or "none in this spec"
+    raise InputError(f"unknown Service {target.name!r}", fix=f"one of: {known}")

@@ -875,7 +875,7 @@ def unverifiable(walk: Walk) -> str | None:
     """Why the lab cannot send this walk, or None."""
     for _, label, leaf in walk.leaves():
         first = leaf.hops[0]
-        if first.where.kind not in ("pod", "node"):
+        if first.where.kind not in ("pod", "node", "external"):
             return f"the walk starts in {first.where.kind} {first.where.name}"
         for _, one in directions(leaf):
             end = one.disposition
@@ -986,7 +986,9 @@ def _with_routes(
 def exchange(state: DataplaneState, names: LabNames, walk: Walk) -> Observation:
     """Send the walk's request once (the kernel answers it), recording everything."""
     flow = walk.flow
-    source = (walk.hops or walk.branches[0].walk.hops)[0].where.name
+    first = (walk.hops or walk.branches[0].walk.hops)[0]
+    source = lab_place(first)
+    sent_packet = sent_by_source(walk)
     tables = [ns for ns in state.namespaces if ns.iptables is not None]
     watched = sorted(touched(walk) | {place.namespace for place in listen_places(state, walk)})
     _zero_counters(tables, names)
@@ -995,7 +997,7 @@ def exchange(state: DataplaneState, names: LabNames, walk: Walk) -> Observation:
     probe = flow.proto == "tcp"
     if probe:
         _forget_half_open({place.namespace for place in listen_places(state, walk)}, names)
-        _install_probe(lab_netns(names, source), walk)
+        _install_probe(lab_netns(names, source), sent_packet)
     listeners: list[tuple[Place, subprocess.Popen[str]]] = []
     listened: list[Listened] = []
     try:
@@ -1029,7 +1031,7 @@ def exchange(state: DataplaneState, names: LabNames, walk: Walk) -> Observation:
                             f"listener in {place.namespace} on {place.address}:{place.port} "
                             "did not start"
                         )
-                sent = _send(lab_netns(names, source), walk)
+                sent = _send(lab_netns(names, source), sent_packet)
                 for place, proc in listeners:
                     heard = _read_json(proc, ANSWER_WAIT + 1)
                     listened.append(
@@ -1096,24 +1098,31 @@ def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _send(netns: str, walk: Walk) -> dict[str, object]:
-    flow = walk.flow
+def sent_by_source(walk: Walk) -> Packet:
+    """The packet the source's socket sends (its originate step): addressed as the application
+    addresses it (a ClusterIP, a node's public IPv4 from the internet), before any NAT."""
+    first = (walk.hops or walk.branches[0].walk.hops)[0]
+    packet = first.steps[0].after if first.steps and first.steps[0].kind == "originate" else None
+    return packet or walk.flow.first_packet()
+
+
+def _send(netns: str, packet: Packet) -> dict[str, object]:
     result = system.run(
         _agent(
             netns,
             "send",
             "--proto",
-            flow.proto,
+            packet.proto,
             "--src",
-            str(flow.src.address),
+            str(packet.src),
             "--sport",
-            str(flow.sport or 0),
+            str(packet.sport or 0),
             "--dst",
-            str(flow.dst.address),
+            str(packet.dst),
             "--dport",
-            str(flow.dport or 0),
+            str(packet.dport or 0),
             "--icmp-id",
-            str(flow.icmp_id or 0),
+            str(packet.icmp_id or 0),
             "--timeout",
             str(ANSWER_WAIT),
         ),
@@ -1127,15 +1136,14 @@ def _send(netns: str, walk: Walk) -> dict[str, object]:
     return answer
 
 
-def _install_probe(netns: str, walk: Walk) -> None:
+def _install_probe(netns: str, packet: Packet) -> None:
     """Drop the sender's own TCP packets after the SYN (the ACK, the RST), before any hook."""
-    flow = walk.flow
     rules = "\n".join(
         [
             f"table ip {PROBE_TABLE} {{",
             "  chain output {",
             "    type filter hook output priority -400; policy accept;",
-            f"    ip saddr {flow.src.address} tcp sport {flow.sport} tcp flags & syn == 0 drop",
+            f"    ip saddr {packet.src} tcp sport {packet.sport} tcp flags & syn == 0 drop",
             "  }",
             "}",
             "",

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from ipaddress import IPv4Address
 
-from eksnet.dataplane.state import DataplaneState, ExternalHost, Link, Namespace
-from eksnet.dataplane.targets import Target, parse_target, resolve_namespace
+from eksnet.dataplane.state import DataplaneState, ExternalHost, Link, Namespace, Service
+from eksnet.dataplane.targets import Target, parse_target, resolve_namespace, resolve_service
 from eksnet.errors import InputError, NotModelled
 from eksnet.kernel.conntrack import ConntrackTable
 from eksnet.kernel.fib import FibError, FibResult, InputRoute, input_route, output_route
@@ -214,16 +214,28 @@ def walk(
 ) -> Walk:
     """Walk a new connection from `src` to `dst` (`pod/NS/NAME`, `node/NAME` or `ip/ADDR`), and
     its first reply back; a walk that load balancing splits has one branch per way it can go."""
-    if proto in ("tcp", "udp") and dport is None:
+    destination_target = parse_target(dst)
+    if proto in ("tcp", "udp") and dport is None and destination_target.kind != "svc":
         raise InputError(f"a {proto} walk needs a destination port", fix="add --port N")
     if proto == "icmp" and (dport is not None or sport is not None):
         raise InputError("an icmp walk has no ports", fix="drop --port/--sport")
     if proto != "icmp" and icmp_id is not None:
         raise InputError(f"a {proto} walk has no ICMP identifier", fix="drop the identifier")
     source = _endpoint(state, parse_target(src), role="source")
-    destination = _endpoint(state, parse_target(dst), role="destination")
+    destination = _endpoint(state, destination_target, role="destination")
+    if destination_target.kind == "svc":
+        dport = _service_port(resolve_service(state, destination_target), proto, dport)
+    start = _namespace_of_endpoint(state, source)
+    host = state.external_host(source.address) if start is None else None
+    if start is None and host is None:
+        raise InputError(
+            f"source {src}: {source.address} is not a pod or node of this cluster, nor an "
+            "external host of the spec",
+            fix="start in a pod or node, or declare the client under externalHosts",
+        )
     if proto != "icmp" and sport is None:
-        sport = DEFAULT_SOURCE_PORT
+        sport = host.source_port if host is not None and host.source_port else None
+        sport = sport or DEFAULT_SOURCE_PORT
     if proto == "icmp" and icmp_id is None:
         icmp_id = DEFAULT_ICMP_ID
     flow = Flow(
@@ -234,13 +246,11 @@ def walk(
         dport,
         icmp_id if proto == "icmp" else None,
     )
-    start = _namespace_of_endpoint(state, source)
-    if start is None:
-        raise InputError(
-            f"source {src}: {source.address} is not a pod or node of this cluster",
-            fix="walks start in a pod or node (walks from the internet come with the load "
-            "balancer issue)",
-        )
+    origin: _Position = (
+        _Origin(start, flow.first_packet())
+        if start is not None
+        else _from_the_internet(state, host, flow)  # type: ignore[arg-type]
+    )
     target = _namespace_of_endpoint(state, destination)
     leaves: list[tuple[_Choices, Walk]] = []
     pending: list[tuple[int, ...]] = [()]
@@ -249,7 +259,7 @@ def walk(
         choices = _Choices(script)
         try:
             leaves.append(
-                (choices, _walk_once(state, flow, start, target, labels, choices, with_reply))
+                (choices, _walk_once(state, flow, origin, target, labels, choices, with_reply))
             )
         except _Split as split:
             pending[0:0] = [(*script, index) for index in range(split.count)]
@@ -265,7 +275,7 @@ def walk(
 def _walk_once(
     state: DataplaneState,
     flow: Flow,
-    start: str,
+    origin: _Position,
     target: str | None,
     labels: Mapping[str, str] | None,
     choices: _Choices,
@@ -273,7 +283,7 @@ def _walk_once(
 ) -> Walk:
     """One complete replay: the forward walk under `choices`, and its reply."""
     journey = _Journey(state=state, labels=labels or {}, destination=target, choices=choices)
-    end = _run(journey, _Origin(start, flow.first_packet()))
+    end = _run(journey, origin)
     reply: Walk | None = None
     if with_reply and end.disposition.kind == "delivered" and end.delivered_packet is not None:
         reply = _reply_walk(flow, journey, end)
@@ -589,6 +599,17 @@ def _send(
         peer_namespace = _peer_namespace(journey.state, namespace, out)
         return _Arrive(peer_namespace.name, out.peer.name, frame)
     if out.kind == "device":
+        service = _untranslated_service(journey.state, frame)
+        if service is not None:
+            return _End(
+                Disposition(
+                    "not-modelled",
+                    journey.where(namespace),
+                    f"{frame.dst} is the ClusterIP of svc/{service.key}, but no rule on "
+                    f"{namespace.name} translated it: kube-proxy's rules for it are missing "
+                    "from this node's iptables",
+                )
+            )
         eni = fabric.eni_of_device(journey.state.vpc, namespace.name, out.name)
         if eni is None:
             return _End(
@@ -825,6 +846,16 @@ def _through_vpc(journey: _Journey, position: _Fabric) -> _Outcome:
 def _endpoint(state: DataplaneState, target: Target, *, role: str) -> Endpoint:
     if target.kind == "ip":
         return Endpoint("ip", target.name, IPv4Address(target.name))
+    if target.kind == "svc":
+        if role == "source":
+            raise InputError(
+                f"source {target.spec()}: a Service sends nothing, its pods do",
+                fix="start the walk at one of its pods (pod/NAMESPACE/NAME)",
+            )
+        service = resolve_service(state, target)
+        if service.cluster_ip is None:
+            raise NotModelled(f"walks to a Service without a ClusterIP ({target.spec()})")
+        return Endpoint("svc", target.name, service.cluster_ip)
     namespace = resolve_namespace(state, target)
     if namespace.kind == "pod":
         for address in namespace.addresses:
@@ -837,6 +868,33 @@ def _endpoint(state: DataplaneState, target: Target, *, role: str) -> Endpoint:
     if eni is None:
         raise InputError(f"{role} {target.spec()} has no ENI")
     return Endpoint("node", target.name, eni.primary_ip)
+
+
+def _service_port(service: Service, proto: Protocol, dport: int | None) -> int | None:
+    """The port a walk to `service` is sent to: `--port` when it is one of the Service's ports
+    for the protocol, the only such port when `--port` is not given."""
+    if proto == "icmp":
+        return None
+    ports = [port.port for port in service.ports if port.protocol == proto]
+    offered = ", ".join(f"{p.port}/{p.protocol}" for p in service.ports) or "none"
+    if dport is None and len(ports) == 1:
+        return ports[0]
+    if dport is None or dport not in ports:
+        asked = f"port {dport}/{proto}" if dport is not None else f"a single {proto} port"
+        raise InputError(
+            f"svc/{service.key} has no {asked} (its ports: {offered})",
+            fix="pick one with --port N (and --proto) of the Service's ports",
+        )
+    return dport
+
+
+def _untranslated_service(state: DataplaneState, packet: Packet) -> Service | None:
+    """The Service whose ClusterIP the packet still carries as it leaves a node: no rule on
+    the node translated it (a ClusterIP exists only in kube-proxy's rules, never on the wire)."""
+    for service in state.services:
+        if service.cluster_ip == packet.dst:
+            return service
+    return None
 
 
 def _namespace_of_endpoint(state: DataplaneState, endpoint: Endpoint) -> str | None:
@@ -944,6 +1002,18 @@ def _on_internet(journey: _Journey, position: _Internet) -> _Outcome:
         Disposition("delivered", where, f"delivered to {host.name} ({socket})"),
         delivered_packet=packet,
     )
+
+
+def _from_the_internet(state: DataplaneState, host: ExternalHost, flow: Flow) -> _Host:
+    """A client on the internet opens the flow: it can only address the destination's public
+    IPv4 (the internet gateway translates it to the private one), so a destination with a
+    public address is sent to that; any other address is sent as asked (and the internet
+    gateway will have nothing to say about it)."""
+    packet = flow.first_packet()
+    public = state.vpc.public_ip_of(packet.dst)
+    if public is not None:
+        packet = packet.but(dst=public.public_ip)
+    return _Host(host, packet)
 
 
 def _from_host(journey: _Journey, position: _Host) -> _Outcome:

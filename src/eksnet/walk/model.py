@@ -26,7 +26,7 @@ ICMP_ECHO_TYPES: Mapping[int, str] = {
 """The ICMP messages a walk carries, in tcpdump's words. Errors (unreachable, time exceeded)
 are not walked; a kernel that sends one shows up in the lab as a frame the walk did not predict."""
 
-EndpointKind = Literal["pod", "node", "ip"]
+EndpointKind = Literal["pod", "node", "ip", "svc"]
 WhereKind = Literal["pod", "node", "vpc", "external"]
 """A hop happens in a pod's or a node's network namespace, in the VPC fabric, or outside AWS."""
 
@@ -307,6 +307,8 @@ class ConntrackRecord:
     text: str
     mark: int
     nat: bool
+    original: str = ""
+    """The original tuple (`src=… dst=… sport=… dport=…`): which entry this is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +378,31 @@ class Walk:
             for probability, label, leaf in branch.walk.leaves():
                 joined = " · ".join(part for part in (branch.label, label) if part)
                 yield branch.probability * probability, joined, leaf
+
+    def leaf_at(self, draw: float) -> tuple[str, Walk]:
+        """The complete way a draw in [0, 1) picks, each leaf taking a share of the interval as
+        large as its probability (in `leaves()` order): `--seed` makes one walk of a split one
+        reproducibly, with the randomness passed in."""
+        if not 0 <= draw < 1:
+            raise ValueError(f"a draw is in [0, 1), not {draw}")
+        total = 0.0
+        leaves = list(self.leaves())
+        for probability, label, leaf in leaves:
+            total += probability
+            if draw < total:
+                return label, leaf
+        return leaves[-1][1], leaves[-1][2]
+
+    def final_conntrack(self) -> dict[str, list[ConntrackRecord]]:
+        """Per namespace, each entry as it stands after this walk and its reply (the reply's
+        record of an entry replaces the forward one): what `conntrack -L` lists afterwards."""
+        tables: dict[str, dict[str, ConntrackRecord]] = {}
+        for part in (self, self.reply):
+            if part is None:
+                continue
+            for record in part.conntrack:
+                tables.setdefault(record.namespace, {})[record.original] = record
+        return {namespace: list(entries.values()) for namespace, entries in tables.items()}
 
     def chosen_values(self) -> frozenset[int]:
         """The values the kernel chose at random along this walk and its reply (`Step.chosen`)."""

@@ -33,6 +33,7 @@ from eksnet.kernel.conntrack import (
     choose_nat_port,
     conntrack_in,
     conntrack_list_line,
+    conntrack_tuple_text,
     nat_rewrite_at,
     null_binding,
 )
@@ -364,7 +365,13 @@ class Passage:
         stored = next(e for e in table if e.original == self.entry.original)
         self.entry = stored
         text = conntrack_list_line(stored)
-        return ConntrackRecord(self.namespace.name, text, stored.mark, stored.snat or stored.dnat)
+        return ConntrackRecord(
+            self.namespace.name,
+            text,
+            stored.mark,
+            stored.snat or stored.dnat,
+            conntrack_tuple_text(stored.original),
+        )
 
     def _addr_type(self, address: IPv4Address, dev: str | None) -> str:
         if dev is not None:
