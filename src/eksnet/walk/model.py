@@ -23,8 +23,20 @@ ICMP_ECHO_TYPES: Mapping[int, str] = {
     ICMP_ECHO_REQUEST: "echo request",
     ICMP_ECHO_REPLY: "echo reply",
 }
-"""The ICMP messages a walk carries, in tcpdump's words. Errors (unreachable, time exceeded)
-are not walked; a kernel that sends one shows up in the lab as a frame the walk did not predict."""
+"""The ICMP queries a walk carries, in tcpdump's words."""
+ICMP_UNREACHABLE = 3
+UNREACHABLE_CODES: Mapping[int, str] = {
+    0: "net unreachable",
+    1: "host unreachable",
+    2: "protocol unreachable",
+    3: "port unreachable",
+    9: "net prohibited",
+    10: "host prohibited",
+    13: "administratively prohibited",
+}
+"""The destination-unreachable codes a REJECT (or the kernel's routing) answers with, named as
+`--reject-with icmp-…` names them (RFC 792, RFC 1812). Other ICMP errors (time exceeded) are not
+walked; a kernel that sends one shows up in the lab as a frame the walk did not predict."""
 
 EndpointKind = Literal["pod", "node", "ip", "svc"]
 WhereKind = Literal["pod", "node", "vpc", "external"]
@@ -101,9 +113,10 @@ class Packet:
     """The headers that matter for a walk, as one frame on one wire.
 
     `mark` is the skb mark inside the current namespace (it does not survive a veth crossing);
-    `tcp_flags` uses tcpdump's spelling (`S` for a SYN, `S.` for a SYN-ACK). An ICMP packet has
-    no ports but a type (8 echo request, 0 echo reply) and an identifier, which conntrack keys
-    on and NAT may rewrite as it rewrites a port.
+    `tcp_flags` uses tcpdump's spelling (`S` for a SYN, `S.` for a SYN-ACK, `R.` for a RST). An
+    ICMP packet has no ports but a type: an echo (8 request, 0 reply) carries an identifier,
+    which conntrack keys on and NAT may rewrite as it rewrites a port; a destination-unreachable
+    error (3) carries its code and `quoted`, the header of the packet it answers.
     """
 
     src: IPv4Address
@@ -118,6 +131,8 @@ class Packet:
     tcp_flags: str | None = None
     icmp_type: int | None = None
     icmp_id: int | None = None
+    icmp_code: int | None = None
+    quoted: Packet | None = None
 
     def __post_init__(self) -> None:
         has_ports = self.sport is not None and self.dport is not None
@@ -126,10 +141,50 @@ class Packet:
         if self.proto == "icmp":
             if self.sport is not None or self.dport is not None:
                 raise ValueError("an icmp packet has no ports")
-            if self.icmp_type not in ICMP_ECHO_TYPES or self.icmp_id is None:
-                raise ValueError("an icmp packet is an echo request or reply with an identifier")
-        elif self.icmp_type is not None or self.icmp_id is not None:
-            raise ValueError(f"a {self.proto} packet has no icmp type or identifier")
+            echo = self.icmp_type in ICMP_ECHO_TYPES and self.icmp_id is not None
+            error = (
+                self.icmp_type == ICMP_UNREACHABLE
+                and self.icmp_code in UNREACHABLE_CODES
+                and self.quoted is not None
+                and self.icmp_id is None
+            )
+            if not (echo or error):
+                raise ValueError(
+                    "an icmp packet is an echo request or reply with an identifier, or a "
+                    "destination-unreachable error quoting a packet"
+                )
+        elif any(v is not None for v in (self.icmp_type, self.icmp_id, self.icmp_code)):
+            raise ValueError(f"a {self.proto} packet has no icmp type, code or identifier")
+        if self.quoted is not None and self.icmp_type != ICMP_UNREACHABLE:
+            raise ValueError("only an ICMP error quotes a packet")
+
+    @property
+    def is_icmp_error(self) -> bool:
+        return self.proto == "icmp" and self.icmp_type == ICMP_UNREACHABLE
+
+    def unreachable(self, code: int, src: IPv4Address | None) -> Packet:
+        """The destination-unreachable error answering this packet (quoting it), from `src`
+        (None: the sender's routing picks it)."""
+        return Packet(
+            src=src if src is not None else self.dst,
+            dst=self.src,
+            proto="icmp",
+            icmp_type=ICMP_UNREACHABLE,
+            icmp_code=code,
+            quoted=self.but(src_mac=None, dst_mac=None, mark=0),
+        )
+
+    def reset(self) -> Packet:
+        """The TCP RST answering this packet, as `REJECT --reject-with tcp-reset` sends it: from
+        the address and port it was sent to (`nf_send_reset`)."""
+        return Packet(
+            src=self.dst,
+            dst=self.src,
+            proto="tcp",
+            sport=self.dport,
+            dport=self.sport,
+            tcp_flags="R.",
+        )
 
     def but(self, **changes: object) -> Packet:
         """A copy with some fields changed (a rewrite, a new frame)."""
@@ -150,6 +205,10 @@ class Packet:
         )
 
     def five_tuple(self) -> str:
+        if self.is_icmp_error:
+            assert self.quoted is not None
+            kind = UNREACHABLE_CODES[self.icmp_code or 0]
+            return f"{self.src} > {self.dst} icmp {kind} for {self.quoted.five_tuple()}"
         if self.proto == "icmp":
             kind = ICMP_ECHO_TYPES[self.icmp_type or 0]
             return f"{self.src} > {self.dst} icmp {kind} id {self.icmp_id}"
