@@ -138,3 +138,32 @@ def test_netstat_counters() -> None:
         "Ip:Forwarding": 1,
         "Ip:InReceives": 12,
     }
+
+
+REJECTED = """\
+1796291874.892956 0e:fa:0b:16:a5:bc > ea:57:24:d5:23:21, ethertype IPv4 (0x0800), length 102: (tos 0xc0, ttl 64, id 38736, offset 0, flags [none], proto ICMP (1), length 88)
+    10.0.0.2 > 10.0.0.1: ICMP 10.0.0.2 tcp port 1003 unreachable, length 68
+\t(tos 0x0, ttl 64, id 7275, offset 0, flags [DF], proto TCP (6), length 60)
+    10.0.0.1.56802 > 10.0.0.2.1003: Flags [S], cksum 0x1431 (incorrect -> 0x96fe), seq 2003586848, win 64240, options [mss 1460,sackOK,TS val 4002876185 ecr 0,nop,wscale 10], length 0
+1796291875.989099 0e:fa:0b:16:a5:bc > ea:57:24:d5:23:21, ethertype IPv4 (0x0800), length 54: (tos 0x0, ttl 64, id 0, offset 0, flags [DF], proto TCP (6), length 40)
+    10.0.0.2.1008 > 10.0.0.1.38734: Flags [R.], cksum 0x141d (incorrect -> 0x32be), seq 0, ack 3549887034, win 0, length 0
+"""
+"""Measured (tcpdump 4.99.3, kernel 6.18): `REJECT --reject-with icmp-port-unreachable` and
+`--reject-with tcp-reset` answering a SYN."""
+
+
+def test_a_reject_answer_is_a_packet_quoting_what_it_answers() -> None:
+    unreachable, reset = (frame.packet for frame in parse_tcpdump(REJECTED))
+    assert unreachable is not None and reset is not None
+    assert (unreachable.icmp_type, unreachable.icmp_code) == (3, 3)
+    assert unreachable.quoted is not None
+    assert (
+        str(unreachable.quoted.dst),
+        unreachable.quoted.dport,
+        unreachable.quoted.tcp_flags,
+    ) == (
+        "10.0.0.2",
+        1003,
+        "S",
+    )
+    assert (reset.sport, reset.tcp_flags) == (1008, "R.")

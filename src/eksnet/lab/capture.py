@@ -24,6 +24,7 @@ from eksnet.lab.system import LabError
 from eksnet.walk.model import (
     ICMP_ECHO_REPLY,
     ICMP_ECHO_REQUEST,
+    ICMP_UNREACHABLE,
     Packet,
     Protocol,
     WireObservation,
@@ -71,19 +72,59 @@ def parse_tcpdump(text: str) -> tuple[Frame, ...]:
         body = _BODY.match(lines[index + 1])
         if body is None:
             continue
+        quoted = _quoted(lines[index + 2 : index + 4])
         frames.append(
             Frame(
                 float(head["ts"]),
                 head["src_mac"],
                 head["dst_mac"],
                 lines[index + 1].strip(),
-                _packet(head, body),
+                _packet(head, body, quoted),
             )
         )
     return tuple(frames)
 
 
-def _packet(head: re.Match[str], body: re.Match[str]) -> Packet | None:
+_QUOTED_HEADER = re.compile(
+    r"^\t\(tos 0x[0-9a-f]+, ttl (?P<ttl>\d+), .*proto \S+ \((?P<pnum>\d+)\)"
+)
+_UNREACHABLE = (
+    (re.compile(r"^ICMP net \S+ unreachable - admin prohibited,"), 9),
+    (re.compile(r"^ICMP host \S+ unreachable - admin prohibited filter,"), 13),
+    (re.compile(r"^ICMP host \S+ unreachable - admin prohibited,"), 10),
+    (re.compile(r"^ICMP net \S+ unreachable,"), 0),
+    (re.compile(r"^ICMP host \S+ unreachable,"), 1),
+    (re.compile(r"^ICMP \S+ protocol \d+ unreachable,"), 2),
+    (re.compile(r"^ICMP \S+ (?:tcp |udp |sctp )?port \S+ unreachable,"), 3),
+)
+"""tcpdump's words for each destination-unreachable code (print-icmp.c; measured for every
+`REJECT --reject-with icmp-…` in a lab namespace, tcpdump 4.99.3)."""
+
+
+def _quoted(lines: Sequence[str]) -> Packet | None:
+    """The packet an ICMP error quotes: tcpdump prints its IP header tab-indented, then its
+    transport line like any frame's."""
+    if len(lines) < 2:
+        return None
+    header, body = _QUOTED_HEADER.match(lines[0]), _BODY.match(lines[1])
+    if header is None or body is None:
+        return None
+    proto = _PROTOCOLS.get(header["pnum"])
+    if proto is None or proto == "icmp" or body["sport"] is None or body["dport"] is None:
+        return None
+    flags = _FLAGS.search(body["rest"])
+    return Packet(
+        src=IPv4Address(body["src"]),
+        dst=IPv4Address(body["dst"]),
+        proto=proto,
+        sport=int(body["sport"]),
+        dport=int(body["dport"]),
+        ttl=int(header["ttl"]),
+        tcp_flags=flags["flags"] if (flags and proto == "tcp") else None,
+    )
+
+
+def _packet(head: re.Match[str], body: re.Match[str], quoted: Packet | None) -> Packet | None:
     proto = _PROTOCOLS.get(head["pnum"])
     if proto is None:
         return None
@@ -97,7 +138,16 @@ def _packet(head: re.Match[str], body: re.Match[str]) -> Packet | None:
     if proto == "icmp":
         echo = _ECHO.match(body["rest"])
         if echo is None:
-            return None
+            code = next((c for pattern, c in _UNREACHABLE if pattern.match(body["rest"])), None)
+            if code is None or quoted is None:
+                return None
+            return Packet(
+                proto=proto,
+                icmp_type=ICMP_UNREACHABLE,
+                icmp_code=code,
+                quoted=quoted,
+                **common,  # type: ignore[arg-type]
+            )
         kind = ICMP_ECHO_REQUEST if echo["kind"] == "request" else ICMP_ECHO_REPLY
         return Packet(proto=proto, icmp_type=kind, icmp_id=int(echo["id"]), **common)  # type: ignore[arg-type]
     if body["sport"] is None or body["dport"] is None:
