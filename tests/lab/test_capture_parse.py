@@ -93,12 +93,20 @@ ICMP_ERROR = """\
 quoted header is a tab-indented line followed by a body line like any other."""
 
 
-def test_a_frame_no_walk_carries_is_kept_without_a_packet() -> None:
-    """An ICMP error is still a frame the kernel sent: the verifier reports it as unexpected."""
+def test_an_icmp_error_quotes_the_datagram_it_answers() -> None:
+    """The kernel's own error (no REJECT rule: a closed UDP port) is a packet too."""
     datagram, error = parse_tcpdump(ICMP_ERROR)
     assert datagram.packet is not None and datagram.packet.dport == 9
-    assert error.packet is None
     assert error.text == "10.0.0.2 > 10.0.0.1: ICMP 10.0.0.2 udp port 9 unreachable, length 37"
+    assert error.packet is not None and error.packet.quoted is not None
+    assert (error.packet.icmp_code, error.packet.quoted.sport) == (3, 55411)
+
+
+def test_a_frame_no_walk_carries_is_kept_without_a_packet() -> None:
+    """An IPv4 frame of a protocol walks do not carry is still a frame the kernel sent."""
+    other = ICMP_ERROR.replace("proto UDP (17)", "proto GRE (47)", 1)
+    frame = parse_tcpdump(other)[0]
+    assert frame.packet is None and frame.text.startswith("10.0.0.1.55411 > 10.0.0.2.9")
 
 
 def test_conntrack_events_and_states() -> None:
