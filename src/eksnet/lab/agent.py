@@ -14,8 +14,9 @@ rules those two packets matched):
   `/proc/net/tcp` (the client's ACK never comes: the verifier drops everything after the SYN in
   the sender's namespace, before any hook the walk models). The client binds the walk's source
   address and port and connects; a SYN-ACK completes `connect()`.
-* UDP: one datagram each way; the server answers from the address it was asked on
-  (linux-dataplane §10.13: a wildcard-bound server would answer from the routing-chosen source).
+* UDP: one datagram each way on a connected socket; the server answers from the address it was
+  asked on (linux-dataplane §10.13: a wildcard-bound server would answer from the
+  routing-chosen source).
 * ICMP: one echo request with the walk's identifier on a raw socket, waiting for the echo reply
   with that identifier (the kernel of the destination answers it; nothing listens there).
 
@@ -26,6 +27,7 @@ request's frames (before the server received it) from the reply's (after).
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import select
 import socket
@@ -115,11 +117,15 @@ def send(
                 client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 _emit(ok=True, peer=f"{dst}:{dport}", at=sent)
             else:
-                client.sendto(b"eksnet", (dst, dport))
-                _, peer = client.recvfrom(2048)
-                _emit(ok=True, peer=f"{peer[0]}:{peer[1]}", at=sent)
+                # Connected, as a resolver's socket is: an ICMP error answering the datagram
+                # is then reported to it (ECONNREFUSED for a port unreachable).
+                client.connect((dst, dport))
+                client.send(b"eksnet")
+                client.recv(2048)
+                _emit(ok=True, peer=f"{dst}:{dport}", at=sent)
         except OSError as error:
-            _emit(ok=False, error=str(error) or type(error).__name__, at=sent)
+            code = errno.errorcode.get(error.errno or 0, "")
+            _emit(ok=False, error=str(error) or type(error).__name__, errno=code, at=sent)
 
 
 def _checksum(data: bytes) -> int:

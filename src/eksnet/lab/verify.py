@@ -992,7 +992,7 @@ def exchange(state: DataplaneState, names: LabNames, walk: Walk) -> Observation:
     tables = [ns for ns in state.namespaces if ns.iptables is not None]
     watched = sorted(touched(walk) | {place.namespace for place in listen_places(state, walk)})
     _zero_counters(tables, names)
-    _reset_fabric(names)
+    fabric_before = _fabric_counters(names)
     before = _netstat(watched, names)
     probe = flow.proto == "tcp"
     if probe:
@@ -1073,15 +1073,8 @@ def exchange(state: DataplaneState, names: LabNames, walk: Walk) -> Observation:
         conntrack_events=events,
         conntrack_final=final,
         rule_hits=_rule_hits(tables, names),
-        counters={
-            name: {
-                k: v - before[name].get(k, 0)
-                for k, v in after[name].items()
-                if v != before[name].get(k, 0)
-            }
-            for name in watched
-        },
-        fabric=_fabric_counters(names),
+        counters={name: _moved(before[name], after[name]) for name in watched},
+        fabric=_moved(fabric_before, _fabric_counters(names)),
         neighbours=_neighbours(walk, names),
         listened=tuple(listened),
         replied=bool(sent.get("ok")),
@@ -1216,13 +1209,17 @@ def _fabric_argv(names: LabNames, *verb: str) -> list[str]:
     return ["ip", "netns", "exec", names.fabric, "nft", *verb, "table", "bridge", NFT_TABLE]
 
 
-def _reset_fabric(names: LabNames) -> None:
-    system.run(_fabric_argv(names, "reset", "counters"), check=False)
-
-
 def _fabric_counters(names: LabNames) -> dict[str, int]:
+    """Packets counted so far by each commented rule of the fabric (an inline nft `counter` is
+    not reset by `nft reset counters`, which resets named counters only: compare before and
+    after instead)."""
     result = system.run(_fabric_argv(names, "-j", "list"), check=False)
-    return {k: v for k, v in parse_nft_counters(result.stdout).items() if v}
+    return parse_nft_counters(result.stdout)
+
+
+def _moved(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
+    """The counters that moved between two readings, by how much."""
+    return {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
 
 
 def _neighbours(walk: Walk, names: LabNames) -> dict[tuple[str, str, str], str]:
