@@ -114,3 +114,13 @@ def marked_lab(
     from tests.lab.states import marked_state
 
     yield from _built("marked", marked_state(demo_state))
+
+
+@pytest.fixture(scope="session")
+def reject_lab(
+    capable: None, demo_state: DataplaneState
+) -> Iterator[tuple[LabNames, DataplaneState]]:
+    """The demo with a REJECT for an unserved ClusterIP on node 1 (`states.reject_state`)."""
+    from tests.lab.states import reject_state
+
+    yield from _built("reject", reject_state(demo_state))

@@ -76,3 +76,17 @@ MARK_RULES = ("-A PREROUTING -i eni+ -j MARK --set-xmark 0x4000/0x4000",)
 
 def marked_state(state: DataplaneState) -> DataplaneState:
     return with_rules(state, NODE_1, "mangle", MARK_RULES)
+
+
+UNSERVED_VIP = "10.100.200.99"
+REJECT_RULES = (
+    f"-A FORWARD -d {UNSERVED_VIP}/32 -p tcp -m comment --comment "
+    '"default/gone has no endpoints" -m tcp --dport 80 -j REJECT --reject-with '
+    "icmp-port-unreachable",
+)
+"""kube-proxy's shape for a ClusterIP without endpoints (its filter KUBE-SERVICES rule, here
+straight in FORWARD): the client's SYN is answered with an ICMP port unreachable."""
+
+
+def reject_state(state: DataplaneState) -> DataplaneState:
+    return with_rules(state, NODE_1, "filter", REJECT_RULES)

@@ -112,6 +112,7 @@ def perfect(one: Walk) -> Observation:
         listened=tuple(listened),
         replied=replied,
         sender_error=None if replied else "timed out",
+        sender_errno=None,
         routes=routes,
     )
 

@@ -73,3 +73,18 @@ def test_a_walk_the_lab_cannot_send_is_not_verified(
     assert verdict.status == "not verified"
     assert not verdict.agree
     assert "169.254.169.254" in verdict.why
+
+
+def test_a_rejected_connection_and_the_error_that_answers_it(
+    reject_lab: tuple[LabNames, DataplaneState],
+) -> None:
+    """A ClusterIP without endpoints: node 1's REJECT drops the SYN and sends an ICMP port
+    unreachable (from the address routing picks towards the pod), the client's connect() gets
+    ECONNREFUSED; every frame, rule and errno held to the walk."""
+    names, state = reject_lab
+    for source in (POD_51, "pod/default/rating-6d8b7c9f5-q6m4t"):
+        simulated = walk(state, source, "ip/10.100.200.99", dport=80)
+        assert simulated.reply is not None and simulated.reply.hops[0].packet_out is not None
+        assert simulated.reply.hops[0].packet_out.is_icmp_error
+        verdict = verify_walk(state, simulated, names, "rejected")
+        assert verdict.status == "agree", verdict.differences

@@ -295,6 +295,7 @@ class Observation:
     replied: bool
     """The sender got the answer (SYN-ACK, datagram, echo reply)."""
     sender_error: str | None
+    sender_errno: str | None
     routes: Mapping[tuple[Direction, int, int], RouteGet]
     """`ip route get` per (direction, hop index, step index) of the walk's routing decisions."""
 
@@ -320,6 +321,7 @@ WIRE_FIELDS = (
     "sport",
     "dport",
     "icmp_type",
+    "icmp_code",
     "icmp_id",
     "src_mac",
     "dst_mac",
@@ -336,9 +338,10 @@ def split_frames(
 ) -> tuple[dict[Direction, list[Seen]], list[Seen]]:
     """The exchange's frames by direction, and every other IPv4 frame the kernel sent.
 
-    TCP frames are told apart by their flags (SYN, SYN-ACK), ICMP by the echo type, UDP by time:
-    the request's frames all precede the moment the server had it (`Listened.at`), the answer's
-    all follow it."""
+    TCP frames are told apart by their flags (SYN; SYN-ACK or RST), ICMP by type (an echo
+    request; an echo reply or an error answering the flow's packet), UDP by time: the request's
+    frames all precede the moment the server had it (`Listened.at`), the answer's all follow
+    it."""
     received = [item.at for item in listened if item.received and item.at is not None]
     until = min(received) if received else None
     split: dict[Direction, list[Seen]] = {"forward": [], "return": []}
@@ -346,9 +349,15 @@ def split_frames(
     for item in frames:
         packet = item.frame.packet
         direction: Direction | None = None
-        if packet is not None and packet.proto == walk.flow.proto:
+        answers = packet is not None and packet.is_icmp_error and packet.quoted is not None
+        if answers and packet is not None and packet.quoted is not None:
+            if packet.quoted.proto == walk.flow.proto:
+                direction = "return"
+        elif packet is not None and packet.proto == walk.flow.proto:
             if packet.proto == "tcp":
-                direction = {"S": "forward", "S.": "return"}.get(packet.tcp_flags or "")  # type: ignore[assignment]
+                direction = {"S": "forward", "S.": "return", "R.": "return"}.get(  # type: ignore[assignment]
+                    packet.tcp_flags or ""
+                )
             elif packet.proto == "icmp":
                 direction = "forward" if packet.icmp_type == 8 else "return"
             else:
@@ -426,10 +435,21 @@ def compare_wire(
     return differences
 
 
+QUOTED_FIELDS = ("src", "dst", "proto", "sport", "dport", "ttl", "tcp_flags")
+"""What an ICMP error's quoted header is compared by (it has no MACs)."""
+
+
 def compare_packet(
     direction: Direction, where: str, expected: Packet, observed: Packet, bindings: Bindings
 ) -> list[Difference]:
     differences = []
+    if expected.quoted is not None and observed.quoted is not None:
+        for name in QUOTED_FIELDS:
+            want, got = getattr(expected.quoted, name), getattr(observed.quoted, name)
+            same = bindings.same(want, got) if name in _CHOSEN_FIELDS else want == got
+            if not same:
+                kind = f"field:quoted.{name}"
+                differences.append(Difference(direction, kind, where, str(want), str(got)))
     for name in WIRE_FIELDS:
         want, got = getattr(expected, name), getattr(observed, name)
         if name in _CHOSEN_FIELDS:
@@ -773,18 +793,54 @@ def _delivery(walk: Walk, seen: Observation) -> list[Difference]:
             differences.append(
                 Difference("forward", "delivery", "listener", where, ", ".join(got) or "nowhere")
             )
-    answered = walk.reply is not None and delivered_at(walk.reply) is not None
-    if answered != seen.replied:
-        differences.append(
-            Difference(
-                "return",
-                "delivery",
-                "sender",
-                "answered" if answered else "no answer",
-                "answered" if seen.replied else f"no answer ({seen.sender_error or 'none'})",
-            )
-        )
+    expected = _sender_outcome(walk)
+    observed = "answered" if seen.replied else (seen.sender_errno or "no answer")
+    if expected != observed:
+        shown = observed if seen.replied else f"{observed} ({seen.sender_error or 'none'})"
+        differences.append(Difference("return", "delivery", "sender", expected, shown))
     return differences
+
+
+ERROR_ERRNO: Mapping[int, str] = {
+    0: "ENETUNREACH",
+    1: "EHOSTUNREACH",
+    2: "ENOPROTOOPT",
+    3: "ECONNREFUSED",
+    9: "ENETUNREACH",
+    10: "EHOSTUNREACH",
+}
+"""What a connecting socket reports for each destination-unreachable code (`icmp_err_convert`,
+measured: each `REJECT --reject-with icmp-…` against a TCP connect in a lab namespace)."""
+
+
+def _sender_outcome(walk: Walk) -> str:
+    """What the sender must report: `answered`, the errno of the error or RST that reaches it,
+    or `no answer`."""
+    reply = walk.reply
+    if reply is None or delivered_at(reply) is None:
+        end = walk.disposition
+        # A REJECT in the sender's own OUTPUT: its socket gets the error at once.
+        own = bool(walk.hops) and walk.hops[-1].iif is None
+        if end is not None and end.rejected_with is not None and own:
+            return REJECT_ERRNO.get(end.rejected_with, "no answer")
+        return "no answer"
+    first = reply.hops[0].packet_out if reply.hops else None
+    if first is not None and first.is_icmp_error:
+        return ERROR_ERRNO.get(first.icmp_code or 0, "no answer")
+    if first is not None and first.tcp_flags == "R.":
+        return "ECONNREFUSED"
+    return "answered"
+
+
+REJECT_ERRNO: Mapping[str, str] = {
+    "icmp-net-unreachable": "ENETUNREACH",
+    "icmp-host-unreachable": "EHOSTUNREACH",
+    "icmp-proto-unreachable": "ENOPROTOOPT",
+    "icmp-port-unreachable": "ECONNREFUSED",
+    "icmp-net-prohibited": "ENETUNREACH",
+    "icmp-host-prohibited": "EHOSTUNREACH",
+    "tcp-reset": "ECONNREFUSED",
+}
 
 
 # --- the real run --------------------------------------------------------------------------------
@@ -979,6 +1035,7 @@ def _with_routes(
         observation.listened,
         observation.replied,
         observation.sender_error,
+        observation.sender_errno,
         routes,
     )
 
@@ -1079,6 +1136,7 @@ def exchange(state: DataplaneState, names: LabNames, walk: Walk) -> Observation:
         listened=tuple(listened),
         replied=bool(sent.get("ok")),
         sender_error=_text(sent.get("error")),
+        sender_errno=_text(sent.get("errno")),
         routes={},
     )
 

@@ -194,10 +194,12 @@ class _Journey:
 
 @dataclass(frozen=True, slots=True)
 class _End:
-    """How a direction ended, and the packet a delivery handed to the socket."""
+    """How a direction ended, the packet a delivery handed to the socket, and where the answer
+    to a REJECT starts (the rejecting namespace sends it)."""
 
     disposition: Disposition
     delivered_packet: Packet | None = None
+    answer: _Position | None = None
 
 
 def walk(
@@ -287,6 +289,8 @@ def _walk_once(
     reply: Walk | None = None
     if with_reply and end.disposition.kind == "delivered" and end.delivered_packet is not None:
         reply = _reply_walk(flow, journey, end)
+    elif with_reply and end.answer is not None:
+        reply = _answer_walk(flow, journey, end.answer)
     return Walk(
         flow=flow,
         direction="forward",
@@ -339,6 +343,26 @@ def _reply_walk(flow: Flow, forward: _Journey, end: _End) -> Walk:
         direction="return",
         hops=tuple(journey.hops),
         disposition=reply_end.disposition,
+        conntrack=tuple(journey.records),
+        notes=_notes(journey),
+    )
+
+
+def _answer_walk(flow: Flow, forward: _Journey, answer: _Position) -> Walk:
+    """The kernel's answer to a REJECTed packet (an ICMP error), on its way to the source."""
+    journey = _Journey(
+        state=forward.state,
+        labels=forward.labels,
+        destination=_namespace_of_endpoint(forward.state, flow.src),
+        choices=forward.choices,
+        conntrack=dict(forward.conntrack),
+    )
+    end = _run(journey, answer)
+    return Walk(
+        flow=flow,
+        direction="return",
+        hops=tuple(journey.hops),
+        disposition=end.disposition,
         conntrack=tuple(journey.records),
         notes=_notes(journey),
     )
@@ -407,9 +431,7 @@ def _originate(journey: _Journey, position: _Origin) -> _Outcome:
     hooked = passage.output(packet, oif=route.dev)
     steps += hooked.steps
     if hooked.dropped is not None:
-        return _finish_drop(
-            journey, namespace, None, steps, None, None, hooked.dropped, "netfilter"
-        )
+        return _netfilter_drop(journey, namespace, None, steps, None, hooked, local=False)
     if hooked.reroute:
         route = output_route(
             namespace, hooked.packet.dst, src=hooked.packet.src, mark=hooked.packet.mark
@@ -486,15 +508,8 @@ def _arrive(journey: _Journey, position: _Arrive) -> _Outcome:
         if local.dropped is None and decision.fib.type == "broadcast":
             return _broadcast_received(journey, namespace, link.name, steps, position.packet)
         if local.dropped is not None:
-            return _finish_drop(
-                journey,
-                namespace,
-                link.name,
-                steps,
-                position.packet,
-                None,
-                local.dropped,
-                "netfilter",
+            return _netfilter_drop(
+                journey, namespace, link.name, steps, position.packet, local, local=True
             )
         return _deliver(journey, namespace, link.name, steps, local.packet, entered=position.packet)
     if packet.ttl <= 1:
@@ -520,15 +535,8 @@ def _arrive(journey: _Journey, position: _Arrive) -> _Outcome:
     forwarded = passage.forward(packet, iif=link.name, oif=decision.fib.dev)
     steps += forwarded.steps
     if forwarded.dropped is not None:
-        return _finish_drop(
-            journey,
-            namespace,
-            link.name,
-            steps,
-            position.packet,
-            None,
-            forwarded.dropped,
-            "netfilter",
+        return _netfilter_drop(
+            journey, namespace, link.name, steps, position.packet, forwarded, local=False
         )
     return _send(
         journey,
@@ -741,6 +749,61 @@ def _finish_drop(
     journey.hops.append(Hop(where, iif, None, tuple(steps), entered, left))
     decided = steps[-2].decided_by if len(steps) > 1 else ()
     return _End(Disposition("dropped", where, reason, decided, code=code))
+
+
+REJECT_CODES: Mapping[str, int] = {
+    "icmp-net-unreachable": 0,
+    "icmp-host-unreachable": 1,
+    "icmp-proto-unreachable": 2,
+    "icmp-port-unreachable": 3,
+    "icmp-net-prohibited": 9,
+    "icmp-host-prohibited": 10,
+    "icmp-admin-prohibited": 13,
+}
+"""`REJECT --reject-with` (as iptables-save prints it) → the destination-unreachable code the
+kernel sends (`nf_send_unreach`; codes of RFC 792/1812, measured with tcpdump)."""
+
+
+def _netfilter_drop(
+    journey: _Journey,
+    namespace: Namespace,
+    iif: str | None,
+    steps: list[Step],
+    entered: Packet | None,
+    result: nf.HookResult,
+    *,
+    local: bool,
+) -> _End:
+    """A DROP, or a REJECT with the answer the kernel sends back to the packet's source."""
+    assert result.dropped is not None
+    end = _finish_drop(journey, namespace, iif, steps, entered, None, result.dropped, "netfilter")
+    with_ = result.rejected_with
+    if with_ is None:
+        return end
+    disposition = replace(end.disposition, rejected_with=with_)
+    if with_ not in REJECT_CODES:
+        raise NotModelled(f"the answer of REJECT --reject-with {with_}")
+    rejected = result.packet
+    if iif is None:
+        # A REJECT in OUTPUT answers the local socket itself: the error never leaves the node.
+        reason = f"{end.disposition.reason}; the sending socket gets the error at once"
+        return _End(replace(disposition, reason=reason))
+    error = rejected.unreachable(REJECT_CODES[with_], _error_source(namespace, rejected, local))
+    return _End(disposition, answer=_Origin(namespace.name, error))
+
+
+def _error_source(namespace: Namespace, rejected: Packet, local: bool) -> IPv4Address:
+    """The source of an ICMP error (`__icmp_send`): the rejected packet's destination when it
+    was addressed to this host, else none, so that routing the error back picks one (with
+    `icmp_errors_use_inbound_ifaddr` 0, the default)."""
+    if local:
+        return rejected.dst
+    route = output_route(namespace, rejected.src)
+    if isinstance(route, FibError) or route.prefsrc is None:
+        raise NotModelled(
+            f"an ICMP error from {namespace.name} with no route back to {rejected.src}"
+        )
+    return route.prefsrc
 
 
 def route_reason(error: FibError) -> str:

@@ -352,10 +352,14 @@ class Disposition:
     reason: str
     decided_by: tuple[Decision, ...] = ()
     code: DropCode | None = None
+    rejected_with: str | None = None
+    """For a REJECT: what the kernel answers the source with (`icmp-port-unreachable`)."""
 
     def __post_init__(self) -> None:
         if (self.kind == "dropped") != (self.code is not None):
             raise ValueError("a dropped walk, and only a dropped walk, has a drop code")
+        if self.rejected_with is not None and self.code != "netfilter":
+            raise ValueError("only a netfilter drop is a REJECT")
 
 
 @dataclass(frozen=True, slots=True)

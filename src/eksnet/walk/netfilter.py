@@ -100,7 +100,7 @@ def _tuple(packet: Packet) -> Tuple:
             packet.dst,
             "icmp",
             icmp_type=packet.icmp_type,
-            icmp_code=0,
+            icmp_code=packet.icmp_code or 0,
             icmp_id=packet.icmp_id,
         )
     return Tuple(packet.src, packet.dst, packet.proto, packet.sport, packet.dport)
@@ -275,7 +275,7 @@ class Passage:
             sport=packet.sport,
             dport=packet.dport,
             icmp_type=packet.icmp_type if icmp else None,
-            icmp_code=0 if icmp else None,
+            icmp_code=(packet.icmp_code or 0) if icmp else None,
             icmp_id=packet.icmp_id if icmp else None,
             tcp_flags=_TCP_FLAGS.get(packet.tcp_flags or "", frozenset()),
             iif=iif,
