@@ -246,3 +246,15 @@ def test_fwmark_compared_without_its_mask(
     verdict = verdict_of(state, names, POD_61, WEB, dport=443)
     assert verdict.status == "differs"
     assert "route" in kinds(verdict)
+
+
+def test_an_icmp_error_sent_from_the_rejected_destination(
+    monkeypatch: pytest.MonkeyPatch, reject_lab: tuple[LabNames, DataplaneState]
+) -> None:
+    """A forwarded packet's error has no source of its own (`__icmp_send` leaves it to routing:
+    node 1's 192.168.1.50); a simulator that answers from the ClusterIP is caught."""
+    names, state = reject_lab
+    monkeypatch.setattr(engine, "_error_source", lambda ns, rejected, local: rejected.dst)
+    verdict = verdict_of(state, names, POD_51, "ip/10.100.200.99", dport=80)
+    assert verdict.status == "differs"
+    assert "field:src" in kinds(verdict)
