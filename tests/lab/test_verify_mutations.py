@@ -257,4 +257,6 @@ def test_an_icmp_error_sent_from_the_rejected_destination(
     monkeypatch.setattr(engine, "_error_source", lambda ns, rejected, local: rejected.dst)
     verdict = verdict_of(state, names, POD_51, "ip/10.100.200.99", dport=80)
     assert verdict.status == "differs"
-    assert "field:src" in kinds(verdict)
+    # Not a local address, so the simulated error has no route: the kernel's error frames and
+    # the client's ECONNREFUSED are what the walk did not predict.
+    assert {"wire-unexpected", "delivery"} <= kinds(verdict)
