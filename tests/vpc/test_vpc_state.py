@@ -43,8 +43,9 @@ def test_demo_route_tables_gateway_and_public_ips() -> None:
 
 def test_demo_external_hosts() -> None:
     assert build_state(load_cluster(None)).external_hosts == (
-        ExternalHost("client", A("203.0.113.10")),
-        ExternalHost("web", A("198.51.100.20")),
+        # talk.yaml's externalHosts: the client's fixed source port, the web server's port
+        ExternalHost("client", A("203.0.113.10"), source_port=51000),
+        ExternalHost("web", A("198.51.100.20"), port=443),
     )
 
 
