@@ -1,7 +1,8 @@
 #!/bin/sh
 # Set up eksnet on a fresh Debian machine with Python 3.11, as root: the lab's Debian packages
-# (iproute2, iptables, conntrack, tcpdump, net-tools for `arp`), then a virtualenv in .venv with
-# eksnet and its test tools. Safe to run again: it installs only what is missing.
+# (iproute2, iptables, conntrack, tcpdump, net-tools for `arp`, nfacct for kube-proxy's
+# counters), then a virtualenv in .venv with eksnet and its test tools. Safe to run again: it
+# installs only what is missing.
 set -eu
 cd "$(dirname "$0")"
 
@@ -15,6 +16,7 @@ need conntrack conntrack
 need tcpdump tcpdump
 need arp net-tools
 need nft nftables
+need nfacct nfacct
 if [ -n "$missing" ]; then
     if ! command -v apt-get >/dev/null 2>&1; then
         echo "setup.sh: missing$missing and no apt-get to install them" >&2

@@ -52,7 +52,7 @@ INTERRUPTED = 130
 PARAMETER_FIXES = {
     "port": "a port number from 1 to 65535, e.g. --port 80",
     "sport": "a port number from 1 to 65535, e.g. --sport 41000",
-    "proto": "--proto tcp, --proto udp or --proto icmp",
+    "proto": "--proto tcp, --proto udp, --proto sctp or --proto icmp",
 }
 """What to write instead, for the options whose values typer checks."""
 
@@ -373,7 +373,7 @@ def build_app() -> "typer.Typer":
             int | None,
             typer.Option("--sport", min=1, max=65535, help="Source port (default 41000)."),
         ] = None,
-        proto: Annotated[Protocol, typer.Option("--proto", help="tcp, udp or icmp.")] = "tcp",
+        proto: Annotated[Protocol, typer.Option("--proto", help="tcp, udp, sctp or icmp.")] = "tcp",
         cluster: Annotated[Path | None, cluster_option] = None,
         variant: Annotated[str | None, variant_option] = None,
         as_json: Annotated[bool, typer.Option("--json", help="The walk as JSON.")] = False,

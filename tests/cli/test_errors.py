@@ -185,7 +185,7 @@ def test_exec_of_an_unsupported_command(tmp_path: Path) -> None:
     assert "ip rule" in line
 
 
-@pytest.mark.parametrize("proto", ["sctp", "TCP", "6"])
+@pytest.mark.parametrize("proto", ["gre", "TCP", "6"])
 def test_walk_with_a_bad_proto(tmp_path: Path, proto: str) -> None:
     result = run("walk", POD51, POD61, "--port", "80", "--proto", proto, cwd=tmp_path)
     assert_one_error_line(result, "'--proto'", f"{proto!r} is not one of", "(fix: --proto tcp")

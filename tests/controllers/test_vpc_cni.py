@@ -478,14 +478,16 @@ def example() -> Cluster:
 
 
 def without_filter(save: str) -> list[str]:
-    """The mangle and nat sections of a save text, in the order they appear."""
+    """The mangle and nat sections of a save text, in the order they appear, without kubelet's
+    and kube-proxy's chains and rules (§2.7 abbreviates them; tests/controllers/test_kube_proxy.py
+    holds them to kube-proxy.md)."""
     sections: dict[str, list[str]] = {}
     current: str | None = None
     for line in save.splitlines():
         if line.startswith("*"):
             current = line[1:]
             sections[current] = []
-        if current is not None:
+        if current is not None and "KUBE-" not in line:
             sections[current].append(line)
     return sections["mangle"] + sections["nat"]
 

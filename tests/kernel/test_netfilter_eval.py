@@ -438,7 +438,7 @@ SEMANTICS = """\
 -A C -m conntrack --ctstate INVALID -j DROP
 -A C -m conntrack --ctstate DNAT --ctorigdst 172.20.0.10 --ctdir ORIGINAL -j ACCEPT
 -A C -m connmark ! --mark 0x1 -m state --state ESTABLISHED -j ACCEPT
--A C -m recent --name X --rcheck -j DROP
+-A C -m set --match-set X src -j DROP
 -A OUTPUT -m statistic --mode nth --every 3 --packet 1 -j DROP
 -A OUTPUT -p udp -m multiport --ports 53,5353:5360 -j DROP
 -A OUTPUT -p tcp -m tcp --tcp-flags SYN,ACK SYN -j ACCEPT
@@ -506,7 +506,7 @@ def test_reject_and_conntrack_matches(semantics: Ruleset) -> None:
     serviced = only(traverse(semantics, "filter", "FORWARD", forwarded, NO_LOCAL))
     assert serviced.verdict == "ACCEPT"
     assert serviced.trace[-1].position == 3  # --ctstate DNAT --ctorigdst <service IP>
-    # without the DNAT binding the packet goes on to the unmodelled `recent` rule
+    # without the DNAT binding the packet goes on to the unmodelled `set` rule
     with pytest.raises(NotModelled):
         traverse(semantics, "filter", "FORWARD", first, NO_LOCAL)
 
@@ -519,7 +519,7 @@ def test_connmark_without_entry_never_matches_and_unmodelled_raises_when_reached
     untracked = replace(reply, ctstate="UNTRACKED", ct=None)
     with pytest.raises(NotModelled) as caught:
         traverse(semantics, "filter", "FORWARD", untracked, NO_LOCAL)
-    assert caught.value.what == "iptables match -m recent"
+    assert caught.value.what == "iptables match -m set"
 
 
 def test_nth_uses_the_counter_the_caller_supplies(semantics: Ruleset) -> None:

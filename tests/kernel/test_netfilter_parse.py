@@ -256,7 +256,7 @@ def test_policy_counters_and_rule_counters() -> None:
     assert rule.counters == (3, 180)
     assert rule.text == "-A INPUT -s 10.1.2.3/8 -j ACCEPT"
     assert rule.line == 5
-    assert rule.matches == (AddressMatch("src", IPv4Network("10.0.0.0/8")),)
+    assert rule.matches == (AddressMatch.of("src", IPv4Network("10.0.0.0/8")),)
 
 
 def test_ip_options_in_kernel_order_and_any_address_dropped() -> None:
@@ -264,7 +264,7 @@ def test_ip_options_in_kernel_order_and_any_address_dropped() -> None:
         "-A FORWARD -m comment --comment c1 ! -p udp -o eth1 -d 0.0.0.0/0 ! -i lo -s 10.1.2.3"
     )
     assert rule.matches == (
-        AddressMatch("src", IPv4Network("10.1.2.3/32")),
+        AddressMatch.of("src", IPv4Network("10.1.2.3/32")),
         InterfaceMatch("in", "lo", invert=True),
         InterfaceMatch("out", "eth1"),
         ProtocolMatch(17, invert=True),
@@ -403,18 +403,16 @@ def test_implicit_protocol_module() -> None:
 def test_unmodelled_extensions_are_kept_until_reached() -> None:
     text = (
         "*nat\n:KUBE-SVC-X - [0:0]\n:KUBE-SEP-A - [0:0]\n"
-        "-A KUBE-SVC-X -m comment --comment x -m recent --name KUBE-SEP-A --rcheck --seconds 10800 "
-        "--reap -j KUBE-SEP-A\n"
-        "-A KUBE-SEP-A -p tcp -m recent --set --name KUBE-SEP-A --mask 255.255.255.255 --rsource "
+        "-A KUBE-SVC-X -m comment --comment x -m set --match-set KUBE-SEP-A src "
+        "-j KUBE-SEP-A\n"
+        "-A KUBE-SEP-A -p tcp -m hashlimit --hashlimit-upto 5/sec --hashlimit-name A "
         "-m tcp -j DNAT --to-destination 10.0.1.23:8080\n"
         "-A OUTPUT -j CT --zone 7\n"
         "COMMIT\n"
     )
     ruleset = parse_ruleset(text)
     first = ruleset.rule("nat", "KUBE-SVC-X", 1)
-    assert first.matches[1] == UnmodelledMatch(
-        "recent", ("--name", "KUBE-SEP-A", "--rcheck", "--seconds", "10800", "--reap")
-    )
+    assert first.matches[1] == UnmodelledMatch("set", ("--match-set", "KUBE-SEP-A", "src"))
     sep = ruleset.rule("nat", "KUBE-SEP-A", 1)
     assert isinstance(sep.matches[2], PortMatch)
     assert isinstance(sep.target, NatTarget)
@@ -423,8 +421,8 @@ def test_unmodelled_extensions_are_kept_until_reached() -> None:
     # built-in chains come first, then user chains
     assert [what for _, what in ruleset.unmodelled()] == [
         "iptables target -j CT",
-        "iptables match -m recent",
-        "iptables match -m recent",
+        "iptables match -m set",
+        "iptables match -m hashlimit",
     ]
     with pytest.raises(NotModelled) as caught:
         parse_ruleset(text, strict=True)

@@ -3,9 +3,11 @@
 It lets the lab's verification be tested end to end independently of the walk engine; the
 engine's own walks are verified in `test_verify.py::test_tour_walks_agree_with_the_kernel`.
 Everything here is the spec's: the frames of W1's table, node 1's rules by their place in the
-v1.19.2 `iptables-save` of §4.3 (mangle M2 = PREROUTING #2, nat C1 = PREROUTING #1 →
-AWS-CONNMARK-CHAIN-0 #1 RETURN, C4 = PREROUTING #2, S1 = POSTROUTING #1 → AWS-SNAT-CHAIN-0 #1
-RETURN; the SYN-ACK from pod 61's veth matches M2 only, nat sees first packets only), the
+v1.19.2 `iptables-save` of §4.3 with kube-proxy's jumps first in each chain (mangle M2 =
+PREROUTING #2; nat PREROUTING #1 = KUBE-SERVICES, C1 = #2 → AWS-CONNMARK-CHAIN-0 #1 RETURN, C4 =
+#3; POSTROUTING #1 = KUBE-POSTROUTING → RETURN, S1 = #2 → AWS-SNAT-CHAIN-0 #1 RETURN; filter
+FORWARD's four kube-proxy jumps, three of them for NEW packets only; the SYN-ACK from pod 61's
+veth matches M2 and KUBE-FORWARD's ESTABLISHED rule, nat sees first packets only), the
 conntrack entry of W1 in the states linux-dataplane.md §6.2 gives a SYN and a SYN-ACK, and the
 routes `ip route get` prints for the decisions of W1 (rule 512 → main → the veth route).
 """
@@ -62,14 +64,25 @@ def _hop(
 
 
 FORWARD_RULES = (
-    ("mangle", "PREROUTING", 2),
-    ("nat", "PREROUTING", 1),
-    ("nat", "AWS-CONNMARK-CHAIN-0", 1),
-    ("nat", "PREROUTING", 2),
-    ("nat", "POSTROUTING", 1),
-    ("nat", "AWS-SNAT-CHAIN-0", 1),
+    ("mangle", "PREROUTING", 2),  # M2 -i eni+ restore
+    ("nat", "PREROUTING", 1),  # -j KUBE-SERVICES: no Service matches 192.168.1.61
+    ("nat", "PREROUTING", 2),  # C1 -i eni+ -j AWS-CONNMARK-CHAIN-0
+    ("nat", "AWS-CONNMARK-CHAIN-0", 1),  # -d 192.168.0.0/16 RETURN
+    ("nat", "PREROUTING", 3),  # C4 restore
+    ("filter", "FORWARD", 1),  # NEW -j KUBE-PROXY-FIREWALL (empty)
+    ("filter", "FORWARD", 2),  # -j KUBE-FORWARD: nothing for a NEW unmarked packet
+    ("filter", "FORWARD", 3),  # NEW -j KUBE-SERVICES (no REJECT matches)
+    ("filter", "FORWARD", 4),  # NEW -j KUBE-EXTERNAL-SERVICES (no DROP matches)
+    ("nat", "POSTROUTING", 1),  # -j KUBE-POSTROUTING
+    ("nat", "KUBE-POSTROUTING", 1),  # no 0x4000 mark: RETURN
+    ("nat", "POSTROUTING", 2),  # S1 -j AWS-SNAT-CHAIN-0
+    ("nat", "AWS-SNAT-CHAIN-0", 1),  # -d 192.168.0.0/16 RETURN
 )
-RETURN_RULES = (("mangle", "PREROUTING", 2),)
+RETURN_RULES = (
+    ("mangle", "PREROUTING", 2),  # M2 on the SYN-ACK from pod 61's veth
+    ("filter", "FORWARD", 2),  # -j KUBE-FORWARD
+    ("filter", "KUBE-FORWARD", 3),  # RELATED,ESTABLISHED ACCEPT
+)
 CONNTRACK = (
     "src=192.168.1.51 dst=192.168.1.61 sport=41000 dport=80 {unreplied}"
     "src=192.168.1.61 dst=192.168.1.51 sport=80 dport=41000 mark=0"

@@ -4,20 +4,27 @@ real node runs them.
 A node boots from the AMI (links, the primary ENI's DHCP routes, sysctls, an empty filter table
 with policy ACCEPT), the VPC CNI's init container sets rp_filter on the primary interface, ipamd
 sets up the host network and each secondary ENI, then the CNI plugin adds pods in creation order.
-kube-proxy and the load balancer controller join here in later issues. A pure function: the same
-cluster always gives the same state, byte for byte.
+kube-proxy (after kubelet) programs the Services; the load balancer controller joins in a later
+issue. A pure function: the same cluster always gives the same state, byte for byte.
+
+Each node's iptables are built the way its components fill them (`iptables_text.Tables`): kubelet
+first (hint, canaries, KUBE-FIREWALL and its jumps), kube-proxy next (canaries, its jumps inserted
+at the top of the built-in chains, its restore), the VPC CNI last (ipamd appends its jumps and
+rules), so the built-in chains end up in a real node's order (kube-proxy.md §1.2, vpc-cni.md §2.4
+"Ordering", talk-walks.md §4.3).
 """
 
 from __future__ import annotations
 
 from ipaddress import IPv4Interface, IPv4Network
 
-from eksnet.controllers import ipamd
+from eksnet.controllers import ipamd, kube_proxy, kube_proxy_version, kubelet
 from eksnet.controllers.cni_plugin import (
     loopback_addresses,
     loopback_link,
     pod_network,
 )
+from eksnet.controllers.iptables_text import Tables
 from eksnet.controllers.vpc_cni_version import CniFeatures, CniSettings, features, settings
 from eksnet.dataplane.state import (
     DEFAULT_RULES,
@@ -36,6 +43,8 @@ from eksnet.dataplane.state import (
     RouteState,
     RouteTable,
     Rule,
+    Service,
+    ServicePort,
     Subnet,
     VpcRoute,
     VpcState,
@@ -73,10 +82,47 @@ def _build_state(cluster: Cluster) -> DataplaneState:
     cni_features = features(cluster.cni.version)
     cni_settings = settings(cluster.cni.env)
     namespaces: list[Namespace] = []
+    ports: tuple[kube_proxy.ServicePortInfo, ...] | None = None
     for node in cluster.nodes:
-        namespaces += _node_and_pods(cluster, node, cni_features, cni_settings)
+        proxier = kube_proxy_version.settings(cluster, node)
+        if ports is None:
+            ports = kube_proxy.service_ports(cluster, proxier)
+        rules = kube_proxy.proxy_rules(cluster, node, proxier, ports)
+        namespaces += _node_and_pods(cluster, node, cni_features, cni_settings, rules)
     return DataplaneState(
-        namespaces=tuple(namespaces), vpc=vpc_state(cluster), external_hosts=external_hosts(cluster)
+        namespaces=tuple(namespaces),
+        vpc=vpc_state(cluster),
+        external_hosts=external_hosts(cluster),
+        services=services(cluster),
+    )
+
+
+def services(cluster: Cluster) -> tuple[Service, ...]:
+    """The spec's Services as the data plane names them (for `svc/NS/NAME`)."""
+    return tuple(
+        Service(
+            namespace=service.namespace,
+            name=service.name,
+            type=service.type,
+            cluster_ip=service.cluster_ip,
+            ports=tuple(
+                ServicePort(
+                    name=port.name,
+                    protocol=port.protocol.lower(),  # type: ignore[arg-type]
+                    port=port.port,
+                    target_port=port.target_port,
+                    node_port=port.node_port,
+                )
+                for port in service.ports
+            ),
+            external_ips=service.external_ips,
+            external_traffic_policy=service.external_traffic_policy,
+            internal_traffic_policy=service.internal_traffic_policy,
+            health_check_node_port=service.health_check_node_port,
+            affinity_timeout=service.affinity_timeout,
+            load_balancer_ips=tuple(i.ip for i in service.ingress if i.ip is not None),
+        )
+        for service in cluster.kube_services()
     )
 
 
@@ -241,7 +287,11 @@ def external_hosts(cluster: Cluster) -> tuple[ExternalHost, ...]:
 
 
 def _node_and_pods(
-    cluster: Cluster, node: NodeSpec, cni_features: CniFeatures, cni_settings: CniSettings
+    cluster: Cluster,
+    node: NodeSpec,
+    cni_features: CniFeatures,
+    cni_settings: CniSettings,
+    proxy_rules: kube_proxy.KubeProxyRules,
 ) -> list[Namespace]:
     backend = cluster.iptables_backend(node)
     if backend == "nft" and cni_features.nftables_connmark:
@@ -364,9 +414,13 @@ def _node_and_pods(
             *_inherited_sysctls(cluster),
             # The VPC CNI init container: loose rp_filter on the primary interface only.
             (f"net.ipv4.conf.{primary.linux}.rp_filter", "2"),
+            # kube-proxy at start-up: route_localnet, conntrack timeouts (kube-proxy.md §8.1).
+            *proxy_rules.sysctls,
         ),
         iptables=Iptables(
-            backend=backend, save=_iptables_save(cluster, primary, cni_features, cni_settings)
+            backend=backend,
+            save=_iptables_save(cluster, primary, cni_features, cni_settings, proxy_rules),
+            nfacct=proxy_rules.nfacct,
         ),
     )
     return [node_namespace, *pod_namespaces]
@@ -413,8 +467,17 @@ def _inherited_sysctls(cluster: Cluster) -> tuple[tuple[str, str], ...]:
 
 
 def _iptables_save(
-    cluster: Cluster, primary: EniSpec, cni_features: CniFeatures, cni_settings: CniSettings
+    cluster: Cluster,
+    primary: EniSpec,
+    cni_features: CniFeatures,
+    cni_settings: CniSettings,
+    proxy_rules: kube_proxy.KubeProxyRules,
 ) -> str:
+    """The node's tables as kubelet, kube-proxy and then ipamd leave them. The filter table's
+    policies are the EKS AMI's: ACCEPT everywhere (vpc-cni.md §2.1, not set by the CNI)."""
+    tables = Tables()
+    kubelet.apply(tables)
+    kube_proxy.apply(tables, proxy_rules)
     rules = ipamd.iptables_rules(
         cni_features,
         cni_settings,
@@ -422,22 +485,11 @@ def _iptables_save(
         primary_ip=primary.primary_ip,
         vpc_cidrs=tuple(cluster.vpc.cidrs),
     )
-    lines = ["*mangle"]
-    lines += [
-        f":{chain} ACCEPT [0:0]"
-        for chain in ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
-    ]
-    lines += list(rules.mangle)
-    lines.append("COMMIT")
-    lines.append("*nat")
-    lines += [
-        f":{chain} ACCEPT [0:0]" for chain in ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")
-    ]
-    lines += [f":{chain} - [0:0]" for chain in sorted(rules.nat_chains)]
-    lines += list(rules.nat)
-    lines.append("COMMIT")
-    # The EKS AMI: filter table with every policy ACCEPT (vpc-cni.md §2.1, "not set by the CNI").
-    lines.append("*filter")
-    lines += [f":{chain} ACCEPT [0:0]" for chain in ("INPUT", "FORWARD", "OUTPUT")]
-    lines.append("COMMIT")
-    return "\n".join(lines) + "\n"
+    for line in rules.mangle:
+        tables.append("mangle", line)
+    for chain in rules.nat_chains:
+        tables.declare("nat", chain)
+    for line in rules.nat:
+        tables.append("nat", line)
+    tables.table("filter")
+    return tables.restore_text()

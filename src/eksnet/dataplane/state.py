@@ -175,6 +175,10 @@ class Iptables:
 
     backend: IptablesBackend
     save: str
+    nfacct: tuple[str, ...] = ()
+    """The nfacct (extended accounting) objects of the namespace, which `-m nfacct` rules name:
+    the kernel refuses such a rule unless its object exists, so they are created before the
+    rules are restored (kube-proxy creates its counters only where the kernel lets it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,6 +464,14 @@ class Service:
     cluster_ip: IPv4Address | None
     ports: tuple[ServicePort, ...]
     external_ips: tuple[IPv4Address, ...] = ()
+    external_traffic_policy: Literal["Cluster", "Local"] | None = None
+    """None where the Service has no external address (a plain ClusterIP one)."""
+    internal_traffic_policy: Literal["Cluster", "Local"] = "Cluster"
+    health_check_node_port: int | None = None
+    affinity_timeout: int | None = None
+    """`sessionAffinity: ClientIP`'s timeout in seconds; None without affinity."""
+    load_balancer_ips: tuple[IPv4Address, ...] = ()
+    """The `status.loadBalancer.ingress[].ip`s (AWS load balancers have hostnames only)."""
 
     @property
     def key(self) -> str:

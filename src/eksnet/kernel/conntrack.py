@@ -8,7 +8,7 @@ later packet, in either direction, just gets the stored binding applied. So the 
 
 * `Tuple`: what identifies a flow in one direction;
 * `ConntrackEntry`: original and reply tuples (NAT changes the reply tuple), ct mark, status bits,
-  the L4 state and the seconds left;
+  the L4 state (TCP's, or SCTP's from its chunks) and the seconds left;
 * `ConntrackTable`: the confirmed entries; every operation returns a new table;
 * `conntrack_in`: the conntrack hook as a pure function (lookup or create, ctstate, L4 state);
 * `apply_nat` / `null_binding` / `nat_rewrite`: setting up a binding and applying it at a hook.
@@ -20,17 +20,21 @@ age of a flow is passed as `elapsed` seconds. Nothing here reads a clock or a ra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from ipaddress import IPv4Address
 from types import MappingProxyType
 from typing import Literal, get_args
 
 from eksnet.kernel.hooks import Hook
 
-Proto = Literal["tcp", "udp", "icmp"]
-PROTO_NUMBERS: Mapping[str, int] = MappingProxyType({"icmp": 1, "tcp": 6, "udp": 17})
+Proto = Literal["tcp", "udp", "icmp", "sctp"]
+PROTO_NUMBERS: Mapping[str, int] = MappingProxyType({"icmp": 1, "tcp": 6, "udp": 17, "sctp": 132})
 """IP protocol numbers (`/etc/protocols`) of the protocols conntrack tracks in the model."""
+
+PORT_PROTOS = frozenset({"tcp", "udp", "sctp"})
+"""Protocols whose tuples carry ports (`nf_ct_port_*`): TCP, UDP and SCTP."""
 
 Direction = Literal["ORIGINAL", "REPLY"]
 CtState = Literal["NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED"]
@@ -66,6 +70,56 @@ TcpState = Literal[
     "SYN_SENT2",
 ]
 """TCP conntrack states, named as `conntrack -L` prints them."""
+
+SctpState = Literal[
+    "NONE",
+    "CLOSED",
+    "COOKIE_WAIT",
+    "COOKIE_ECHOED",
+    "ESTABLISHED",
+    "SHUTDOWN_SENT",
+    "SHUTDOWN_RECD",
+    "SHUTDOWN_ACK_SENT",
+    "HEARTBEAT_SENT",
+]
+"""SCTP conntrack states in the kernel's `enum sctp_conntrack` order, named as `conntrack -L`
+prints them (`sctp_conntrack_names`; 6.x has no HEARTBEAT_ACKED any more)."""
+
+SctpChunk = tuple[int, int]
+"""One SCTP chunk as netfilter reads it: (chunk type, chunk flags)."""
+
+SCTP_CHUNK_TYPES: Mapping[str, int] = MappingProxyType(
+    {
+        "DATA": 0,
+        "INIT": 1,
+        "INIT_ACK": 2,
+        "SACK": 3,
+        "HEARTBEAT": 4,
+        "HEARTBEAT_ACK": 5,
+        "ABORT": 6,
+        "SHUTDOWN": 7,
+        "SHUTDOWN_ACK": 8,
+        "ERROR": 9,
+        "COOKIE_ECHO": 10,
+        "COOKIE_ACK": 11,
+        "ECN_ECNE": 12,
+        "ECN_CWR": 13,
+        "SHUTDOWN_COMPLETE": 14,
+        "I_DATA": 64,
+        "ASCONF_ACK": 128,
+        "RE_CONFIG": 130,
+        "PAD": 132,
+        "FORWARD_TSN": 192,
+        "ASCONF": 193,
+        "I_FORWARD_TSN": 194,
+    }
+)
+"""Chunk type numbers by the names iptables' `sctp` match uses (`libxt_sctp.c`, RFC 9260)."""
+
+SCTP_INIT: SctpChunk = (1, 0)
+SCTP_INIT_ACK: SctpChunk = (2, 0)
+SCTP_DATA: SctpChunk = (0, 0x03)
+"""A DATA chunk carrying a whole message (flags B and E set)."""
 
 PortChooser = Callable[[int, int], int]
 """Picks a port in the closed range [low, high]; the caller's (seeded) randomness, never ours."""
@@ -145,19 +199,23 @@ class Tuple:
             if answer is None:
                 raise ValueError(f"ICMP type {self.icmp_type} is not a query conntrack can invert")
             return replace(self, src=self.dst, dst=self.src, icmp_type=answer)
-        return replace(self, src=self.dst, dst=self.src, sport=self.dport, dport=self.sport)
+        return Tuple(self.dst, self.src, self.proto, self.dport, self.sport)
 
     def with_source(self, address: IPv4Address, port: int | None) -> Tuple:
         """This tuple with its source side replaced (port None keeps the current one)."""
         if self.proto == "icmp":
             return replace(self, src=address, icmp_id=self.icmp_id if port is None else port)
-        return replace(self, src=address, sport=self.sport if port is None else port)
+        return Tuple(
+            address, self.dst, self.proto, self.sport if port is None else port, self.dport
+        )
 
     def with_destination(self, address: IPv4Address, port: int | None) -> Tuple:
         """This tuple with its destination side replaced (ICMP has no destination port)."""
-        if self.proto == "icmp" or port is None:
+        if self.proto == "icmp":
             return replace(self, dst=address)
-        return replace(self, dst=address, dport=port)
+        return Tuple(
+            self.src, address, self.proto, self.sport, self.dport if port is None else port
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +298,31 @@ class CtTimeouts:
     udp: int = 30
     udp_stream: int = 120
     icmp: int = 30
+    sctp_closed: int = 10
+    sctp_cookie_wait: int = 3
+    sctp_cookie_echoed: int = 3
+    sctp_established: int = 210
+    sctp_shutdown_sent: int = 3
+    sctp_shutdown_recd: int = 3
+    sctp_shutdown_ack_sent: int = 3
+    sctp_heartbeat_sent: int = 30
+
+    def sctp(self, state: SctpState) -> int:
+        """The timeout an SCTP entry gets in `state` (`sctp_timeouts`; NONE uses CLOSED's, as
+        `nf_conntrack_sctp_init_net` sets it). Defaults measured in a fresh namespace on 6.18
+        (`net.netfilter.nf_conntrack_sctp_timeout_*`): 10 3 3 210 3 3 3 30."""
+        by_state: dict[SctpState, int] = {
+            "NONE": self.sctp_closed,
+            "CLOSED": self.sctp_closed,
+            "COOKIE_WAIT": self.sctp_cookie_wait,
+            "COOKIE_ECHOED": self.sctp_cookie_echoed,
+            "ESTABLISHED": self.sctp_established,
+            "SHUTDOWN_SENT": self.sctp_shutdown_sent,
+            "SHUTDOWN_RECD": self.sctp_shutdown_recd,
+            "SHUTDOWN_ACK_SENT": self.sctp_shutdown_ack_sent,
+            "HEARTBEAT_SENT": self.sctp_heartbeat_sent,
+        }
+        return by_state[state]
 
     def tcp(self, state: TcpState) -> int:
         """The timeout a TCP entry gets when it enters `state` (SYN_SENT2 shares SYN_SENT's)."""
@@ -330,6 +413,102 @@ def tcp_flag_class(flags: frozenset[str]) -> TcpFlagClass:
     return "none"
 
 
+_SCTP_STATE_ORDER: tuple[SctpState, ...] = get_args(SctpState)
+_SCTP_CODES: Mapping[str, SctpState | Literal["INVALID"]] = MappingProxyType(
+    {
+        "NO": "NONE",
+        "CL": "CLOSED",
+        "CW": "COOKIE_WAIT",
+        "CE": "COOKIE_ECHOED",
+        "ES": "ESTABLISHED",
+        "SS": "SHUTDOWN_SENT",
+        "SR": "SHUTDOWN_RECD",
+        "SA": "SHUTDOWN_ACK_SENT",
+        "HS": "HEARTBEAT_SENT",
+        "IV": "INVALID",
+    }
+)
+# The kernel's SCTP state transition table (`sctp_conntracks` in nf_conntrack_proto_sctp.c, read
+# at torvalds/linux 00d35e6, the 6.x table without HEARTBEAT_ACKED). Columns are the current
+# state in the order NONE CLOSED COOKIE_WAIT COOKIE_ECHOED ESTABLISHED SHUTDOWN_SENT
+# SHUTDOWN_RECD SHUTDOWN_ACK_SENT HEARTBEAT_SENT; rows are (direction, chunk type). IV makes
+# the packet INVALID. Other chunk types (DATA, SACK, …) keep the state (`sctp_new_state`).
+# Measured on 6.18 through a forwarding namespace: INIT → CLOSED (10 s, [UNREPLIED]),
+# INIT_ACK → COOKIE_WAIT (3 s), COOKIE_ECHO → COOKIE_ECHOED (3 s), COOKIE_ACK → ESTABLISHED
+# (210 s, [ASSURED]); a DATA-only first packet is INVALID and creates no entry.
+_SCTP_ROWS: Mapping[tuple[Direction, int], str] = MappingProxyType(
+    {
+        ("ORIGINAL", 1): "CL CL CW CE ES CL CL SA CW",
+        ("ORIGINAL", 2): "CL CL CW CE ES SS SR SA CL",
+        ("ORIGINAL", 6): "CL CL CL CL CL CL CL CL CL",
+        ("ORIGINAL", 7): "CL CL CW CE SS SS SR SA CL",
+        ("ORIGINAL", 8): "SA CL CW CE ES SA SA SA SA",
+        ("ORIGINAL", 9): "CL CL CW CE ES SS SR SA CL",
+        ("ORIGINAL", 10): "CL CL CE CE ES SS SR SA CL",
+        ("ORIGINAL", 11): "CL CL CW ES ES SS SR SA CL",
+        ("ORIGINAL", 14): "CL CL CW CE ES SS SR CL CL",
+        ("ORIGINAL", 4): "HS CL CW CE ES SS SR SA HS",
+        ("ORIGINAL", 5): "CL CL CW CE ES SS SR SA HS",
+        ("REPLY", 1): "IV CL CW CE ES SS SR SA IV",
+        ("REPLY", 2): "IV CW CW CE ES SS SR SA IV",
+        ("REPLY", 6): "IV CL CL CL CL CL CL CL IV",
+        ("REPLY", 7): "IV CL CW CE SR SS SR SA IV",
+        ("REPLY", 8): "IV CL CW CE ES SA SA SA IV",
+        ("REPLY", 9): "IV CL CW CL ES SS SR SA IV",
+        ("REPLY", 10): "IV CL CE CE ES SS SR SA IV",
+        ("REPLY", 11): "IV CL CW ES ES SS SR SA IV",
+        ("REPLY", 14): "IV CL CW CE ES SS SR CL IV",
+        ("REPLY", 4): "IV CL CW CE ES SS SR SA HS",
+        ("REPLY", 5): "IV CL CW CE ES SS SR SA ES",
+    }
+)
+SCTP_TRANSITIONS: Mapping[tuple[Direction, int, SctpState], SctpState | Literal["INVALID"]] = (
+    MappingProxyType(
+        {
+            (direction, chunk, state): _SCTP_CODES[code]
+            for (direction, chunk), row in _SCTP_ROWS.items()
+            for state, code in zip(_SCTP_STATE_ORDER, row.split(), strict=True)
+        }
+    )
+)
+"""(direction, chunk type, current state) → next state or INVALID, for the chunk types that
+move the state."""
+
+_SCTP_ALONE = frozenset({1, 2, 14})
+"""INIT, INIT_ACK and SHUTDOWN_COMPLETE must be the only chunk of their packet."""
+_SCTP_FIRST = frozenset({10, 11})
+"""COOKIE_ECHO and COOKIE_ACK must be the first chunk (`do_basic_checks`)."""
+_SCTP_NOT_NEW = frozenset({6, 14, 11})
+"""An out-of-the-blue packet with ABORT, SHUTDOWN_COMPLETE or COOKIE_ACK creates no entry."""
+
+
+def sctp_chunks_valid(chunks: Sequence[SctpChunk]) -> bool:
+    """`do_basic_checks`: at least one chunk; INIT, INIT_ACK and SHUTDOWN_COMPLETE alone (no
+    chunk may follow one); COOKIE_ECHO and COOKIE_ACK only first. (Chunk lengths are always
+    valid here: a model chunk has no length to get wrong.)"""
+    if not chunks:
+        return False
+    alone = False
+    for count, (kind, _flags) in enumerate(chunks):
+        alone = alone or kind in _SCTP_ALONE
+        if count != 0 and (alone or kind in _SCTP_FIRST):
+            return False
+    return True
+
+
+def _sctp_walk(
+    state: SctpState, direction: Direction, chunks: Sequence[SctpChunk]
+) -> tuple[SctpState, bool]:
+    """Apply the chunks in order (`nf_conntrack_sctp_packet`'s loop); (state reached, valid).
+    On an invalid chunk the state the earlier chunks reached is kept, as the kernel keeps it."""
+    for kind, _flags in chunks:
+        new = SCTP_TRANSITIONS.get((direction, kind, state), state)
+        if new == "INVALID":
+            return state, False
+        state = new
+    return state, True
+
+
 @dataclass(frozen=True, slots=True)
 class ConntrackEntry:
     """One tracked connection (`struct nf_conn`).
@@ -347,12 +526,15 @@ class ConntrackEntry:
     mark: int = 0
     zone: int = 0
     use: int = 1
+    sctp_state: SctpState | None = None
 
     def __post_init__(self) -> None:
         if self.original.proto != self.reply.proto:
             raise ValueError("original and reply tuples must have the same protocol")
         if (self.tcp_state is None) != (self.original.proto != "tcp"):
             raise ValueError("a TCP entry (and only a TCP entry) has a TCP state")
+        if (self.sctp_state is None) != (self.original.proto != "sctp"):
+            raise ValueError("an SCTP entry (and only an SCTP entry) has an SCTP state")
         if not 0 <= self.mark <= 0xFFFFFFFF:
             raise ValueError(f"ct mark {self.mark:#x} is not 32 bits")
 
@@ -387,7 +569,13 @@ class ConntrackEntry:
         return replace(self, mark=mark & 0xFFFFFFFF)
 
     def with_status(self, *bits: CtStatus) -> ConntrackEntry:
-        return replace(self, status=self.status | frozenset(bits))
+        status = self.status.union(bits)
+        if status == self.status:
+            return self
+        return ConntrackEntry(
+            self.original, self.reply, self.timeout, self.tcp_state, status, self.mark,
+            self.zone, self.use, self.sctp_state,
+        )  # fmt: skip
 
     def direction_of(self, tuple_: Tuple) -> Direction | None:
         if tuple_ == self.original:
@@ -450,14 +638,24 @@ class ConntrackTable:
         original: Tuple,
         *,
         tcp_flags: frozenset[str] = frozenset(),
+        sctp_chunks: Sequence[SctpChunk] = (SCTP_INIT,),
         zone: int = 0,
         timeouts: CtTimeouts = DEFAULT_TIMEOUTS,
     ) -> ConntrackEntry | None:
         """A new *unconfirmed* entry for the first packet `original`, or None when that packet
         cannot start a connection (a TCP segment that is not a SYN or a mid-stream ACK, an ICMP
-        answer): such a packet is INVALID. The table itself does not change until `confirm`."""
+        answer, an SCTP packet without a chunk that may open an association): such a packet is
+        INVALID. The table itself does not change until `confirm`.
+
+        SCTP (`nf_conntrack_sctp_packet` on an unconfirmed entry, then `sctp_new`): the chunks
+        must pass the basic checks, ABORT/SHUTDOWN_COMPLETE/COOKIE_ACK never open one, and every
+        chunk must move the state away from NONE (a DATA-only packet does not) [meas]. The
+        verification tags the kernel also checks are not modelled: a walk's packets carry none.
+        """
         if self.lookup(original, zone=zone) is not None:
             raise ValueError(f"{original} is already tracked")
+        if original.proto == "sctp":
+            return _sctp_new(original, sctp_chunks, zone, timeouts)
         if original.proto == "tcp":
             state = TCP_TRANSITIONS[("ORIGINAL", tcp_flag_class(tcp_flags), "NONE")]
             if state == "INVALID" or state == "IGNORE":
@@ -520,6 +718,7 @@ def conntrack_in(
     packet: Tuple,
     *,
     tcp_flags: frozenset[str] = frozenset(),
+    sctp_chunks: Sequence[SctpChunk] | None = None,
     elapsed: float = 0.0,
     zone: int = 0,
     timeouts: CtTimeouts = DEFAULT_TIMEOUTS,
@@ -530,12 +729,20 @@ def conntrack_in(
     way `resolve_normal_ct` does (reply direction → ESTABLISHED; original direction → ESTABLISHED
     once a reply was seen, else NEW), then updates the L4 state and timeout (TCP transition table,
     UDP stream rule, ICMP) and sets SEEN_REPLY on a reply. `elapsed` is the age of the flow in
-    seconds (only UDP's ASSURED rule reads it). Returns the table with a confirmed entry updated
-    (unchanged for a new entry) and what was attached to the packet.
+    seconds (only UDP's ASSURED rule reads it). `sctp_chunks` are an SCTP packet's chunks; None
+    stands for an INIT when the packet opens an association and a DATA chunk otherwise. Returns
+    the table with a confirmed entry updated (unchanged for a new entry) and what was attached
+    to the packet.
     """
     found = table.lookup(packet, zone=zone)
     if found is None:
-        entry = table.create(packet, tcp_flags=tcp_flags, zone=zone, timeouts=timeouts)
+        entry = table.create(
+            packet,
+            tcp_flags=tcp_flags,
+            sctp_chunks=(SCTP_INIT,) if sctp_chunks is None else sctp_chunks,
+            zone=zone,
+            timeouts=timeouts,
+        )
         if entry is None:
             return table, CtLookup(None, "ORIGINAL", "INVALID")
         return table, CtLookup(entry, "ORIGINAL", "NEW")
@@ -544,7 +751,16 @@ def conntrack_in(
         ctstate: CtState = "ESTABLISHED"
     else:
         ctstate = "RELATED" if "EXPECTED" in entry.status else "NEW"
-    updated = _l4_packet(entry, direction, tcp_flags, elapsed, timeouts)
+    if entry.original.proto == "sctp":
+        chunks = (SCTP_DATA,) if sctp_chunks is None else sctp_chunks
+        moved, valid = _sctp_packet(entry, direction, chunks, timeouts)
+        if not valid:
+            if moved != entry and entry.confirmed:
+                table = table.update(moved)
+            return table, CtLookup(None, direction, "INVALID")
+        updated: ConntrackEntry | None = moved
+    else:
+        updated = _l4_packet(entry, direction, tcp_flags, elapsed, timeouts)
     if updated is None:
         return table, CtLookup(None, direction, "INVALID")
     if direction == "REPLY":
@@ -581,6 +797,55 @@ def _l4_packet(
             return replace(entry, timeout=timeouts.udp_stream).with_status("ASSURED")
         return replace(entry, timeout=timeouts.udp)
     return replace(entry, timeout=timeouts.icmp)
+
+
+def _sctp_new(
+    original: Tuple, chunks: Sequence[SctpChunk], zone: int, timeouts: CtTimeouts
+) -> ConntrackEntry | None:
+    """The SCTP entry a first packet creates, or None (INVALID): see `ConntrackTable.create`."""
+    if not sctp_chunks_valid(chunks) or any(kind in _SCTP_NOT_NEW for kind, _ in chunks):
+        return None
+    for kind, _flags in chunks:
+        if SCTP_TRANSITIONS.get(("ORIGINAL", kind, "NONE"), "NONE") in ("NONE", "INVALID"):
+            return None
+    state, valid = _sctp_walk("NONE", "ORIGINAL", chunks)
+    if not valid:
+        return None
+    return ConntrackEntry(
+        original, original.inverted(), timeouts.sctp(state), zone=zone, sctp_state=state
+    )
+
+
+def _sctp_packet(
+    entry: ConntrackEntry,
+    direction: Direction,
+    chunks: Sequence[SctpChunk],
+    timeouts: CtTimeouts,
+) -> tuple[ConntrackEntry, bool]:
+    """`nf_conntrack_sctp_packet` for a packet of an existing entry: (entry after it, valid).
+
+    The state follows the transition table chunk by chunk; entering ESTABLISHED sets ASSURED;
+    the timeout becomes the new state's, except for an INIT retransmitted while CLOSED, which
+    is let through without refreshing it (so port reuse cannot keep an entry alive)."""
+    assert entry.sctp_state is not None
+    if not sctp_chunks_valid(chunks):
+        return entry, False
+    old = entry.sctp_state
+    state, valid = _sctp_walk(old, direction, chunks)
+    moved = replace(entry, sctp_state=state)
+    if state == "ESTABLISHED" and old != "ESTABLISHED":
+        moved = moved.with_status("ASSURED")
+    if not valid:
+        return moved, False
+    retransmitted_init = (
+        any(kind == 1 for kind, _ in chunks)
+        and old == "CLOSED"
+        and state == "CLOSED"
+        and entry.confirmed
+    )
+    if retransmitted_init:
+        return moved, True
+    return replace(moved, timeout=timeouts.sctp(state)), True
 
 
 def related_lookup(
@@ -727,8 +992,10 @@ def choose_nat_port(
     raise ValueError(f"no free port in {low}-{high} after {attempts} attempts")
 
 
+@lru_cache(maxsize=4096)
 def conntrack_tuple_text(tuple_: Tuple) -> str:
-    """`src=A dst=B sport=P dport=Q`, or `src=A dst=B type=T code=C id=I` for ICMP."""
+    """`src=A dst=B sport=P dport=Q`, or `src=A dst=B type=T code=C id=I` for ICMP (kept for
+    the tuples seen last: a walk prints the same entries again and again)."""
     if tuple_.proto == "icmp":
         return (
             f"src={tuple_.src} dst={tuple_.dst} type={tuple_.icmp_type} "
@@ -753,6 +1020,8 @@ def conntrack_list_line(entry: ConntrackEntry) -> str:
     words = [f"{proto:<8} {PROTO_NUMBERS[proto]} {entry.timeout}"]
     if entry.tcp_state is not None:
         words.append(entry.tcp_state)
+    if entry.sctp_state is not None:
+        words.append(entry.sctp_state)  # `sctp     132 9 CLOSED src=…` [meas]
     words.append(conntrack_tuple_text(entry.original))
     if not entry.seen_reply:
         words.append("[UNREPLIED]")

@@ -192,12 +192,15 @@ def _configure(item: NamespacePlan | FabricPlan, locks: str) -> None:
 
 def configure_namespace(plan: NamespacePlan, locks: str) -> None:
     """From a thread inside the namespace: sysctls (all/default first, as the state orders
-    them), the rtnetlink requests, and iptables-restore with the node's backend."""
+    them), the rtnetlink requests, the nfacct objects, and iptables-restore with the node's
+    backend."""
     from eksnet.lab import netlink  # here, not at the top: see the module docstring
 
     with netlink.entered(plan.netns):
         netlink.write_sysctls(plan.sysctls)
         netlink.apply(plan.ops, plan.netns)
+        for argv in plan.nfacct:
+            system.run(list(argv))
         if plan.iptables is not None:
             restore_iptables(plan.netns, plan.iptables, locks)
 

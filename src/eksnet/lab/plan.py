@@ -5,8 +5,9 @@ link straight inside its namespace, with the state's ifindex, name, MAC, MTU and
 both ends; nothing is ever configured in the host namespace), cut into the steps of `lab up`'s
 pipeline (`build_steps`), then per namespace the sysctls, the
 operations of `ops.py` (links up, addresses, routes, rules, neighbours, and a qdisc where one
-differs from the kernel's default; each the request of one `ip`/`tc` batch line), and the
-iptables text for `iptables-restore` of the pinned backend. Keeping it pure lets unit tests
+differs from the kernel's default; each the request of one `ip`/`tc` batch line), the nfacct
+objects the rules count into (`nfacct add`), and the iptables text for `iptables-restore` of the
+pinned backend. Keeping it pure lets unit tests
 check the commands without root, and the benchmark build the same namespaces bare.
 
 What the plan leaves to the kernel, as the state does (state.py: "anything the kernel derives"):
@@ -79,6 +80,17 @@ class NamespacePlan:
     sysctls: tuple[tuple[str, str], ...]
     ops: tuple[Op, ...]
     iptables: Iptables | None
+    nfacct: tuple[tuple[str, ...], ...] = ()
+    """`nfacct add NAME` for each accounting object the iptables rules name, run in the
+    namespace before `iptables-restore` (the kernel refuses a `-m nfacct` rule whose object
+    does not exist, kube-proxy.md §10 item 14)."""
+
+
+def nfacct_commands(iptables: Iptables | None) -> tuple[tuple[str, ...], ...]:
+    """Debian's `nfacct` tool creating the namespace's accounting objects."""
+    if iptables is None:
+        return ()
+    return tuple(("nfacct", "add", name) for name in iptables.nfacct)
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +335,7 @@ def namespace_plan(namespace: Namespace, names: LabNames) -> NamespacePlan:
         sysctls=namespace.sysctls,
         ops=namespace_ops(namespace),
         iptables=namespace.iptables,
+        nfacct=nfacct_commands(namespace.iptables),
     )
 
 

@@ -157,6 +157,7 @@ TOOLS: tuple[tuple[str, str], ...] = (
     ("tcpdump", "tcpdump"),
     ("conntrack", "conntrack"),
     ("xtables-monitor", "iptables"),
+    ("nfacct", "nfacct"),
 )
 
 

@@ -274,6 +274,15 @@ AccountId = Annotated[str, _pattern(r"[0-9]{12}", "an AWS account id", '"1111222
 class Kubernetes(Spec):
     version: str = "1.31"
     service_cidr: IPv4Net | None = None
+    service_node_port_range: Annotated[
+        str, _pattern(r"\d+-\d+", "a port range", '"30000-32767"')
+    ] = "30000-32767"
+    """The API server's `--service-node-port-range`: every nodePort and healthCheckNodePort
+    lies in it."""
+
+    def node_port_range(self) -> tuple[int, int]:
+        low, high = self.service_node_port_range.split("-")
+        return int(low), int(high)
 
 
 class SubnetSpec(Spec):
@@ -332,12 +341,78 @@ class CniSpec(Spec):
         return value
 
 
+class DetectLocal(Spec):
+    """`detectLocal`: the bridge or interface prefix the local-traffic detector reads."""
+
+    bridge_interface: str = ""
+    interface_name_prefix: str = ""
+
+
+class KubeProxyIptables(Spec):
+    """`iptables:` of KubeProxyConfiguration."""
+
+    masquerade_all: StrictBool | None = None
+    masquerade_bit: Annotated[int, Strict(), Field(ge=0, le=31)] | None = None
+    localhost_node_ports: StrictBool | None = None
+    sync_period: str | None = None
+    min_sync_period: str | None = None
+
+
+class KubeProxyConntrack(Spec):
+    """`conntrack:` of KubeProxyConfiguration: what kube-proxy writes to the conntrack sysctls
+    (kube-proxy.md §8.1). Durations are Go durations (`24h0m0s`); 0 or absent leaves the
+    kernel's value."""
+
+    max_per_core: Annotated[int, Strict(), Field(ge=0)] | None = None
+    min: Annotated[int, Strict(), Field(ge=0)] | None = None
+    tcp_established_timeout: str | None = None
+    tcp_close_wait_timeout: str | None = None
+    tcp_be_liberal: StrictBool = False
+    udp_timeout: str | None = None
+    udp_stream_timeout: str | None = None
+
+
 class KubeProxySpec(Spec):
+    """kube-proxy: its version and the fields of its KubeProxyConfiguration that shape the data
+    plane, with EKS's values as the defaults (kube-proxy.md §8.3: no clusterCIDR, so the no-op
+    local-traffic detector; localhost NodePorts on; `nodePortAddresses: null`).
+
+    `masqueradeBit`/`masqueradeAll` are read under `iptables:` as KubeProxyConfiguration has
+    them, or at the top level (the demo's older form); both at once must agree. The other
+    configuration fields an EKS ConfigMap holds (bind addresses, client connection, ipvs …) are
+    accepted so it pastes in, and change no rule."""
+
     version: str = "v1.31"
-    mode: Literal["iptables"] = "iptables"
+    mode: Literal["iptables", "ipvs", "nftables", ""] = "iptables"
     cluster_cidr: str = Field("", alias="clusterCIDR")
-    masquerade_bit: Annotated[int, Strict(), Field(ge=0, le=31)] = 14
+    detect_local_mode: (
+        Literal["", "ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix"] | None
+    ) = None
+    detect_local: DetectLocal = Field(default_factory=DetectLocal)
+    masquerade_bit: Annotated[int, Strict(), Field(ge=0, le=31)] | None = None
+    masquerade_all: StrictBool | None = None
     node_port_addresses: list[str] | None = None
+    iptables: KubeProxyIptables = Field(default_factory=KubeProxyIptables)
+    conntrack: KubeProxyConntrack = Field(default_factory=KubeProxyConntrack)
+    api_version: Literal["kubeproxy.config.k8s.io/v1alpha1"] | None = None
+    kind: Literal["KubeProxyConfiguration"] | None = None
+    bind_address: Any = None
+    bind_address_hard_fail: Any = None
+    client_connection: Any = None
+    config_sync_period: Any = None
+    enable_profiling: Any = None
+    healthz_bind_address: Any = None
+    hostname_override: Any = None
+    ipvs: Any = None
+    nftables: Any = None
+    metrics_bind_address: Any = None
+    oom_score_adj: Any = None
+    port_range: Any = None
+    udp_idle_timeout: Any = None
+    feature_gates: Any = None
+    logging: Any = None
+    show_hidden_metrics_for_version: Any = None
+    winkernel: Any = None
 
 
 class NodeDefaults(Spec):
@@ -345,6 +420,14 @@ class NodeDefaults(Spec):
     instance_type: str = "m5.large"
     kernel: str = "5.10"
     iptables: Literal["legacy", "nft"] = "legacy"
+    iptables_version: Annotated[str, _pattern(r"\d+\.\d+\.\d+", "an iptables version", "1.8.9")] = (
+        "1.8.9"
+    )
+    """The node's iptables binary: kube-proxy writes `--random-fully` only if it is at least
+    1.6.2 (kube-proxy.md §0.1)."""
+    nfacct: StrictBool = True
+    """Whether the node's kernel has nfnetlink_acct, so kube-proxy can create its nfacct
+    counters and write the rules that count into them (kube-proxy.md §1.3)."""
     sysctls: dict[Name, Annotated[int, Strict()] | str] = Field(default_factory=dict)
 
 
@@ -370,6 +453,8 @@ class NodeSpec(Spec):
     public_ip: IPv4 | None = None
     instance_type: str | None = None
     iptables: Literal["legacy", "nft"] | None = None
+    pod_cidrs: list[IPv4Net] = Field(default_factory=list, alias="podCIDRs")
+    """The Node's `spec.podCIDRs` (the NodeCIDR local-traffic detector reads the first)."""
     enis: list[EniSpec] = Field(min_length=1)
 
 
@@ -384,6 +469,14 @@ class PodPin(Spec):
     netns: NetnsName | None = None
 
 
+class PodPort(Spec):
+    """A named container port (`spec.containers[].ports[]`)."""
+
+    name: str | None = None
+    container_port: Port
+    protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
+
+
 class PodSpec(Spec):
     namespace: NamespaceName = "default"
     name: PodName
@@ -392,7 +485,13 @@ class PodSpec(Spec):
     eni: str
     ip: IPv4
     labels: dict[str, str] = Field(default_factory=dict)
-    ports: list[Port] = Field(default_factory=list)
+    ports: list[Port | PodPort] = Field(default_factory=list)
+    """Container ports: a number, or `{name, containerPort, protocol}` (a Service's named
+    targetPort resolves through the name)."""
+    ready: StrictBool = True
+    """The pod's Ready condition: a pod that is not ready is a not-ready endpoint."""
+    terminating: StrictBool = False
+    """The pod is being deleted (its endpoints are terminating; serving while still ready)."""
     pin: PodPin = Field(default_factory=PodPin)
 
     @property
@@ -405,6 +504,17 @@ class ExternalHost(Spec):
     ip: IPv4
     source_port: Port | None = None
     port: Port | None = None
+
+
+# Services and EndpointSlices are typed in their own module, which builds on the types above.
+from eksnet.model.kubernetes import (  # noqa: E402
+    EndpointSliceManifest,
+    KubeEndpointSlice,
+    KubeService,
+    ServiceEntry,
+    normalize_service,
+    normalize_slice,
+)
 
 
 class Cluster(Spec):
@@ -421,9 +531,12 @@ class Cluster(Spec):
     node_defaults: NodeDefaults = Field(default_factory=NodeDefaults)
     nodes: list[NodeSpec] = Field(min_length=1)
     pods: list[PodSpec] = Field(default_factory=list)
-    services: list[dict[str, Any]] = Field(default_factory=list)
-    """Compact Service specs or plain Kubernetes manifests; used by the kube-proxy issue."""
-    endpoint_slices: list[dict[str, Any]] = Field(default_factory=list)
+    services: list[ServiceEntry] = Field(default_factory=list)
+    """Service manifests (`kubectl get svc -o yaml`) or the demo's shorthand
+    (`model.kubernetes`)."""
+    endpoint_slices: list[EndpointSliceManifest] = Field(default_factory=list)
+    """EndpointSlice manifests; a Service with a selector and none gets them derived from the
+    pods (`controllers.endpoint_slices`)."""
     ingresses: list[dict[str, Any]] = Field(default_factory=list)
     load_balancers: list[dict[str, Any]] = Field(default_factory=list)
     external_hosts: list[ExternalHost] = Field(default_factory=list)
@@ -444,6 +557,18 @@ class Cluster(Spec):
         if self._document is None or error.path is None or error.source is not None:
             return error
         return self._document.error(error.path, error.message, fix=error.fix or "correct it")
+
+    def kube_services(self) -> tuple[KubeService, ...]:
+        """The Services with the API server's defaults applied (`model.kubernetes`)."""
+        return tuple(normalize_service(entry, index) for index, entry in enumerate(self.services))
+
+    def kube_endpoint_slices(self) -> tuple[KubeEndpointSlice, ...]:
+        """The spec's IPv4 EndpointSlices (kube-proxy's IPv4 proxier reads no other)."""
+        return tuple(
+            normalize_slice(entry, index)
+            for index, entry in enumerate(self.endpoint_slices)
+            if entry.address_type == "IPv4"
+        )
 
     def node(self, name: str) -> NodeSpec:
         for node in self.nodes:

@@ -29,9 +29,8 @@ from pydantic_core import PydanticCustomError
 from eksnet.model.cluster import Cluster, EniSpec, NodeSpec, check_mac
 from eksnet.model.instance_types import INSTANCE_LIMITS
 from eksnet.model.source import Path, SourceDocument, shown
+from eksnet.model.validate_services import check_endpoint_slices, check_kube_proxy, check_services
 
-_SERVICE_NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
-"""Kubernetes Service names are DNS-1035 labels (at most 63 characters)."""
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 """Namespaces are DNS-1123 labels."""
 _OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
@@ -541,8 +540,9 @@ ObjectKey = tuple[str, str]
 
 
 def _check_kubernetes_objects(cluster: Cluster, document: SourceDocument) -> None:
-    services = _declared_objects(document, "services", cluster.services, service=True)
-    ingresses = _declared_objects(document, "ingresses", cluster.ingresses, service=False)
+    check_kube_proxy(cluster, document)
+    services = check_services(cluster, document)
+    ingresses = _declared_objects(document, "ingresses", cluster.ingresses)
     for index, ingress in enumerate(cluster.ingresses):
         namespace = _namespace_of(ingress)
         for path, name in _ingress_backends(document, ("ingresses", index), ingress):
@@ -553,15 +553,7 @@ def _check_kubernetes_objects(cluster: Cluster, document: SourceDocument) -> Non
                     f"namespace {namespace}",
                     fix=_one_of("service", services),
                 )
-    for index, item in enumerate(cluster.endpoint_slices):
-        labels = _field(document, ("endpointSlices", index), item, "metadata", "labels")
-        owner = labels.get("kubernetes.io/service-name") if isinstance(labels, dict) else None
-        if owner is not None and (_namespace_of(item), owner) not in services:
-            raise document.error(
-                ("endpointSlices", index, "metadata", "labels", "kubernetes.io/service-name"),
-                f"EndpointSlice for service {shown(owner)}, which is not declared",
-                fix=_one_of("service", services),
-            )
+    check_endpoint_slices(cluster, document, services)
     declared = {"service": services, "ingress": ingresses}
     for index, balancer in enumerate(cluster.load_balancers):
         _check_reference(document, ("loadBalancers", index, "for"), balancer.get("for"), declared)
@@ -590,36 +582,33 @@ def _check_kubernetes_objects(cluster: Cluster, document: SourceDocument) -> Non
 
 
 def _declared_objects(
-    document: SourceDocument, section: str, items: list[dict[str, Any]], *, service: bool
+    document: SourceDocument, section: str, items: list[dict[str, Any]]
 ) -> set[ObjectKey]:
-    """The (namespace, name) of each Service or Ingress, written compactly (`name:`) or as a
-    manifest (`metadata.name`); each named validly and once."""
-    kind = "service" if service else "ingress"
+    """The (namespace, name) of each Ingress, written compactly (`name:`) or as a manifest
+    (`metadata.name`); each named validly and once."""
     keys: set[ObjectKey] = set()
     for index, item in enumerate(items):
         path: Path = (section, index)
         name_path: Path = (*path, "name") if "name" in item else (*path, "metadata", "name")
         name = _name_of(item)
-        pattern = _SERVICE_NAME if service else _OBJECT_NAME
-        if not isinstance(name, str) or len(name) > 63 or not pattern.fullmatch(name):
-            rule = "DNS-1035 label" if service else "DNS-1123 subdomain"
+        if not isinstance(name, str) or len(name) > 63 or not _OBJECT_NAME.fullmatch(name):
             raise document.error(
                 name_path,
-                f"{kind} name {shown(name)} is not a valid Kubernetes name ({rule})",
+                f"ingress name {shown(name)} is not a valid Kubernetes name (DNS-1123 subdomain)",
                 fix="give it `name:` (or metadata.name) of lowercase letters, digits and '-'",
             )
         namespace = _namespace_of(item)
         if not _NAMESPACE.fullmatch(namespace):
             raise document.error(
                 path,
-                f"{kind} {name}: namespace {shown(namespace)} is not a valid Kubernetes name "
+                f"ingress {name}: namespace {shown(namespace)} is not a valid Kubernetes name "
                 "(DNS-1123 label)",
                 fix="lowercase letters, digits and '-', at most 63 characters",
             )
         key = (namespace, name)
         if key in keys:
             raise document.error(
-                name_path, f"duplicate {kind} {key[0]}/{name}", fix=f"name each {kind} once"
+                name_path, f"duplicate ingress {key[0]}/{name}", fix="name each ingress once"
             )
         keys.add(key)
     return keys

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 from typing import Literal
 
-Protocol = Literal["tcp", "udp", "icmp"]
-IP_PROTOCOL_NUMBERS: Mapping[Protocol, int] = {"icmp": 1, "tcp": 6, "udp": 17}
+Protocol = Literal["tcp", "udp", "icmp", "sctp"]
+IP_PROTOCOL_NUMBERS: Mapping[Protocol, int] = {"icmp": 1, "tcp": 6, "udp": 17, "sctp": 132}
 
 ICMP_ECHO_REQUEST = 8
 ICMP_ECHO_REPLY = 0
@@ -136,7 +136,7 @@ class Packet:
 
     def __post_init__(self) -> None:
         has_ports = self.sport is not None and self.dport is not None
-        if self.proto in ("tcp", "udp") and not has_ports:
+        if self.proto in ("tcp", "udp", "sctp") and not has_ports:
             raise ValueError(f"a {self.proto} packet needs both ports")
         if self.proto == "icmp":
             if self.sport is not None or self.dport is not None:

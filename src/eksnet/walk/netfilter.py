@@ -10,6 +10,19 @@ attaches the entry at PREROUTING/OUTPUT and confirms it at INPUT/POSTROUTING.
 Conntrack runs only where something registered it, as in the kernel (since 4.x hooks register
 on demand): a namespace with a nat table or rules using connection state. A pod with no
 iptables rules has none.
+
+State that outlives the packet is carried by the caller, per namespace, and handed to every
+`Passage`: the conntrack tables (`conntrack`) and the `recent` lists (`recent`, kube-proxy's
+ClientIP session affinity). Both dicts are updated in place as the packet goes, so the walk's
+journey holds them after the walk. Time is an input: `now`, seconds on the namespaces' clocks
+(`kernel.netfilter.DEFAULT_NOW` unless given).
+
+A second connection that sticks: the engine keeps, after a walk, the `recent` dict its journey
+carried (per branch: each load-balanced way set a different endpoint's list) and starts the
+second connection's walk with a copy of it, and `now` advanced by the time between the two
+connections (`--rcheck --seconds S` lets a client stick while less than S seconds passed;
+`--reap` forgets it afterwards). The first connection's conntrack entries may be carried too
+or not (a new source port makes a new connection either way).
 """
 
 from __future__ import annotations
@@ -19,15 +32,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import lru_cache
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 from eksnet.dataplane.state import Namespace
-from eksnet.errors import NotModelled
+from eksnet.errors import InputError, NotModelled
 from eksnet.kernel.conntrack import (
     NAT_MANIP,
+    SCTP_INIT,
+    SCTP_INIT_ACK,
     ConntrackEntry,
     ConntrackTable,
     CtLookup,
+    SctpChunk,
     Tuple,
     apply_nat,
     choose_nat_port,
@@ -39,7 +55,18 @@ from eksnet.kernel.conntrack import (
 )
 from eksnet.kernel.fib import is_local_address, local_table, select_source
 from eksnet.kernel.hooks import HOOK_ORDER, Hook, StageKind
-from eksnet.kernel.netfilter import NfEnv, NfOutcome, NfPacket, Ruleset, parse_ruleset, traverse
+from eksnet.kernel.netfilter import (
+    DEFAULT_NOW,
+    EMPTY_RECENT,
+    NfEnv,
+    NfOutcome,
+    NfPacket,
+    RecentTables,
+    RuleHit,
+    Ruleset,
+    parse_ruleset,
+    traverse,
+)
 from eksnet.walk.model import ConntrackRecord, Decision, Packet, Step
 
 _TCP_FLAGS = {"S": frozenset({"SYN"}), "S.": frozenset({"SYN", "ACK"}), ".": frozenset({"ACK"})}
@@ -103,6 +130,10 @@ def _tuple(packet: Packet) -> Tuple:
             icmp_code=packet.icmp_code or 0,
             icmp_id=packet.icmp_id,
         )
+    if packet.sport is None or packet.dport is None:
+        raise InputError(
+            f"a {packet.proto} packet needs both ports to be tracked", fix="add --port N"
+        )
     return Tuple(packet.src, packet.dst, packet.proto, packet.sport, packet.dport)
 
 
@@ -112,14 +143,15 @@ def _from_tuple(packet: Packet, tuple_: Tuple) -> Packet:
     return packet.but(src=tuple_.src, dst=tuple_.dst, sport=tuple_.sport, dport=tuple_.dport)
 
 
-def _port_chooser(seed: str) -> Callable[[int, int], int]:
+def _port_chooser(flow: Tuple) -> Callable[[int, int], int]:
     """A reproducible stand-in for the kernel's random port: a hash of the flow (time and
-    randomness are inputs; a walk must give the same answer twice)."""
+    randomness are inputs; a walk must give the same answer twice). The flow is only spelled
+    out when a port is drawn (most bindings keep theirs)."""
     counter = [0]
 
     def choose(low: int, high: int) -> int:
         counter[0] += 1
-        digest = hashlib.sha256(f"{seed}/{counter[0]}".encode()).digest()
+        digest = hashlib.sha256(f"{flow}/{counter[0]}".encode()).digest()
         return low + int.from_bytes(digest[:4], "big") % (high - low + 1)
 
     return choose
@@ -134,23 +166,79 @@ def _chosen(manip: str, random_port: bool, original: Tuple, port: int | None) ->
     return (port,) if random_port or port != kept else ()
 
 
+_ZERO_NET = IPv4Network("0.0.0.0/8")
+_LIMITED_BROADCAST = IPv4Address("255.255.255.255")
+
+
+def _sctp_chunks_of(table: ConntrackTable, tuple_: Tuple) -> tuple[SctpChunk, ...] | None:
+    """Which chunk a walk's SCTP packet carries. A walk's packets are the first packet of an
+    association and the first answer to it, which the kernel sees as an INIT and its INIT_ACK;
+    conntrack tells them apart (no entry yet: the INIT; the reply to an entry still CLOSED:
+    the INIT_ACK). Anything else is unknown (None): `-m sctp --chunk-types` is then not
+    modelled, and conntrack treats the packet as a DATA chunk."""
+    found = table.lookup(tuple_)
+    if found is None:
+        return (SCTP_INIT,)
+    entry, direction = found
+    if direction == "REPLY" and entry.sctp_state == "CLOSED":
+        return (SCTP_INIT_ACK,)
+    return None
+
+
+@lru_cache(maxsize=8192)
+def _said(hit: RuleHit) -> tuple[Decision, str, str]:
+    """What a walk step says about a matched rule: the decision (the rule's `-A` line and
+    place), the detail line and the summary's part (kept: a walk meets the same rules again)."""
+    decision = Decision(
+        "iptables", hit.text, table=hit.table, chain=hit.chain, position=hit.position
+    )
+    detail = f"{hit.table}/{hit.chain} #{hit.position}: {hit.effect}"
+    return decision, detail, f"{hit.chain} #{hit.position} {hit.effect}"
+
+
+def _recent_changes(before: RecentTables, after: RecentTables) -> tuple[str, ...]:
+    """What a table's rules did to the `recent` lists, in words (one line per changed list)."""
+    lines = []
+    for name in sorted({lst.name for lst in (*before.lists, *after.lists)}):
+        old, new = before.addresses(name), after.addresses(name)
+        old_list, new_list = before.get(name), after.get(name)
+        if old_list == new_list:
+            continue
+        added = ", ".join(str(a) for a in sorted(new - old))
+        removed = ", ".join(str(a) for a in sorted(old - new))
+        if added:
+            lines.append(f"recent list {name}: remembers {added}")
+        if removed:
+            lines.append(f"recent list {name}: forgot {removed}")
+        if not added and not removed:
+            lines.append(f"recent list {name}: refreshed {', '.join(str(a) for a in sorted(new))}")
+    return tuple(lines)
+
+
 @dataclass(slots=True)
 class Passage:
-    """One visit of one namespace by one packet."""
+    """One visit of one namespace by one packet.
+
+    `conntrack` and `recent` are the caller's per-namespace state, read and updated here (see
+    the module doc); `now` is the time of the visit."""
 
     conntrack: dict[str, ConntrackTable]
     namespace: Namespace
     choose: Choose = only_outcome
+    recent: dict[str, RecentTables] = field(default_factory=dict)
+    now: float = DEFAULT_NOW
     ruleset: Ruleset | None = None
     active: bool = False
     lookup: CtLookup | None = None
     entry: ConntrackEntry | None = None
     _env: NfEnv | None = field(default=None, repr=False)
+    _sctp_chunks: tuple[SctpChunk, ...] | None = field(default=None, repr=False)
+    """An SCTP packet's chunks, as far as conntrack tells them (None: unknown)."""
 
     def __post_init__(self) -> None:
         self.ruleset = ruleset_of(self.namespace)
         self.active = conntrack_active(self.namespace)
-        self._env = NfEnv(addr_type=self._addr_type)
+        self._env = NfEnv(addr_type=self._addr_type, now=self.now)
 
     # --- the hooks --------------------------------------------------------------------------
 
@@ -203,7 +291,8 @@ class Passage:
                 outcome, step = self._table(hook, stage.table, packet, iif, oif, nat_stage)
                 if step is not None:
                     steps.append(step)
-                packet = packet.but(mark=outcome.packet.mark)
+                if outcome.packet.mark != packet.mark:
+                    packet = packet.but(mark=outcome.packet.mark)
                 if outcome.verdict != "ACCEPT":
                     reason = self._drop_reason(outcome)
                     return HookResult(
@@ -236,22 +325,29 @@ class Passage:
                 trace=(),
             )
             return passthrough, None
+        before = self.recent.get(self.namespace.name, EMPTY_RECENT)
         outcomes = traverse(
-            self.ruleset, table, hook.value, self._nf_packet(packet, iif, oif), self._env
+            self.ruleset,
+            table,
+            hook.value,
+            self._nf_packet(packet, iif, oif),
+            self._env,
+            recent=before,
         )
         outcome = self.choose(f"{table}/{hook.value} in {self.namespace.name}", outcomes)
-        if outcome.packet.ct is not None and self.entry is not None:
-            self.entry = replace(self.entry, mark=outcome.packet.ct.mark)
-        hits = [hit for hit in outcome.trace if not hit.is_policy]
-        decisions = tuple(
-            Decision("iptables", hit.text, table=hit.table, chain=hit.chain, position=hit.position)
-            for hit in hits
-        )
-        details = tuple(f"{hit.table}/{hit.chain} #{hit.position}: {hit.effect}" for hit in hits)
-        if hits:
-            summary = f"{table}/{hook.value}: " + "; ".join(
-                f"{hit.chain} #{hit.position} {hit.effect}" for hit in hits
-            )
+        if outcome.recent is not before and outcome.recent != before:
+            self.recent[self.namespace.name] = outcome.recent
+        ct = outcome.packet.ct
+        if ct is not None and self.entry is not None and ct.mark != self.entry.mark:
+            self.entry = replace(self.entry, mark=ct.mark)
+        said = [_said(hit) for hit in outcome.trace if not hit.is_policy]
+        decisions = tuple(decision for decision, _, _ in said)
+        details = tuple(detail for _, detail, _ in said)
+        if outcome.recent is not before:
+            details += _recent_changes(before, outcome.recent)
+        details += tuple(f"nfacct {name}: counted" for name in outcome.nfacct)
+        if said:
+            summary = f"{table}/{hook.value}: " + "; ".join(short for _, _, short in said)
         else:
             summary = f"{table}/{hook.value}: no rule matched, policy {outcome.verdict}"
         marks = (
@@ -268,6 +364,7 @@ class Passage:
             ctstate = "UNTRACKED"
         direction = self.lookup.direction if self.lookup is not None else "ORIGINAL"
         icmp = packet.proto == "icmp"
+        chunks = self._sctp_chunks if packet.proto == "sctp" else None
         return NfPacket(
             src=packet.src,
             dst=packet.dst,
@@ -284,12 +381,18 @@ class Passage:
             ctstate=ctstate,
             ct=entry,
             ct_direction=direction,
+            ttl=packet.ttl,
+            sctp_chunks=chunks,
         )
 
     def _conntrack_in(self, packet: Packet) -> Step:
         table = self.conntrack.get(self.namespace.name, ConntrackTable())
         flags = _TCP_FLAGS.get(packet.tcp_flags or "", frozenset())
-        table, lookup = conntrack_in(table, _tuple(packet), tcp_flags=flags)
+        if packet.proto == "sctp":
+            self._sctp_chunks = _sctp_chunks_of(table, _tuple(packet))
+        table, lookup = conntrack_in(
+            table, _tuple(packet), tcp_flags=flags, sctp_chunks=self._sctp_chunks
+        )
         self.conntrack[self.namespace.name] = table
         self.lookup = lookup
         self.entry = lookup.entry
@@ -330,17 +433,17 @@ class Passage:
                         raise NotModelled(f"MASQUERADE on {oif} without any IPv4 address")
                 table = self.conntrack.get(self.namespace.name, ConntrackTable())
                 port = choose_nat_port(
-                    table, entry, request, address, _port_chooser(str(entry.original))
+                    table, entry, request, address, _port_chooser(entry.original)
                 )
                 entry = apply_nat(entry, request, address, port)
                 chosen = _chosen(manip, request.random_port, entry.original, port)
             self.entry = entry
             self.lookup = replace(self.lookup, entry=entry)
-        rewritten = _from_tuple(
-            packet, nat_rewrite_at(hook, _tuple(packet), entry, self.lookup.direction)
-        )
-        if rewritten == packet:
+        before = _tuple(packet)
+        after = nat_rewrite_at(hook, before, entry, self.lookup.direction)
+        if after == before:
             return packet, None
+        rewritten = _from_tuple(packet, after)
         what = "source" if manip == "SRC" else "destination"
         undo = (
             " (the reply undoes the original's binding)"
@@ -374,18 +477,23 @@ class Passage:
         )
 
     def _addr_type(self, address: IPv4Address, dev: str | None) -> str:
-        if dev is not None:
-            own = any(
-                a.family == 4 and a.interface.ip == address
-                for a in self.namespace.addresses_of(dev)
-            )
-            return "LOCAL" if own else "UNICAST"
-        if is_local_address(self.namespace, address):
+        """`inet_dev_addr_type` as `-m addrtype` asks it: 0.0.0.0/8 and 255.255.255.255 are
+        BROADCAST, 224/4 MULTICAST; else the type of the local table's route for the address
+        (LOCAL, BROADCAST), UNICAST without one. With a device (`--limit-iface-in/out`) the
+        route must be through that device, or the answer is UNICAST."""
+        if address in _ZERO_NET or address == _LIMITED_BROADCAST:
+            return "BROADCAST"
+        if address.is_multicast:
+            return "MULTICAST"
+        if dev is None and is_local_address(self.namespace, address):
             return "LOCAL"
+        best = None
         for route in local_table(self.namespace):
-            if route.type == "broadcast" and route.dst.network_address == address:
-                return "BROADCAST"
-        return "UNICAST"
+            if address in route.dst and (best is None or route.dst.prefixlen > best.dst.prefixlen):
+                best = route
+        if best is None or (dev is not None and best.dev != dev):
+            return "UNICAST"
+        return best.type.upper() if best.type in ("local", "broadcast") else "UNICAST"
 
     def _drop_reason(self, outcome: NfOutcome) -> str:
         last = outcome.trace[-1] if outcome.trace else None

@@ -17,15 +17,25 @@ namespaces where the spec did not say (linux-dataplane.md §7):
 
 Bad input raises `InputError` with the line number. Something valid that eksnet does not model is
 kept as `UnmodelledMatch`/`UnmodelledTarget` and raises `NotModelled` when a packet reaches it
-(so one session-affinity service does not make a whole node unusable); `strict=True` raises it
-at parse time instead.
+(so one unusual rule does not make a whole node unusable); `strict=True` raises it at parse time
+instead.
+
+Speed (a node with 10,000 Services has ~90,000 rules): rules in iptables-save's own form take
+`_fast_rule`, which reads each `-m` group and the target by their modules' option tables and
+builds each distinct group of words once (kube-proxy repeats `-p tcp`, `-m tcp --dport 80`,
+`-j KUBE-MARK-MASQ` thousands of times); anything else takes the general path
+(`_split_words`), which is also the reference the fast path is tested against
+(tests/kernel/test_netfilter_parse_fast.py). The jump graph is checked once per table at COMMIT;
+the garbage collector is paused while the (acyclic) objects are made.
 """
 
 from __future__ import annotations
 
+import gc
 import math
 import re
-from collections.abc import Mapping, Sequence
+import socket
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
 from types import MappingProxyType
@@ -34,6 +44,7 @@ from typing import Literal, NoReturn
 from eksnet.errors import InputError, NotModelled
 from eksnet.kernel.conntrack import NatKind, NatRequest
 from eksnet.kernel.hooks import TABLE_CHAINS, Hook, TableName
+from eksnet.kernel.netfilter.recent import RecentCheck
 from eksnet.kernel.netfilter.ruleset import (
     STATISTIC_SCALE,
     AddressMatch,
@@ -67,9 +78,12 @@ from eksnet.kernel.netfilter.ruleset import (
     PortMatch,
     PortRange,
     ProtocolMatch,
+    RecentMatch,
     RejectTarget,
     Rule,
     Ruleset,
+    SctpChunkMatch,
+    SctpMatch,
     StandardTarget,
     StatisticMatch,
     Table,
@@ -219,15 +233,40 @@ MATCH_OPTIONS: Mapping[str, _OptionSpec] = MappingProxyType(
             "--packet": (1, False),
         },
         "nfacct": {"--nfacct-name": (1, False)},
+        "recent": {
+            "--set": (0, True),
+            "--rcheck": (0, True),
+            "--update": (0, True),
+            "--remove": (0, True),
+            "--seconds": (1, False),
+            "--reap": (0, False),
+            "--hitcount": (1, False),
+            "--rttl": (0, False),
+            "--name": (1, False),
+            "--rsource": (0, False),
+            "--rdest": (0, False),
+            "--mask": (1, False),
+        },
+        "sctp": {
+            "--sport": (1, True),
+            "--source-port": (1, True),
+            "--dport": (1, True),
+            "--destination-port": (1, True),
+            "--chunk-types": (2, True),
+        },
     }
 )
+
+_MATCH_LOOKUP: dict[str, _OptionSpec] = dict(MATCH_OPTIONS)
+
+_PROTOCOL_MODULES = frozenset({"tcp", "udp", "icmp", "sctp"})
+"""Matches named after a protocol: they need that `-p`, and `-p P --dport …` loads them."""
 
 UNMODELLED_MATCHES = frozenset({
     "bpf", "cgroup", "cluster", "connbytes", "connlabel", "connlimit", "cpu", "devgroup",
     "dscp", "ecn", "hashlimit", "helper", "ipvs", "iprange", "length", "limit", "mac", "osf",
-    "owner", "physdev", "pkttype", "policy", "quota", "rateest", "realm", "recent", "rpfilter",
-    "sctp", "dccp", "set", "socket", "string", "tcpmss", "time", "tos", "ttl", "u32", "esp",
-    "ah",
+    "owner", "physdev", "pkttype", "policy", "quota", "rateest", "realm", "rpfilter", "dccp",
+    "set", "socket", "string", "tcpmss", "time", "tos", "ttl", "u32", "esp", "ah",
 })  # fmt: skip
 """Real iptables match modules eksnet does not evaluate (NotModelled when reached)."""
 
@@ -354,6 +393,12 @@ _CORE_OPTIONS: Mapping[str, str] = MappingProxyType(
     }
 )
 
+_IP_OPTIONS = frozenset({"src", "dst", "in", "out", "proto", "frag"})
+_CORE_LOOKUP: dict[str, str] = dict(_CORE_OPTIONS)
+_IP_FLAGS: dict[str, str] = {
+    flag: name for flag, name in _CORE_OPTIONS.items() if name in _IP_OPTIONS
+}
+
 _OTHER_COMMANDS = frozenset(
     {"-I", "--insert", "-D", "--delete", "-R", "--replace", "-N", "--new-chain", "-X",
      "--delete-chain", "-F", "--flush", "-Z", "--zero", "-P", "--policy", "-E", "--rename-chain"}
@@ -365,6 +410,13 @@ _MAX_CHAIN_NAME = 28
 _MAX_IFNAME = 15
 """IFNAMSIZ (16) minus the terminating NUL."""
 
+_BUILTIN_CHAINS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {name: frozenset(hook.value for hook in hooks) for name, hooks in TABLE_CHAINS.items()}
+)
+
+_PLAIN_CHAIN = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*")
+"""A chain name that needs none of `_declare_chain`'s checks beyond its length and clashes."""
+
 _CHAIN_LINE = re.compile(r"^:(\S+)\s+(\S+)(?:\s+\[(\d+):(\d+)\])?\s*$")
 _COUNTERS = re.compile(r"^\[(\d+):(\d+)\]$")
 
@@ -372,34 +424,44 @@ _COUNTERS = re.compile(r"^\[(\d+):(\d+)\]$")
 # --- tokenizer -------------------------------------------------------------------------------
 
 
+_PLAIN_WORD = re.compile(r"[^ \t\r\n\v\f]+")
+_QUOTED_WORD = re.compile(r'([^ \t\r\n\v\f"]*)(?:"((?:[^"\\]|\\[\s\S])*)(?:"|\\?\Z))?')
+_ANY_WORD = re.compile(r'[^ \t\r\n\v\f"]*"(?:[^"\\]|\\[\s\S])*(?:"|\\?\Z)|[^ \t\r\n\v\f"]+')
+_ESCAPED = re.compile(r"\\([\s\S])")
+_SPACE = frozenset(" \t\r\n\v\f")
+
+
 def tokenize(line: str) -> list[str]:
-    """Split one rule line into words the way iptables-restore does (`add_param_to_argv`)."""
-    tokens: list[str] = []
-    word: list[str] = []
-    in_word = quoted = escaped = False
-    for char in line:
-        if quoted:
-            if escaped:
-                word.append(char)
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                tokens.append("".join(word))
-                word, in_word, quoted = [], False, False
+    """Split one rule line into words the way iptables-restore does (`add_param_to_argv`).
+
+    Whitespace separates words; a double quote opens a quoted part (also in the middle of a
+    word: `x"y z"` is `xy z`) in which a backslash takes the next character literally; the
+    closing quote ends the word; an unterminated quote runs to the end of the line (a trailing
+    lone backslash is dropped); outside quotes, backslashes and single quotes are ordinary.
+    Done with regular expressions: a 60k-rule `iptables-save` is mostly tokenizing.
+    """
+    if '"' not in line:
+        return _PLAIN_WORD.findall(line)
+    if "\\" not in line:
+        # Without backslashes a quote always opens or closes: the pieces between quotes
+        # alternate outside/inside.
+        pieces = line.split('"')
+        tokens = _PLAIN_WORD.findall(pieces[0])
+        for index in range(1, len(pieces), 2):
+            before = pieces[index - 1]
+            if before and before[-1] not in _SPACE and tokens:
+                tokens[-1] += pieces[index]  # `x"y z"`: the quoted part continues the word
             else:
-                word.append(char)
-        elif char == '"':
-            quoted = in_word = True
-        elif char in " \t\r\n\v\f":
-            if in_word:
-                tokens.append("".join(word))
-                word, in_word = [], False
-        else:
-            word.append(char)
-            in_word = True
-    if in_word:
-        tokens.append("".join(word))
+                tokens.append(pieces[index])
+            if index + 1 < len(pieces):
+                tokens += _PLAIN_WORD.findall(pieces[index + 1])
+        return tokens
+    tokens = _ANY_WORD.findall(line)
+    for position, word in enumerate(tokens):
+        if '"' in word:
+            found = _QUOTED_WORD.match(word)
+            assert found is not None and found.group(2) is not None
+            tokens[position] = found.group(1) + _ESCAPED.sub(r"\1", found.group(2))
     return tokens
 
 
@@ -429,6 +491,28 @@ class _TableBuilder:
     name: TableName
     line: int
     chains: dict[str, _ChainBuilder]
+    jumps: dict[str, list[str]] = field(default_factory=dict)
+    """Per chain, the chains its rules jump or go to, in rule order (the graph
+    `_check_hooks` walks)."""
+    hooked: list[Rule] = field(default_factory=list)
+    """Rules whose validity depends on the hooks they are reached from (NAT, addrtype limits)."""
+
+
+@dataclass(slots=True)
+class _Memo:
+    """What one parse has already built, by the words it was built from. kube-proxy's tens of
+    thousands of rules repeat the same few option groups (`-p tcp`, `-m tcp --dport 80`,
+    `-j KUBE-MARK-MASQ`, the probabilities): each group is checked and built once, and the
+    rules share the (immutable) result."""
+
+    ip: dict[tuple[str, bool, str, str], Match | None] = field(default_factory=dict)
+    protocols: dict[tuple[bool, str], int] = field(default_factory=dict)
+    matches: dict[tuple[object, ...], Match] = field(default_factory=dict)
+    targets: dict[tuple[object, ...], Target | None] = field(default_factory=dict)
+    groups: dict[tuple[object, ...], Match] = field(default_factory=dict)
+    ip_parts: dict[tuple[str, ...], tuple[tuple[Match, ...], int, bool]] = field(
+        default_factory=dict
+    )
 
 
 def parse_ruleset(text: str, *, source: str = "<iptables-save>", strict: bool = False) -> Ruleset:
@@ -438,15 +522,30 @@ def parse_ruleset(text: str, *, source: str = "<iptables-save>", strict: bool = 
     refuse or that is truncated; with `strict`, raises `NotModelled` for the first rule that uses
     something eksnet does not model.
     """
+    collecting = gc.isenabled()
+    gc.disable()  # a big ruleset is hundreds of thousands of small objects, none of them garbage
+    try:
+        return _parse(text, source, strict)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _parse(text: str, source: str, strict: bool) -> Ruleset:
     lines = text.splitlines()
     tables: list[Table] = []
     current: _TableBuilder | None = None
+    memo = _Memo()
     for number, raw in enumerate(lines, start=1):
-        ctx = _Context(source, number)
         line = raw.strip()
-        if not line or line.startswith("#"):
+        if not line or line[0] == "#":
             continue
-        if line.startswith("*"):
+        ctx = _Context(source, number)
+        if line[0] == "-" or line[0] == "[":
+            if current is None:
+                ctx.error("rule outside a table", fix="put rules between *table and COMMIT")
+            _parse_rule_line(current, line, ctx, memo)
+        elif line.startswith("*"):
             if current is not None:
                 ctx.error(
                     f"table {line[1:]} starts before table {current.name} is committed",
@@ -470,11 +569,6 @@ def parse_ruleset(text: str, *, source: str = "<iptables-save>", strict: bool = 
             if current is None:
                 ctx.error("chain declared outside a table", fix="start the table with *name")
             _declare_chain(current, line, ctx)
-        elif line.startswith(("-", "[")):
-            if current is None:
-                ctx.error("rule outside a table", fix="put rules between *table and COMMIT")
-            rule = _parse_rule_line(current, line, ctx)
-            current.chains[rule.chain].rules.append(rule)
         else:
             ctx.error(f"unexpected line {line!r}", fix="iptables-save text has *, :, -A and COMMIT")
     if current is not None:
@@ -497,6 +591,18 @@ def _new_table(name: TableName, line: int) -> _TableBuilder:
 
 
 def _declare_chain(table: _TableBuilder, line: str, ctx: _Context) -> None:
+    if line.endswith(" - [0:0]"):  # a user chain as iptables-save prints it
+        name = line[1:-8]
+        if (
+            name
+            and name not in table.chains
+            and len(name) <= _MAX_CHAIN_NAME
+            and _PLAIN_CHAIN.fullmatch(name) is not None
+            and name not in TARGET_OPTIONS
+            and name not in UNMODELLED_TARGETS
+        ):
+            table.chains[name] = _ChainBuilder(name, None, ctx.line, (0, 0))
+            return
     found = _CHAIN_LINE.match(line)
     if found is None:
         ctx.error(f"bad chain line {line!r}", fix="write :NAME POLICY [packets:bytes]")
@@ -504,8 +610,7 @@ def _declare_chain(table: _TableBuilder, line: str, ctx: _Context) -> None:
     counters = None
     if found.group(3) is not None:
         counters = (int(found.group(3)), int(found.group(4)))
-    builtin = name in {hook.value for hook in TABLE_CHAINS[table.name]}
-    if builtin:
+    if name in _BUILTIN_CHAINS[table.name]:
         chain = table.chains[name]
         if chain.line is not None:
             ctx.error(f"chain {name} declared twice")
@@ -533,7 +638,7 @@ def _commit(table: _TableBuilder, source: str) -> Table:
         Chain(b.name, b.policy, tuple(b.rules), b.line, b.counters) for b in table.chains.values()
     )
     built = Table(table.name, chains, table.line)
-    _check_hooks(built, source)
+    _check_hooks(built, source, table.jumps, table.hooked)
     return built
 
 
@@ -561,7 +666,7 @@ class _RuleWords:
     jump: tuple[str, bool] | None = None  # chain, goto
 
 
-def _parse_rule_line(table: _TableBuilder, line: str, ctx: _Context) -> Rule:
+def _parse_rule_line(table: _TableBuilder, line: str, ctx: _Context, memo: _Memo) -> Rule:
     counters = None
     text = line
     if line.startswith("["):
@@ -590,30 +695,218 @@ def _parse_rule_line(table: _TableBuilder, line: str, ctx: _Context) -> Rule:
             f"rule in undeclared chain {chain!r} of table {table.name}",
             fix=f"declare it with ':{chain} - [0:0]' before its rules",
         )
-    words = _split_words(tokens[2:], ctx)
-    matches, proto, proto_invert = _build_ip_matches(words, chain, ctx)
+    fast = _fast_rule(tokens, table, chain, ctx, memo)
+    if fast is not None:
+        matches, target = fast
+        return _new_rule(table, chain, text, ctx, matches, target, counters, tokens)
+    words = _split_words(tokens, ctx)
+    matches, proto, proto_invert = _build_ip_matches(words.ip, chain, ctx, memo)
     for section in words.modules:
-        matches.append(_build_match(section, proto, proto_invert, ctx))
-    target = _build_target(words, table, chain, proto, proto_invert, ctx)
-    position = len(table.chains[chain].rules) + 1
-    return Rule(table.name, chain, position, text, ctx.line, tuple(matches), target, counters)
+        key = (section.name, *section.options, proto, proto_invert)
+        built = memo.matches.get(key)
+        if built is None:
+            built = memo.matches[key] = _build_match(section, proto, proto_invert, ctx)
+        matches.append(built)
+    if words.jump is not None:
+        target_key: tuple[object, ...] = (table.name, words.jump)
+    elif words.target is not None:
+        target_key = (words.target.name, *words.target.options, proto, proto_invert)
+    else:
+        target_key = ()
+    if target_key in memo.targets:
+        target = memo.targets[target_key]
+    else:
+        target = _build_target(words, table, chain, proto, proto_invert, ctx)
+        if words.target is None or words.target.name not in TARGET_TABLES:
+            memo.targets[target_key] = target  # table-specific targets are checked per rule
+    return _new_rule(table, chain, text, ctx, matches, target, counters, tokens)
+
+
+def _new_rule(
+    table: _TableBuilder,
+    chain: str,
+    text: str,
+    ctx: _Context,
+    matches: list[Match],
+    target: Target | None,
+    counters: tuple[int, int] | None,
+    tokens: Sequence[str],
+) -> Rule:
+    """The rule, appended to its chain, and noted for the checks made at COMMIT."""
+    rules = table.chains[chain].rules
+    rule = Rule(table.name, chain, len(rules) + 1, text, ctx.line, tuple(matches), target, counters)
+    rules.append(rule)
+    if type(target) is JumpTarget:
+        jumps = table.jumps.get(chain)
+        if jumps is None:
+            table.jumps[chain] = [target.chain]
+        else:
+            jumps.append(target.chain)
+    elif type(target) is NatTarget:
+        table.hooked.append(rule)
+    if "addrtype" in text and any(
+        type(m) is AddrtypeMatch and (m.limit_iface_in or m.limit_iface_out) for m in matches
+    ):
+        table.hooked.append(rule)
+    return rule
+
+
+_MODULE = frozenset({"-m", "--match"})
+_TARGET = frozenset({"-j", "--jump", "-g", "--goto"})
+_BOUNDARY = _MODULE | _TARGET
+
+
+def _fast_rule(
+    tokens: list[str], table: _TableBuilder, chain: str, ctx: _Context, memo: _Memo
+) -> tuple[list[Match], Target | None] | None:
+    """The matches and target of a rule in the form iptables-save prints (IP options, then
+    `-m MODULE` groups whose options are all the module's own, then `-j`/`-g`), or None for
+    anything else, which `_split_words` and the builders handle.
+
+    Same result as the general path by construction: every option here is one its own module
+    accepts, which is the owner the general path gives it too, and each group is built by the
+    same builder — once per distinct group of words (`_Memo.groups`).
+    """
+    count = len(tokens)
+    index = 2
+    ip: dict[str, tuple[bool, str]] = {}
+    ip_flags = _IP_FLAGS
+    while index < count:
+        token = tokens[index]
+        invert = token == "!"
+        step = 2 if invert else 1
+        if invert:
+            if index + 1 >= count:
+                return None
+            token = tokens[index + 1]
+        name = ip_flags.get(token)
+        if name is None or name in ip:
+            break
+        if name == "frag":
+            ip[name] = (invert, "")
+            index += step
+        else:
+            if index + step >= count:
+                return None
+            ip[name] = (invert, tokens[index + step])
+            index += step + 1
+    if index < count and tokens[index] == "!":
+        return None
+    ip_end = index
+    # First find every group's words (any misfit: the general path reads the rule), then build
+    # in the general path's order, so both refuse a bad rule with the same first error.
+    groups_found: list[tuple[int, int, str, _OptionSpec]] = []
+    while index < count and tokens[index] in _MODULE:
+        if index + 1 >= count:
+            return None
+        name = tokens[index + 1]
+        spec = _MATCH_LOOKUP.get(name)
+        if spec is None:
+            return None
+        end = _group_end(tokens, index + 2, spec)
+        if end < 0:
+            return None
+        groups_found.append((index, end, name, spec))
+        index = end
+    target_name: str | None = None
+    goto = False
+    target_spec: _OptionSpec | None = None
+    if index < count:
+        if tokens[index] not in _TARGET or index + 1 >= count:
+            return None
+        target_name = tokens[index + 1]
+        goto = tokens[index] in ("-g", "--goto")
+        if goto or (target_name not in TARGET_OPTIONS and target_name not in UNMODELLED_TARGETS):
+            if index + 2 != count:
+                return None
+        else:
+            target_spec = TARGET_OPTIONS.get(target_name)
+            if target_spec is None or _group_end(tokens, index + 2, target_spec) != count:
+                return None
+
+    ip_key = (*tokens[2:ip_end], chain) if ("in" in ip or "out" in ip) else tuple(tokens[2:ip_end])
+    known = memo.ip_parts.get(ip_key)
+    if known is None:
+        built_ip = _build_ip_matches(ip, chain, ctx, memo)
+        known = memo.ip_parts[ip_key] = (tuple(built_ip[0]), built_ip[1], built_ip[2])
+    ip_matches, proto, proto_invert = known
+    matches: list[Match] = list(ip_matches)
+    groups = memo.groups
+    for start, end, name, spec in groups_found:
+        key = (*tokens[start:end], proto, proto_invert)
+        built = groups.get(key)
+        if built is None:
+            section = _Section(name, spec, _group_options(tokens, start + 2, end, spec))
+            built = groups[key] = _build_match(section, proto, proto_invert, ctx)
+        matches.append(built)
+    if target_name is None:
+        return matches, None
+    if target_spec is None:
+        declared = table.chains.get(target_name)
+        if declared is not None and declared.policy is None:
+            return matches, JumpTarget(target_name, goto)
+        return matches, _build_target(  # raises the general path's error
+            _RuleWords(jump=(target_name, goto)), table, chain, proto, proto_invert, ctx
+        )
+    target_key = (*tokens[index:count], proto, proto_invert)
+    if target_key in memo.targets:
+        return matches, memo.targets[target_key]
+    options = _group_options(tokens, index + 2, count, target_spec)
+    section = _Section(target_name, target_spec, options)
+    target = _build_target(_RuleWords(target=section), table, chain, proto, proto_invert, ctx)
+    if target_name not in TARGET_TABLES:
+        memo.targets[target_key] = target  # table-specific targets are checked per rule
+    return matches, target
+
+
+def _group_end(tokens: Sequence[str], index: int, spec: _OptionSpec) -> int:
+    """Where a module's (or target's) group of options starting at `index` ends: at the next
+    `-m`/`-j`/`-g` or the end of the rule; -1 when a word in it is not the module's own option
+    (or a `!` before one it cannot negate), which the general path sorts out."""
+    count = len(tokens)
+    while index < count:
+        token = tokens[index]
+        if token == "!":
+            if index + 1 >= count:
+                return -1
+            found = spec.get(tokens[index + 1])
+            if found is None or not found[1]:
+                return -1
+            index += 2 + found[0]
+            continue
+        found = spec.get(token)
+        if found is None:
+            return index if token in _BOUNDARY else -1
+        index += 1 + found[0]
+    return index if index == count else -1
+
+
+def _group_options(
+    tokens: Sequence[str], index: int, end: int, spec: _OptionSpec
+) -> list[tuple[bool, str, tuple[str, ...]]]:
+    """The (negated, option, values) of a group `_group_end` accepted."""
+    options: list[tuple[bool, str, tuple[str, ...]]] = []
+    while index < end:
+        invert = tokens[index] == "!"
+        if invert:
+            index += 1
+        option = tokens[index]
+        arity = spec[option][0]
+        options.append((invert, option, tuple(tokens[index + 1 : index + 1 + arity])))
+        index += 1 + arity
+    return options
 
 
 def _split_words(tokens: Sequence[str], ctx: _Context) -> _RuleWords:
-    """Group a rule's words by owner: IP options, each match module, the target."""
+    """Group a rule's words (after `-A CHAIN`) by owner: IP options, each match module, the
+    target."""
     words = _RuleWords()
     current: _Section | None = None
     invert = False
-    index = 0
-
-    def value_of(option: str) -> str:
-        nonlocal index
-        if index >= len(tokens):
-            ctx.error(f"option {option!r} requires an argument")
-        index += 1
-        return tokens[index - 1]
-
-    while index < len(tokens):
+    index = 2
+    count = len(tokens)
+    core_options = _CORE_LOOKUP
+    while index < count:
         token = tokens[index]
         index += 1
         if token == "!":
@@ -621,28 +914,39 @@ def _split_words(tokens: Sequence[str], ctx: _Context) -> _RuleWords:
                 ctx.error("multiple '!' flags not allowed")
             invert = True
             continue
-        core = _CORE_OPTIONS.get(token)
-        if core in ("src", "dst", "in", "out", "proto", "frag"):
-            assert core is not None
+        core = core_options.get(token)
+        if core is not None and core in _IP_OPTIONS:
             if core in words.ip:
                 ctx.error(f"multiple {token} flags not allowed")
-            words.ip[core] = (invert, "" if core == "frag" else value_of(token))
+            if core == "frag":
+                words.ip[core] = (invert, "")
+            else:
+                if index >= count:
+                    ctx.error(f"option {token!r} requires an argument")
+                words.ip[core] = (invert, tokens[index])
+                index += 1
             invert = False
         elif core == "match":
             if invert:
                 ctx.error("'!' cannot precede -m")
-            name = value_of(token)
-            spec = MATCH_OPTIONS.get(name)
+            if index >= count:
+                ctx.error(f"option {token!r} requires an argument")
+            name = tokens[index]
+            index += 1
+            spec = _MATCH_LOOKUP.get(name)
             if spec is None and name not in UNMODELLED_MATCHES:
                 ctx.error(f"couldn't load match {name!r}", fix="check the module name")
             current = _Section(name, spec)
             words.modules.append(current)
-        elif core in ("jump", "goto"):
+        elif core == "jump" or core == "goto":
             if invert:
                 ctx.error(f"'!' cannot precede {token}")
             if words.target is not None or words.jump is not None:
                 ctx.error("multiple -j/-g flags not allowed")
-            name = value_of(token)
+            if index >= count:
+                ctx.error(f"option {token!r} requires an argument")
+            name = tokens[index]
+            index += 1
             if core == "goto":
                 words.jump = (name, True)
                 current = None
@@ -652,8 +956,11 @@ def _split_words(tokens: Sequence[str], ctx: _Context) -> _RuleWords:
             else:
                 words.jump = (name, False)
                 current = None
-        elif token.startswith("-") and token != "-":
-            owner = _owner_of(token, current, words)
+        elif token[:1] == "-" and token != "-":
+            if current is not None and current.spec is not None and token in current.spec:
+                owner: _Section | None = current
+            else:
+                owner = _owner_of(token, current, words)
             if owner is None:
                 ctx.error(f"unknown option {token!r}")
             current = owner
@@ -661,7 +968,7 @@ def _split_words(tokens: Sequence[str], ctx: _Context) -> _RuleWords:
                 # An unmodelled extension: its option's values are the words up to the next
                 # option (or '!' before one).
                 start = index
-                while index < len(tokens) and not tokens[index].startswith("-"):
+                while index < count and not tokens[index].startswith("-"):
                     if tokens[index] == "!":
                         break
                     index += 1
@@ -670,7 +977,10 @@ def _split_words(tokens: Sequence[str], ctx: _Context) -> _RuleWords:
                 arity, negatable = owner.spec[token]
                 if invert and not negatable:
                     ctx.error(f"option {token!r} cannot be negated")
-                values = tuple(value_of(token) for _ in range(arity))
+                if index + arity > count:
+                    ctx.error(f"option {token!r} requires an argument")
+                values = tuple(tokens[index : index + arity])
+                index += arity
             owner.options.append((invert, token, values))
             invert = False
         else:
@@ -692,9 +1002,9 @@ def _owner_of(option: str, current: _Section | None, words: _RuleWords) -> _Sect
     proto = words.ip.get("proto")
     if proto is not None and not proto[0]:
         name = proto[1].lower()
-        if name.isdigit():
+        if _digits(name):
             name = next((n for n, v in PROTOCOLS.items() if v == int(name)), name)
-        spec = MATCH_OPTIONS.get(name) if name in ("tcp", "udp", "icmp") else None
+        spec = MATCH_OPTIONS.get(name) if name in _PROTOCOL_MODULES else None
         if spec is not None and option in spec:
             implicit = _Section(name, spec, implicit=True)
             words.modules.append(implicit)
@@ -703,35 +1013,50 @@ def _owner_of(option: str, current: _Section | None, words: _RuleWords) -> _Sect
 
 
 def _build_ip_matches(
-    words: _RuleWords, chain: str, ctx: _Context
+    ip: Mapping[str, tuple[bool, str]], chain: str, ctx: _Context, memo: _Memo
 ) -> tuple[list[Match], int, bool]:
     matches: list[Match] = []
     proto, proto_invert = 0, False
     for name in ("src", "dst", "in", "out", "proto", "frag"):
-        if name not in words.ip:
+        if name not in ip:
             continue
-        invert, value = words.ip[name]
-        if name in ("src", "dst"):
-            network = _network(value, ctx)
-            if network.prefixlen == 0 and not invert:
-                continue  # iptables-save omits a /0 address: it matches everything
-            matches.append(AddressMatch(name, network, invert))
-        elif name in ("in", "out"):
-            if chain in INTERFACE_FORBIDDEN[name]:
-                flag = "-i" if name == "in" else "-o"
-                ctx.error(f"can't use {flag} with {chain}")
-            if not value or len(value) > _MAX_IFNAME:
-                ctx.error(f"bad interface name {value!r}", fix="at most 15 characters")
-            matches.append(InterfaceMatch(name, value, invert))
-        elif name == "proto":
-            proto, proto_invert = _protocol(value, ctx), invert
+        invert, value = ip[name]
+        if name == "proto":
+            key = (invert, value)
+            if key not in memo.protocols:
+                number = _protocol(value, ctx)
+                if number == 0 and invert:
+                    ctx.error("rule would never match: ! -p all")
+                memo.protocols[key] = number
+            proto, proto_invert = memo.protocols[key], invert
             if proto != 0:
                 matches.append(ProtocolMatch(proto, invert))
-            elif invert:
-                ctx.error("rule would never match: ! -p all")
+            continue
+        ip_key = (name, invert, value, chain if name in ("in", "out") else "")
+        if ip_key in memo.ip:
+            found = memo.ip[ip_key]
         else:
-            matches.append(FragmentMatch(invert))
+            found = memo.ip[ip_key] = _ip_match(name, invert, value, chain, ctx)
+        if found is not None:
+            matches.append(found)
     return matches, proto, proto_invert
+
+
+def _ip_match(name: str, invert: bool, value: str, chain: str, ctx: _Context) -> Match | None:
+    """One of `-s -d -i -o -f` (None: `-s/-d` of a /0 network, which iptables-save omits)."""
+    if name in ("src", "dst"):
+        address, prefixlen = _network(value, ctx)
+        if prefixlen == 0 and not invert:
+            return None  # iptables-save omits a /0 address: it matches everything
+        return AddressMatch(name, address, prefixlen, invert)  # type: ignore[arg-type]
+    if name in ("in", "out"):
+        if chain in INTERFACE_FORBIDDEN[name]:
+            flag = "-i" if name == "in" else "-o"
+            ctx.error(f"can't use {flag} with {chain}")
+        if not value or len(value) > _MAX_IFNAME:
+            ctx.error(f"bad interface name {value!r}", fix="at most 15 characters")
+        return InterfaceMatch(name, value, invert)  # type: ignore[arg-type]
+    return FragmentMatch(invert)
 
 
 # --- match modules ---------------------------------------------------------------------------
@@ -749,7 +1074,7 @@ def _build_match(section: _Section, proto: int, proto_invert: bool, ctx: _Contex
     if len({option for _, option, _ in section.options}) != len(section.options):
         ctx.error(f"{name}: an option is given twice")
     options = {option: (invert, values) for invert, option, values in section.options}
-    if name in ("tcp", "udp", "icmp") and (proto != PROTOCOLS[name] or proto_invert):
+    if name in _PROTOCOL_MODULES and (proto != PROTOCOLS[name] or proto_invert):
         ctx.error(f"{name} match requires '-p {name}'", fix=f"add -p {name} to the rule")
     if name == "comment":
         return CommentMatch(options["--comment"][1][0] if "--comment" in options else "")
@@ -785,7 +1110,161 @@ def _build_match(section: _Section, proto: int, proto_invert: bool, ctx: _Contex
         return _statistic(options, ctx)
     if name == "nfacct":
         return NfacctMatch(options["--nfacct-name"][1][0] if "--nfacct-name" in options else "")
+    if name == "recent":
+        return _recent(section.options, ctx)
+    if name == "sctp":
+        return _sctp(options, ctx)
     raise AssertionError(name)
+
+
+_RECENT_ACTIONS = ("--set", "--rcheck", "--update", "--remove")
+_RECENT_NAME_MAX = 199
+"""XT_RECENT_NAME_LEN (200) minus the NUL: a longer `--name` is cut to 199 characters [meas]."""
+
+
+def _recent(options: Sequence[tuple[bool, str, tuple[str, ...]]], ctx: _Context) -> RecentMatch:
+    """`-m recent` as libxt_recent parses it and `recent_mt_check` accepts it [meas]."""
+    given = {option: (invert, values) for invert, option, values in options}
+    actions = [option for option in _RECENT_ACTIONS if option in given]
+    if not actions:
+        ctx.error("recent: you must specify one of `--set', `--rcheck' `--update' or `--remove'")
+    if len(actions) > 1:
+        ctx.error(f'recent: option "{actions[0]}" cannot be used together with "{actions[1]}"')
+    action = actions[0]
+    if "--rttl" in given and action in ("--set", "--remove"):
+        ctx.error(f'recent: option "--rttl" cannot be used together with "{action}"')
+    if "--reap" in given and "--seconds" not in given:
+        ctx.error('recent: option "--reap" also requires "--seconds"')
+    seconds = 0
+    if "--seconds" in given:
+        text = given["--seconds"][1][0]
+        if not _digits(text) or not 1 <= int(text) <= 0xFFFFFFFF:
+            ctx.error('recent: bad value for option "--seconds", or out of range (1-4294967295)')
+        seconds = int(text)
+    hitcount = 0
+    if "--hitcount" in given:
+        text = given["--hitcount"][1][0]
+        if not _digits(text) or int(text) > 0xFFFFFFFF:
+            ctx.error('recent: bad value for option "--hitcount", or out of range')
+        hitcount = int(text)
+    if action in ("--set", "--remove") and (seconds or hitcount):
+        ctx.error(
+            f"recent: {action} takes no --seconds or --hitcount",
+            fix="the kernel refuses the rule (RULE_APPEND failed: Invalid argument)",
+        )
+    name = given["--name"][1][0][:_RECENT_NAME_MAX] if "--name" in given else "DEFAULT"
+    if name in ("", ".", "..") or "/" in name:
+        ctx.error(f"recent: the kernel refuses the list name {name!r} (it names a /proc file)")
+    mask = 0xFFFFFFFF
+    if "--mask" in given:
+        try:  # xtables reads it as inet_aton does: `24` is 0.0.0.24 [meas]
+            mask = int.from_bytes(socket.inet_aton(given["--mask"][1][0]), "big")
+        except OSError:
+            ctx.error(f"recent: bad --mask {given['--mask'][1][0]!r}")
+    side: Literal["source", "dest"] = "source"
+    for _, option, _ in options:
+        if option in ("--rsource", "--rdest"):
+            side = "source" if option == "--rsource" else "dest"  # the last one given wins
+    check = RecentCheck(
+        action=action[2:],  # type: ignore[arg-type]
+        name=name,
+        seconds=seconds,
+        reap="--reap" in given,
+        hitcount=hitcount,
+        rttl="--rttl" in given,
+        side=side,
+        invert=given[action][0],
+    )
+    return RecentMatch(check, mask)
+
+
+_SCTP_CHUNK_NAMES: tuple[tuple[str, int, str], ...] = (
+    ("DATA", 0, "----IUBE"),
+    ("INIT", 1, "--------"),
+    ("INIT_ACK", 2, "--------"),
+    ("SACK", 3, "--------"),
+    ("HEARTBEAT", 4, "--------"),
+    ("HEARTBEAT_ACK", 5, "--------"),
+    ("ABORT", 6, "-------T"),
+    ("SHUTDOWN", 7, "--------"),
+    ("SHUTDOWN_ACK", 8, "--------"),
+    ("ERROR", 9, "--------"),
+    ("COOKIE_ECHO", 10, "--------"),
+    ("COOKIE_ACK", 11, "--------"),
+    ("ECN_ECNE", 12, "--------"),
+    ("ECN_CWR", 13, "--------"),
+    ("SHUTDOWN_COMPLETE", 14, "-------T"),
+    ("I_DATA", 64, "----IUBE"),
+    ("RE_CONFIG", 130, "--------"),
+    ("PAD", 132, "--------"),
+    ("ASCONF", 193, "--------"),
+    ("ASCONF_ACK", 128, "--------"),
+    ("FORWARD_TSN", 192, "--------"),
+    ("I_FORWARD_TSN", 194, "--------"),
+)
+"""libxt_sctp's chunk table: name, chunk type, the flag letters by bit (7 … 0). Its position
+in this table is what libxt_sctp stores as the chunk type of a flag condition (a quirk: for
+I_DATA that is 15, so I_DATA's flags never apply), and the model keeps that."""
+
+_SCTP_FLAG_SLOTS = 4
+"""XT_NUM_SCTP_FLAGS: at most four chunk types with flags per rule."""
+
+
+def _sctp(options: Mapping[str, tuple[bool, tuple[str, ...]]], ctx: _Context) -> SctpMatch:
+    """`-m sctp` as libxt_sctp parses it: ports like tcp's, `--chunk-types MODE LIST`."""
+
+    def ports(*names: str) -> tuple[PortRange | None, bool]:
+        given = [options[name] for name in names if name in options]
+        if len(given) > 1:
+            ctx.error(f"sctp: only one `{names[1]}' allowed")
+        if not given:
+            return None, False
+        invert, values = given[0]
+        return _port_range(values[0], ":", ctx), invert
+
+    sport, sport_invert = ports("--sport", "--source-port")
+    dport, dport_invert = ports("--dport", "--destination-port")
+    chunks: SctpChunkMatch | None = None
+    chunks_invert = False
+    if "--chunk-types" in options:
+        chunks_invert, (mode, listed) = options["--chunk-types"]
+        if listed.startswith(("-", "!")):
+            ctx.error("sctp: --chunk-types requires two args")
+        chunks = _sctp_chunks(mode, listed, ctx)
+    return SctpMatch(sport, sport_invert, dport, dport_invert, chunks, chunks_invert)
+
+
+def _sctp_chunks(mode: str, listed: str, ctx: _Context) -> SctpChunkMatch:
+    if mode.lower() not in ("any", "all", "only"):
+        ctx.error('sctp: match type has to be one of "ALL", "ANY" or "ONLY"')
+    kind: Literal["any", "all", "only"] = mode.lower()  # type: ignore[assignment]
+    if listed.upper() == "ALL":
+        return SctpChunkMatch(kind, frozenset(range(256)))
+    if listed.upper() == "NONE":
+        return SctpChunkMatch(kind, frozenset())
+    types: set[int] = set()
+    flags: dict[int, tuple[int, int]] = {}  # table position -> (flag, mask)
+    for item in listed.split(","):
+        if not item:
+            continue
+        chunk_name, colon, letters = item.partition(":")
+        position = next(
+            (i for i, (n, _, _) in enumerate(_SCTP_CHUNK_NAMES) if n == chunk_name.upper()), None
+        )
+        if position is None:
+            ctx.error(f"sctp: unknown chunk type {chunk_name!r}")
+        _, number, valid = _SCTP_CHUNK_NAMES[position]
+        types.add(number)
+        for letter in letters if colon else "":
+            if letter.upper() not in valid or letter == "-":
+                ctx.error(f"sctp: invalid flags for chunk type {position}")
+            bit = 1 << (7 - valid.index(letter.upper()))
+            if position not in flags and len(flags) == _SCTP_FLAG_SLOTS:
+                ctx.error("sctp: more than four chunk types with flags")
+            flag, mask = flags.get(position, (0, 0))
+            flags[position] = (flag | (bit if letter.isupper() else 0), mask | bit)
+    conditions = tuple((position, flag, mask) for position, (flag, mask) in flags.items())
+    return SctpChunkMatch(kind, frozenset(types), conditions)
 
 
 def _addrtype(options: Mapping[str, tuple[bool, tuple[str, ...]]], ctx: _Context) -> AddrtypeMatch:
@@ -883,7 +1362,7 @@ def _icmp(options: Mapping[str, tuple[bool, tuple[str, ...]]], ctx: _Context) ->
         icmp_type, low, high = ICMP_TYPE_NAMES[text]
         return IcmpMatch(icmp_type, low, high, invert)
     kind, _, code = text.partition("/")
-    if not kind.isdigit() or (code and not code.isdigit()):
+    if not _digits(kind) or (code and not _digits(code)):
         raise NotModelled(f"ICMP type name {text!r} ({ctx.source}:{ctx.line}); use numbers")
     icmp_type = int(kind)
     if icmp_type > 255 or (code and int(code) > 255):
@@ -1088,6 +1567,8 @@ def _nat_range(
 
 
 def _nat_ports(text: str, ctx: _Context) -> tuple[int, int]:
+    if _digits(text) and int(text) <= 65535:
+        return int(text), int(text)
     ports = _port_range(text, "-", ctx)
     return ports.low, ports.high
 
@@ -1095,38 +1576,92 @@ def _nat_ports(text: str, ctx: _Context) -> tuple[int, int]:
 # --- hooks and loops -------------------------------------------------------------------------
 
 
-def _check_hooks(table: Table, source: str) -> None:
+def _check_hooks(
+    table: Table, source: str, jumps: Mapping[str, Sequence[str]], hooked: Sequence[Rule]
+) -> None:
     """Kernel load-time checks that depend on the hooks a chain is reached from: chain loops,
-    NAT targets and addrtype limits used from hooks where they are invalid."""
-    reached: dict[str, set[Hook]] = {chain.name: set() for chain in table.chains}
-    for hook in TABLE_CHAINS[table.name]:
-        _walk(table, hook, table.chain(hook.value), reached, [], source)
-    for chain in table.chains:
-        hooks = reached[chain.name]
-        for rule in chain.rules:
-            ctx = _Context(source, rule.line)
-            if isinstance(rule.target, NatTarget):
-                kind = rule.target.request.kind
-                wrong = hooks - NAT_HOOKS[kind]
+    NAT targets and addrtype limits used from hooks where they are invalid.
+
+    `jumps` (per chain, the chains it jumps to) and `hooked` (the NAT and addrtype-limit
+    rules) are what the parser collected, so a 60k-rule table costs one walk of its jump graph:
+    a depth-first search from the built-in chains finds loops and an order in which every
+    chain comes after all chains that jump to it; the hooks then flow along that order. A loop
+    is reported by `_walk`, which meets it in the order the kernel's check does.
+    """
+    hooks = TABLE_CHAINS[table.name]
+    order = _topological(tuple(hook.value for hook in hooks), jumps)
+    if order is None:
+        found: dict[str, set[Hook]] = {chain.name: set() for chain in table.chains}
+        for hook in hooks:
+            _walk(table, hook, table.chain(hook.value), found, [], source)
+        raise AssertionError("a jump loop was found but not reported")  # pragma: no cover
+    bits: dict[str, int] = {hook.value: 1 << position for position, hook in enumerate(hooks)}
+    for name in order:
+        mask = bits.get(name, 0)
+        for target in jumps.get(name, ()):
+            bits[target] = bits.get(target, 0) | mask
+    usable_bits = {
+        kind: sum(1 << position for position, hook in enumerate(hooks) if hook in usable)
+        for kind, usable in NAT_HOOKS.items()
+    }
+    for rule in hooked:
+        mask = bits.get(rule.chain, 0)
+        nat = rule.target
+        fine = isinstance(nat, NatTarget) and not mask & ~usable_bits[nat.request.kind]
+        if fine and "addrtype" not in rule.text:
+            continue  # the common case: a NAT target reached only from its own hooks
+        reached = {hook for position, hook in enumerate(hooks) if mask >> position & 1}
+        ctx = _Context(source, rule.line)
+        if isinstance(rule.target, NatTarget):
+            kind = rule.target.request.kind
+            wrong = reached - NAT_HOOKS[kind]
+            if wrong:
+                allowed = "/".join(sorted(h.value for h in NAT_HOOKS[kind]))
+                ctx.error(
+                    f"{kind} target used from {'/'.join(sorted(h.value for h in wrong))}, "
+                    f"but only usable from {allowed}",
+                    fix=f"jump to chain {rule.chain} only from {allowed}",
+                )
+        for match in rule.matches:
+            if not isinstance(match, AddrtypeMatch):
+                continue
+            for limit, flag in (
+                ("--limit-iface-in", match.limit_iface_in),
+                ("--limit-iface-out", match.limit_iface_out),
+            ):
+                wrong = reached & ADDRTYPE_LIMIT_FORBIDDEN[limit] if flag else set()
                 if wrong:
-                    allowed = "/".join(sorted(h.value for h in NAT_HOOKS[kind]))
                     ctx.error(
-                        f"{kind} target used from {'/'.join(sorted(h.value for h in wrong))}, "
-                        f"but only usable from {allowed}",
-                        fix=f"jump to chain {chain.name} only from {allowed}",
+                        f"addrtype {limit} used from {'/'.join(sorted(h.value for h in wrong))}"
                     )
-            for match in rule.matches:
-                if not isinstance(match, AddrtypeMatch):
-                    continue
-                for limit, flag in (
-                    ("--limit-iface-in", match.limit_iface_in),
-                    ("--limit-iface-out", match.limit_iface_out),
-                ):
-                    wrong = hooks & ADDRTYPE_LIMIT_FORBIDDEN[limit] if flag else set()
-                    if wrong:
-                        ctx.error(
-                            f"addrtype {limit} used from {'/'.join(sorted(h.value for h in wrong))}"
-                        )
+
+
+def _topological(roots: Sequence[str], jumps: Mapping[str, Sequence[str]]) -> list[str] | None:
+    """The chains reachable from `roots`, each after every reachable chain that jumps to it
+    (reverse post-order of an iterative depth-first search); None when the jumps loop."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    post: list[str] = []
+    for root in roots:
+        if root in state:
+            continue
+        state[root] = 1
+        stack: list[tuple[str, Iterator[str]]] = [(root, iter(jumps.get(root, ())))]
+        while stack:
+            name, targets = stack[-1]
+            for target in targets:
+                seen = state.get(target)
+                if seen == 1:
+                    return None
+                if seen is None:
+                    state[target] = 1
+                    stack.append((target, iter(jumps.get(target, ()))))
+                    break
+            else:
+                state[name] = 2
+                post.append(name)
+                stack.pop()
+    post.reverse()
+    return post
 
 
 def _walk(
@@ -1159,6 +1694,11 @@ def _walk(
 # --- values ----------------------------------------------------------------------------------
 
 
+def _digits(text: str) -> bool:
+    """Only ASCII decimal digits (`str.isdigit` also takes `²`, which `int` refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 def _unsigned(text: str, ctx: _Context, *, limit: int = 0xFFFFFFFF) -> int:
     """A number the way `strtoul(…, 0)` reads it: 0x hex, leading-0 octal, else decimal."""
     try:
@@ -1189,7 +1729,7 @@ def _word_set(text: str, allowed: frozenset[str], what: str, ctx: _Context) -> f
 
 
 def _protocol(text: str, ctx: _Context) -> int:
-    if text.isdigit():
+    if _digits(text):
         number = int(text)
         if number > 255:
             ctx.error(f"bad protocol {text!r}")
@@ -1201,13 +1741,42 @@ def _protocol(text: str, ctx: _Context) -> int:
 
 
 def _address(text: str, ctx: _Context) -> IPv4Address:
+    dotted = _DOTTED.match(text)
+    if dotted is not None and dotted.group(5) is None:
+        a, b, c, d = (int(part) for part in dotted.group(1, 2, 3, 4))
+        if max(a, b, c, d) <= 255:
+            return IPv4Address((a << 24) | (b << 16) | (c << 8) | d)
+    return _address_slow(text, ctx)
+
+
+def _address_slow(text: str, ctx: _Context) -> IPv4Address:
     try:
         return IPv4Address(text)
     except AddressValueError:
         ctx.error(f"{text!r} is not an IPv4 address")
 
 
-def _network(text: str, ctx: _Context) -> IPv4Network:
+_DOTTED = re.compile(
+    r"(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})(?:/(\d{1,2}))?\Z"
+)
+"""A dotted quad without leading zeros (those, like everything else, go through `ipaddress`)."""
+
+
+def _network(text: str, ctx: _Context) -> tuple[int, int]:
+    """`-s`/`-d` A[/L] as (network address with host bits cleared, prefix length): the plain
+    dotted forms (all of kube-proxy's) without `ipaddress`, every other form through it."""
+    dotted = _DOTTED.match(text)
+    if dotted is not None:
+        a, b, c, d, prefix_text = dotted.groups()
+        value = (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
+        prefix = 32 if prefix_text is None else int(prefix_text)
+        if value <= 0xFFFFFFFF and max(int(a), int(b), int(c), int(d)) <= 255 and prefix <= 32:
+            return value & ((0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF), prefix
+    network = _network_slow(text, ctx)
+    return int(network.network_address), network.prefixlen
+
+
+def _network_slow(text: str, ctx: _Context) -> IPv4Network:
     if "," in text:
         raise NotModelled(
             f"address lists in -s/-d ({ctx.source}:{ctx.line}); "
@@ -1224,14 +1793,14 @@ def _address_mask(text: str, ctx: _Context) -> tuple[IPv4Address, int]:
     address = _address(address_text, ctx)
     if not slash:
         return address, 0xFFFFFFFF
-    if mask_text.isdigit() and int(mask_text) <= 32:
+    if _digits(mask_text) and int(mask_text) <= 32:
         bits = int(mask_text)
         return address, (0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF
     return address, int(_address(mask_text, ctx))
 
 
 def _port(text: str, ctx: _Context, *, limit: int = 65535) -> int:
-    if not text.isdigit():
+    if not _digits(text):
         if text.replace("-", "").isalnum():
             raise NotModelled(f"service name {text!r} as a port ({ctx.source}:{ctx.line})")
         ctx.error(f"bad port {text!r}")

@@ -13,10 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 from ipaddress import IPv4Address, IPv4Network
-from typing import Literal
+from typing import Literal, Self
 
 from eksnet.kernel.conntrack import NatRequest
 from eksnet.kernel.hooks import TABLE_CHAINS, TableName
+from eksnet.kernel.netfilter.recent import RecentCheck, RecentSpec, stamps_needed
 
 STATISTIC_SCALE = 1 << 31
 """`statistic --probability p` is stored as the 31-bit threshold round(p·2^31) (§7.3)."""
@@ -42,11 +43,33 @@ class PortRange:
 
 @dataclass(frozen=True, slots=True)
 class AddressMatch:
-    """`[!] -s` / `[!] -d A/L`: the packet's source or destination is inside the network."""
+    """`[!] -s` / `[!] -d A/L`: the packet's source or destination is inside the network.
+
+    Kept as integers (the network address with host bits cleared, and the prefix length): a
+    60k-rule ruleset has tens of thousands of them, and the kernel compares integers too
+    (`(addr & mask) == net` in `ip_packet_match`).
+    """
 
     field: Literal["src", "dst"]
-    network: IPv4Network
+    address: int
+    prefixlen: int
     invert: bool = False
+
+    @classmethod
+    def of(cls, field: Literal["src", "dst"], network: IPv4Network, invert: bool = False) -> Self:
+        return cls(field, int(network.network_address), network.prefixlen, invert)
+
+    @property
+    def network(self) -> IPv4Network:
+        return IPv4Network((self.address, self.prefixlen))
+
+    @property
+    def mask(self) -> int:
+        return (0xFFFFFFFF << (32 - self.prefixlen)) & 0xFFFFFFFF
+
+    def contains(self, address: IPv4Address) -> bool:
+        """Whether `address` is inside the network (before `!`)."""
+        return int(address) & self.mask == self.address
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,9 +286,54 @@ class StatisticMatch:
 
 @dataclass(frozen=True, slots=True)
 class NfacctMatch:
-    """`-m nfacct --nfacct-name NAME`: always matches, counts into a named accounting object."""
+    """`-m nfacct --nfacct-name NAME`: counts the packet into the named accounting object
+    whenever it is evaluated (even when a later match of the rule fails [meas]) and matches.
+
+    xt_nfacct's `nfacct_mt` returns "over quota" for objects with a quota; kube-proxy's and
+    `nfacct add NAME` objects have none, so it always matches (quota objects: not modelled).
+    """
 
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecentMatch:
+    """`-m recent [!] --set|--rcheck|--update|--remove [--seconds S] [--reap] [--hitcount H]
+    [--rttl] --name N --mask M --rsource|--rdest` (kernel semantics: `recent.py`).
+
+    `mask` is the rule's own `--mask` as printed; the kernel masks with the list's mask, the
+    one of the first rule that named the list (`Ruleset.recent_spec`).
+    """
+
+    check: RecentCheck
+    mask: int = 0xFFFFFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class SctpChunkMatch:
+    """`--chunk-types any|all|only TYPE[:FLAGS],…` of `-m sctp` (`match_packet` in xt_sctp.c).
+
+    `types` are the chunk types listed (ALL lists all 256, NONE none); `flags` are (chunk type,
+    flag bits that must be set, flag mask) for the types given with flags (`DATA:Be`: B set,
+    E clear). any: some chunk of a listed type (with its flags) is present; all: every listed
+    type is present with its flags; only: every chunk is of a listed type with its flags.
+    """
+
+    mode: Literal["any", "all", "only"]
+    types: frozenset[int]
+    flags: tuple[tuple[int, int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SctpMatch:
+    """`-m sctp [!] --sport P[:P] [!] --dport P[:P] [!] --chunk-types MODE TYPES`."""
+
+    sport: PortRange | None = None
+    sport_invert: bool = False
+    dport: PortRange | None = None
+    dport_invert: bool = False
+    chunks: SctpChunkMatch | None = None
+    chunks_invert: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +360,8 @@ Match = (
     | MultiportMatch
     | StatisticMatch
     | NfacctMatch
+    | RecentMatch
+    | SctpMatch
     | UnmodelledMatch
 )
 
@@ -430,6 +500,8 @@ class Chain:
     rules: tuple[Rule, ...] = ()
     line: int | None = None
     counters: tuple[int, int] | None = None
+    memo: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+    """What the evaluator derives from the rules once and keeps (its per-chain index)."""
 
     @property
     def builtin(self) -> bool:
@@ -467,6 +539,26 @@ class Ruleset:
 
     tables: tuple[Table, ...]
     source: str = "<iptables-save>"
+    _recent: list[dict[str, RecentSpec]] = field(default_factory=list, compare=False, repr=False)
+
+    def recent_spec(self, name: str) -> RecentSpec:
+        """The mask and ring size of `recent` list `name` (defaults when no rule names it), as
+        loading the rules fixes them in the kernel (`recent_mt_check`): the first rule naming a
+        list creates it with its mask; the ring grows to what the most demanding rule needs.
+        Worked out on first use and kept."""
+        if not self._recent:
+            specs: dict[str, RecentSpec] = {}
+            for rule in self.rules():
+                for match in rule.matches:
+                    if isinstance(match, RecentMatch):
+                        stamps = stamps_needed(match.check.hitcount)
+                        known = specs.get(match.check.name)
+                        if known is None:
+                            specs[match.check.name] = RecentSpec(match.mask, stamps)
+                        elif stamps > known.stamps:
+                            specs[match.check.name] = RecentSpec(known.mask, stamps)
+            self._recent.append(specs)
+        return self._recent[0].get(name) or RecentSpec()
 
     def table(self, name: str) -> Table | None:
         """The table, or None when the text has no such table (its hooks then accept all)."""
