@@ -37,6 +37,7 @@ import gc
 import hashlib
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -267,13 +268,16 @@ class Lab:
         self.made: list[str] = []
         self.children: list[subprocess.Popen[str]] = []
 
-    def namespace(self, tag: str) -> str:
+    def namespace(self, tag: str, text: str) -> str:
+        """A fresh namespace with the nfacct objects `text`'s rules name (the kernel refuses
+        `-m nfacct` rules naming a missing object, as `lab up` knows)."""
         name = self.prefix + tag
         sh("ip", "netns", "add", name)
         self.made.append(name)
         sh("ip", "-n", name, "link", "set", "lo", "up")
         if shutil.which("nfacct"):
-            sh("ip", "netns", "exec", name, "nfacct", "add", LOCALHOST_COUNTER)
+            for counter in sorted(set(re.findall(r"--nfacct-name\s+(\S+)", text))):
+                sh("ip", "netns", "exec", name, "nfacct", "add", counter)
         return name
 
     def close(self) -> None:
@@ -286,7 +290,7 @@ class Lab:
 
 def restore_seconds(lab: Lab, text: str, binary: str, tag: str) -> float:
     """`binary` loading `text` into a fresh namespace (no rules yet), wall time."""
-    name = lab.namespace(tag)
+    name = lab.namespace(tag, text)
     start = time.perf_counter()
     sh("ip", "netns", "exec", name, binary, stdin=text)
     return time.perf_counter() - start
@@ -327,7 +331,7 @@ CLIENT = textwrap.dedent(
 def connect_namespace(lab: Lab, tag: str, text: str, service: int) -> str:
     """A namespace with `text` loaded, `service`'s endpoints local, a listener on :8080 and a
     route for the ClusterIPs (over a veth pair inside the namespace)."""
-    name = lab.namespace(tag)
+    name = lab.namespace(tag, text)
     for endpoint in endpoints(service):
         sh("ip", "-n", name, "addr", "add", f"{endpoint.split(':')[0]}/32", "dev", "lo")
     sh("ip", "-n", name, "link", "add", "v0", "type", "veth", "peer", "name", "v1")

@@ -243,7 +243,6 @@ def _tour_walk(console: "Console", loaded: "Built", tour_walk: "TourWalk", verbo
     from eksnet.dataplane.targets import parse_target, resolve_namespace
     from eksnet.render.exec import execute
     from eksnet.render.walk_text import walk_renderable
-    from eksnet.walk.engine import walk as run_walk
 
     console.rule(f"[bold]{tour_walk.id} — {tour_walk.title}")
     console.print(f"[dim]talk: {tour_walk.talk}[/dim]")
@@ -256,15 +255,7 @@ def _tour_walk(console: "Console", loaded: "Built", tour_walk: "TourWalk", verbo
         output = execute(loaded.state, namespace, command.split())
         console.file.write(output.stdout + output.stderr)
         console.file.flush()
-    result = run_walk(
-        loaded.state,
-        tour_walk.src,
-        tour_walk.dst,
-        proto=tour_walk.proto,
-        dport=tour_walk.dport,
-        sport=tour_walk.sport,
-        labels=loaded.labels,
-    )
+    result = tour_walk.run(loaded.state, loaded.labels)
     console.print(walk_renderable(result, verbose=verbose, title=f"{tour_walk.id}"))
     return result
 
@@ -364,7 +355,10 @@ def build_app() -> "typer.Typer":
             str, typer.Argument(metavar="SRC", help="pod/NS/NAME, node/NAME or ip/ADDR")
         ],
         dst: Annotated[
-            str, typer.Argument(metavar="DST", help="pod/NS/NAME, node/NAME or ip/ADDR")
+            str,
+            typer.Argument(
+                metavar="DST", help="pod/NS/NAME, node/NAME, ip/ADDR or svc/NS/NAME (a Service)"
+            ),
         ],
         port: Annotated[
             int | None, typer.Option("--port", min=1, max=65535, help="Destination port.")
@@ -391,6 +385,14 @@ def build_app() -> "typer.Typer":
                 "--show-conntrack", help="Then each node's entries, as `conntrack -L` lists them."
             ),
         ] = False,
+        again: Annotated[
+            bool,
+            typer.Option(
+                "--again",
+                help="Then the same client's next connection (source port + 1, a second "
+                "later), with the state the first left: ClientIP session affinity sticks.",
+            ),
+        ] = False,
     ) -> None:
         """Walk a packet from SRC to DST, forward and back."""
 
@@ -408,6 +410,7 @@ def build_app() -> "typer.Typer":
                 sport=sport,
                 labels=loaded.labels,
                 with_reply=not no_return,
+                again=again,
             )
             if seed is not None and result.branches:
                 import random

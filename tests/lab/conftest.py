@@ -124,3 +124,13 @@ def reject_lab(
     from tests.lab.states import reject_state
 
     yield from _built("reject", reject_state(demo_state))
+
+
+@pytest.fixture(scope="session")
+def no_node_port_lab(capable: None) -> Iterator[tuple[LabNames, DataplaneState]]:
+    """The demo under its `noNodePortSupport` variant (no M1: NodePort connections are never
+    marked 0x80), built once: W4b's reply from pod 81 then leaves eth1."""
+    from eksnet.controllers import build_state
+    from eksnet.model import load_cluster
+
+    yield from _built("nonp", build_state(load_cluster(variant="noNodePortSupport")))

@@ -218,17 +218,9 @@ def require_lab_holds(names: LabNames, cluster: str | None) -> lifecycle.RunReco
 
 
 def _tour_walks(state: DataplaneState, wanted: Sequence[str]) -> list[tuple[str, Walk]]:
-    from eksnet.walk.engine import walk as simulate
     from eksnet.walk.tour import tour_walks
 
-    chosen = tour_walks(wanted)
-    return [
-        (
-            f"{t.id} {t.title}",
-            simulate(state, t.src, t.dst, proto=t.proto, dport=t.dport, sport=t.sport),
-        )
-        for t in chosen
-    ]
+    return [(f"{t.id} {t.title}", t.run(state)) for t in tour_walks(wanted)]
 
 
 def render_verdicts(verdicts: Sequence[Verdict]) -> Table:

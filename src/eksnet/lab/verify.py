@@ -242,7 +242,7 @@ def expected_rule_hits(walk: Walk) -> dict[str, frozenset[RuleKey]]:
 def touched(walk: Walk) -> set[str]:
     """The lab namespaces any way of the walk (every branch, forward and return) is in."""
     names: set[str] = set()
-    for _, _, leaf in walk.leaves():
+    for _, _, leaf in [*walk.leaves(), *_next_connections(walk)]:
         for _, one in directions(leaf):
             names |= {
                 lab_place(hop) for hop in one.hops if hop.where.kind in ("pod", "node", "external")
@@ -959,19 +959,27 @@ def verify_walk(
     differences: list[Difference] = []
     sent = 0
     while sent == 0 or (sent < needed and not all(seen_count)):
-        observation = exchange(state, names, walk)
+        # The walk starts with no `recent` lists (nothing remembered of earlier clients).
+        _forget_recent(state, names)
+        best, judged = _closest(leaves, exchange(state, names, walk), routes)
         sent += 1
-        judged = [
-            judge(leaf, _with_routes(observation, routes[index]))
-            for index, (_, _, leaf) in enumerate(leaves)
-        ]
-        best = min(range(len(leaves)), key=lambda index: len(judged[index]))
         seen_count[best] += 1
-        if judged[best]:
-            branch = f" (as branch {leaves[best][1]})" if len(leaves) > 1 else ""
+        branch = f" (as branch {leaves[best][1]})" if len(leaves) > 1 else ""
+        following = leaves[best][2].then
+        if not judged and following is not None:
+            # The same client's next connection, with the kernel's `recent` lists as the first
+            # left them: it must go where the simulator says (a sticky Service: the same way).
+            then_leaves = list(following.leaves())
+            then_routes = {
+                i: _route_gets(leaf, names) for i, (_, _, leaf) in enumerate(then_leaves)
+            }
+            _, judged = _closest(then_leaves, exchange(state, names, following), then_routes)
+            branch += ", its next connection"
+            sent += 1
+        if judged:
             differences += [
                 Difference(d.direction, d.kind, d.where + branch, d.expected, d.observed)
-                for d in judged[best]
+                for d in judged
             ]
             break
     for index, (probability, branch_label, _) in enumerate(leaves):
@@ -1002,6 +1010,34 @@ def verify_walk(
     )
 
 
+def _closest(
+    leaves: Sequence[tuple[float, str, Walk]],
+    observation: Observation,
+    routes: Mapping[int, Mapping[tuple[Direction, int, int], RouteGet]],
+) -> tuple[int, list[Difference]]:
+    """The leaf the kernel's exchange agrees with best (fewest differences), and those."""
+    judged = [
+        judge(leaf, _with_routes(observation, routes[index]))
+        for index, (_, _, leaf) in enumerate(leaves)
+    ]
+    best = min(range(len(leaves)), key=lambda index: len(judged[index]))
+    return best, judged[best]
+
+
+def _forget_recent(state: DataplaneState, names: LabNames) -> None:
+    """Empty every `-m recent` list of the lab (writing `/` to `/proc/net/xt_recent/NAME`, in
+    the namespace that holds it), so a walk starts as the simulator's does: remembering no
+    client. Only namespaces whose rules use `recent` are touched."""
+    holders = [
+        ns for ns in state.namespaces if ns.iptables is not None and "-m recent" in ns.iptables.save
+    ]
+    script = 'for f in /proc/net/xt_recent/*; do [ -e "$f" ] && echo / > "$f"; done; true'
+    system.parallel(
+        lambda ns: system.netns_exec(names.netns(ns.name), ["sh", "-c", script], check=False),
+        holders,
+    )
+
+
 def checked_summary(walk: Walk) -> str:
     """What the comparison covers for this walk, counted over every way it can go."""
     frames = routes = rules = entries = 0
@@ -1019,6 +1055,13 @@ def checked_summary(walk: Walk) -> str:
         f"{frames} frames, {routes} routing decisions, {rules} rule matches, "
         f"{entries} conntrack entries (twice each), endings: {', '.join(endings)}"
     )
+
+
+def _next_connections(walk: Walk) -> list[tuple[float, str, Walk]]:
+    """The leaves of every leaf's next connection (`Walk.then`), if the walk has them."""
+    return [
+        item for _, _, leaf in walk.leaves() if leaf.then is not None for item in leaf.then.leaves()
+    ]
 
 
 def _with_routes(

@@ -100,6 +100,10 @@ def walk_lines(
     if walk.reply is not None:
         lines.append(Text(""))
         lines += walk_lines(walk.reply, verbose=verbose, title=f"{heading} (return)")
+    if walk.then is not None:
+        lines.append(Text(""))
+        following = walk.then.flow.first_packet().five_tuple()
+        lines += walk_lines(walk.then, verbose=verbose, title=f"{heading} · then {following}")
     return lines
 
 

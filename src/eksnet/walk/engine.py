@@ -17,7 +17,7 @@ every complete way the packet can go as weighted branches.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from ipaddress import IPv4Address
@@ -27,7 +27,7 @@ from eksnet.dataplane.targets import Target, parse_target, resolve_namespace, re
 from eksnet.errors import InputError, NotModelled
 from eksnet.kernel.conntrack import ConntrackTable
 from eksnet.kernel.fib import FibError, FibResult, InputRoute, input_route, output_route
-from eksnet.kernel.netfilter import NfOutcome
+from eksnet.kernel.netfilter import DEFAULT_NOW, NfOutcome, RecentTables
 from eksnet.vpc import fabric, igw
 from eksnet.walk import describe
 from eksnet.walk import netfilter as nf
@@ -182,6 +182,10 @@ class _Journey:
     """The namespace the flow is addressed to, if it is a pod or node of the cluster."""
     choices: _Choices
     conntrack: dict[str, ConntrackTable] = field(default_factory=dict)
+    recent: dict[str, RecentTables] = field(default_factory=dict)
+    """The `-m recent` lists per namespace (ClientIP affinity), carried like conntrack."""
+    now: float = DEFAULT_NOW
+    """When this connection's packets pass, in seconds on the namespaces' clocks."""
     hops: list[Hop] = field(default_factory=list)
     records: list[ConntrackRecord] = field(default_factory=list)
 
@@ -189,7 +193,22 @@ class _Journey:
         return Where(namespace.kind, namespace.name, self.labels.get(namespace.name, ""))
 
     def passage(self, namespace: Namespace) -> nf.Passage:
-        return nf.Passage(self.conntrack, namespace, self.choices.choose)
+        return nf.Passage(
+            self.conntrack, namespace, self.choices.choose, recent=self.recent, now=self.now
+        )
+
+    def answering(self, destination: str | None) -> _Journey:
+        """The journey of the answer to this one: the same state and choices, the conntrack
+        and recent tables as this journey left them, its own hops."""
+        return _Journey(
+            state=self.state,
+            labels=self.labels,
+            destination=destination,
+            choices=self.choices,
+            conntrack=dict(self.conntrack),
+            recent=dict(self.recent),
+            now=self.now,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,9 +232,12 @@ def walk(
     icmp_id: int | None = None,
     labels: Mapping[str, str] | None = None,
     with_reply: bool = True,
+    again: bool = False,
 ) -> Walk:
-    """Walk a new connection from `src` to `dst` (`pod/NS/NAME`, `node/NAME` or `ip/ADDR`), and
-    its first reply back; a walk that load balancing splits has one branch per way it can go."""
+    """Walk a new connection from `src` to `dst` (`pod/NS/NAME`, `node/NAME`, `ip/ADDR` or
+    `svc/NS/NAME`), and its first reply back; a walk that load balancing splits has one branch
+    per way it can go. `again`: each way it can go also walks the same client's next
+    connection (`Walk.then`), with the `recent` lists this one left."""
     destination_target = parse_target(dst)
     if proto in ("tcp", "udp") and dport is None and destination_target.kind != "svc":
         raise InputError(f"a {proto} walk needs a destination port", fix="add --port N")
@@ -254,24 +276,91 @@ def walk(
         else _from_the_internet(state, host, flow)  # type: ignore[arg-type]
     )
     target = _namespace_of_endpoint(state, destination)
+    fresh = _Carried()
+
+    def once(choices: _Choices) -> Walk:
+        first, left = _walk_once(state, flow, origin, target, labels, choices, with_reply, fresh)
+        if not again:
+            return first
+        return _with_next_connection(
+            state, host, start, flow, target, labels, with_reply, first, left
+        )
+
+    return _enumerated(flow, once, f"{src} to {dst}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Carried:
+    """The state a connection starts with: the `recent` lists earlier connections left (the
+    first starts with none) and its time."""
+
+    recent: Mapping[str, RecentTables] = field(default_factory=dict)
+    now: float = DEFAULT_NOW
+
+
+NEXT_CONNECTION_AFTER = 1.0
+"""Seconds between a connection and the same client's next one (`again`): inside any
+affinity timeout (the API's default is 10800 s and its minimum 1 s; `--rcheck --seconds S`
+still counts a timestamp exactly S seconds old)."""
+
+
+def _enumerated(flow: Flow, once: Callable[[_Choices], Walk], what: str) -> Walk:
+    """Every complete replay of `once` (one per way the load balancing can go), as one walk."""
     leaves: list[tuple[_Choices, Walk]] = []
     pending: list[tuple[int, ...]] = [()]
     while pending:
         script = pending.pop(0)
         choices = _Choices(script)
         try:
-            leaves.append(
-                (choices, _walk_once(state, flow, origin, target, labels, choices, with_reply))
-            )
+            leaves.append((choices, once(choices)))
         except _Split as split:
             pending[0:0] = [(*script, index) for index in range(split.count)]
             if len(leaves) + len(pending) > MAX_LEAVES:
                 raise NotModelled(
-                    f"more than {MAX_LEAVES} load-balanced ways from {src} to {dst}"
+                    f"more than {MAX_LEAVES} load-balanced ways from {what}"
                 ) from None
     if len(leaves) == 1 and not leaves[0][0].taken:
         return leaves[0][1]
     return _branched(flow, leaves)
+
+
+def _with_next_connection(
+    state: DataplaneState,
+    host: ExternalHost | None,
+    start: str | None,
+    flow: Flow,
+    target: str | None,
+    labels: Mapping[str, str] | None,
+    with_reply: bool,
+    first: Walk,
+    left: Mapping[str, RecentTables],
+) -> Walk:
+    """`first` with `then`: the same client's next connection (source port or ICMP identifier
+    one higher, `NEXT_CONNECTION_AFTER` seconds later), started with the `recent` lists
+    `first` left, so a ClientIP-affinity Service sends it to the same endpoint. Conntrack is
+    not carried: the new source port makes a new connection either way."""
+    following = Flow(
+        flow.src,
+        flow.dst,
+        flow.proto,
+        flow.sport + 1 if flow.sport is not None else None,
+        flow.dport,
+        flow.icmp_id + 1 if flow.icmp_id is not None else None,
+    )
+    origin: _Position = (
+        _Origin(start, following.first_packet())
+        if start is not None
+        else _from_the_internet(state, host, following)  # type: ignore[arg-type]
+    )
+    carried = _Carried(dict(left), DEFAULT_NOW + NEXT_CONNECTION_AFTER)
+    then = _enumerated(
+        following,
+        lambda choices: _walk_once(
+            state, following, origin, target, labels, choices, with_reply, carried
+        )[0],
+        "the next connection",
+    )
+    return replace(first, then=then)
 
 
 def _walk_once(
@@ -282,16 +371,26 @@ def _walk_once(
     labels: Mapping[str, str] | None,
     choices: _Choices,
     with_reply: bool,
-) -> Walk:
-    """One complete replay: the forward walk under `choices`, and its reply."""
-    journey = _Journey(state=state, labels=labels or {}, destination=target, choices=choices)
+    carried: _Carried,
+) -> tuple[Walk, Mapping[str, RecentTables]]:
+    """One complete replay: the forward walk under `choices`, and its reply; with the `recent`
+    lists as the exchange left them."""
+    journey = _Journey(
+        state=state,
+        labels=labels or {},
+        destination=target,
+        choices=choices,
+        recent=dict(carried.recent),
+        now=carried.now,
+    )
     end = _run(journey, origin)
     reply: Walk | None = None
+    left: Mapping[str, RecentTables] = journey.recent
     if with_reply and end.disposition.kind == "delivered" and end.delivered_packet is not None:
-        reply = _reply_walk(flow, journey, end)
+        reply, left = _reply_walk(flow, journey, end)
     elif with_reply and end.answer is not None:
-        reply = _answer_walk(flow, journey, end.answer)
-    return Walk(
+        reply, left = _answer_walk(flow, journey, end.answer)
+    walked = Walk(
         flow=flow,
         direction="forward",
         hops=tuple(journey.hops),
@@ -300,6 +399,7 @@ def _walk_once(
         reply=reply,
         notes=_notes(journey),
     )
+    return walked, left
 
 
 def _branched(flow: Flow, leaves: Sequence[tuple[_Choices, Walk]]) -> Walk:
@@ -321,24 +421,20 @@ def _branched(flow: Flow, leaves: Sequence[tuple[_Choices, Walk]]) -> Walk:
     )
 
 
-def _reply_walk(flow: Flow, forward: _Journey, end: _End) -> Walk:
+def _reply_walk(
+    flow: Flow, forward: _Journey, end: _End
+) -> tuple[Walk, Mapping[str, RecentTables]]:
     """The answer to the delivered packet, sent by the socket that received it."""
     assert end.delivered_packet is not None
     answer = end.delivered_packet.reply()
-    journey = _Journey(
-        state=forward.state,
-        labels=forward.labels,
-        destination=_namespace_of_endpoint(forward.state, flow.src),
-        choices=forward.choices,
-        conntrack=dict(forward.conntrack),
-    )
+    journey = forward.answering(_namespace_of_endpoint(forward.state, flow.src))
     start: _Position = _Origin(end.disposition.where.name, answer)
     if end.disposition.where.kind == "external":
         host = forward.state.external_host(end.delivered_packet.dst)
         assert host is not None
         start = _Host(host, answer)
     reply_end = _run(journey, start)
-    return Walk(
+    walked = Walk(
         flow=flow,
         direction="return",
         hops=tuple(journey.hops),
@@ -346,19 +442,16 @@ def _reply_walk(flow: Flow, forward: _Journey, end: _End) -> Walk:
         conntrack=tuple(journey.records),
         notes=_notes(journey),
     )
+    return walked, journey.recent
 
 
-def _answer_walk(flow: Flow, forward: _Journey, answer: _Position) -> Walk:
+def _answer_walk(
+    flow: Flow, forward: _Journey, answer: _Position
+) -> tuple[Walk, Mapping[str, RecentTables]]:
     """The kernel's answer to a REJECTed packet (an ICMP error), on its way to the source."""
-    journey = _Journey(
-        state=forward.state,
-        labels=forward.labels,
-        destination=_namespace_of_endpoint(forward.state, flow.src),
-        choices=forward.choices,
-        conntrack=dict(forward.conntrack),
-    )
+    journey = forward.answering(_namespace_of_endpoint(forward.state, flow.src))
     end = _run(journey, answer)
-    return Walk(
+    walked = Walk(
         flow=flow,
         direction="return",
         hops=tuple(journey.hops),
@@ -366,6 +459,7 @@ def _answer_walk(flow: Flow, forward: _Journey, answer: _Position) -> Walk:
         conntrack=tuple(journey.records),
         notes=_notes(journey),
     )
+    return walked, journey.recent
 
 
 def _notes(journey: _Journey) -> tuple[str, ...]:
@@ -729,8 +823,29 @@ def _deliver(
     journey.hops.append(Hop(where, iif, None, tuple(steps), entered, None))
     reason = f"delivered to {where.label or namespace.owner} ({packet.dst})"
     if journey.destination is not None and journey.destination != namespace.name:
-        reason += f", not to the flow's destination {journey.destination}"
+        translated = _translated_destination(journey)
+        if translated is not None:
+            reason += f": DNAT on the way turned {translated} into {packet.dst}"
+            reason += f":{packet.dport}" if packet.dport is not None else ""
+        else:
+            reason += f", not to the flow's destination {journey.destination}"
     return _End(Disposition("delivered", where, reason), delivered_packet=packet)
+
+
+def _translated_destination(journey: _Journey) -> str | None:
+    """The destination a netfilter DNAT rewrote on this journey (`addr:port`, or the address of
+    a portless packet), if one did: a NodePort or Service walk is delivered to an endpoint, not
+    to the namespace it was addressed to, and that is not a misdelivery."""
+    for hop in journey.hops:
+        if hop.where.kind not in ("node", "pod"):
+            continue  # the internet gateway's 1:1 NAT is the VPC's, not a DNAT rule
+        for step in hop.steps:
+            if step.kind != "nat" or step.before is None or step.after is None:
+                continue
+            if step.before.dst != step.after.dst or step.before.dport != step.after.dport:
+                port = f":{step.before.dport}" if step.before.dport is not None else ""
+                return f"{step.before.dst}{port}"
+    return None
 
 
 def _finish_drop(

@@ -410,8 +410,13 @@ class Walk:
     conntrack: tuple[ConntrackRecord, ...] = ()
     reply: Walk | None = None
     notes: tuple[str, ...] = field(default=())
+    then: Walk | None = None
+    """The same client's next connection (one source port higher, a second later), walked
+    with the state this exchange left: how ClientIP session affinity shows (`walk --again`)."""
 
     def __post_init__(self) -> None:
+        if self.then is not None and (self.direction != "forward" or self.disposition is None):
+            raise ValueError("only a forward walk that ends has a next connection")
         if not self.hops and not self.branches:
             raise ValueError("a walk has at least one hop")
         if (self.disposition is None) == (not self.branches):

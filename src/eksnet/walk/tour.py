@@ -1,19 +1,25 @@
 """The talk's walks, in talk order, on the demo cluster (talk-walks.md §3).
 
 Each entry is a question (from, to, protocol, ports) and the Linux views the talk shows with it;
-the answers come from the walk engine like any other walk. W3–W9 (Services, load balancers)
-come with later issues; W10, the talk's last walk, leaves through the internet gateway.
+the answers come from the walk engine like any other walk. W3 and W4 go through kube-proxy's
+rules (a ClusterIP, a NodePort); W5–W9 (load balancers, Ingress) come with a later issue; W10,
+the talk's last walk, leaves through the internet gateway.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from eksnet.dataplane.state import DataplaneState
 from eksnet.errors import InputError
-from eksnet.walk.model import Protocol
+from eksnet.walk.engine import walk
+from eksnet.walk.model import Protocol, Walk
 
 NODE_1 = "node/ip-192-168-1-50.eu-west-2.compute.internal"
+NODE_2 = "node/ip-192-168-1-70.eu-west-2.compute.internal"
+CLIENT = "ip/203.0.113.10"
+"""The internet client `client` of talk-walks.md §2.2 (source port 51000)."""
 POD_51 = "pod/default/app2-7c9f8d6b5-k5x2p"
 POD_61 = "pod/default/rating-6d8b7c9f5-q6m4t"
 POD_71 = "pod/default/app1-5f7d9c6b8-w7r2n"
@@ -35,6 +41,21 @@ class TourWalk:
     dport: int | None
     views: tuple[tuple[str, str], ...] = ()
     """(target, command) pairs shown before the walk, as the talk's slides show them."""
+    again: bool = False
+    """Also walk the client's next connection (`walk --again`): session affinity."""
+
+    def run(self, state: DataplaneState, labels: Mapping[str, str] | None = None) -> Walk:
+        """The walk's answer from the engine, like `eksnet walk` with these arguments."""
+        return walk(
+            state,
+            self.src,
+            self.dst,
+            proto=self.proto,
+            dport=self.dport,
+            sport=self.sport,
+            labels=labels,
+            again=self.again,
+        )
 
 
 TOUR: tuple[TourWalk, ...] = (
@@ -76,6 +97,36 @@ TOUR: tuple[TourWalk, ...] = (
         proto="tcp",
         sport=41000,
         dport=80,
+    ),
+    TourWalk(
+        id="W3",
+        title="ClusterIP (pod 51 → app1 10.100.200.10:80) and return",
+        talk='"Life of a packet – ClusterIP" and "(return)" (18:42–24:36)',
+        src=POD_51,
+        dst="svc/default/app1",
+        proto="tcp",
+        sport=41000,
+        dport=80,
+    ),
+    TourWalk(
+        id="W4",
+        title="NodePort (client → node 1:30080) and return",
+        talk='"Life of a packet – NodePort" and "(return)" (24:36–29:12)',
+        src=CLIENT,
+        dst=NODE_1,
+        proto="tcp",
+        sport=None,
+        dport=30080,
+    ),
+    TourWalk(
+        id="W4b",
+        title="NodePort via node 2: the reply from pod 81 leaves eth0 by rule 1024",
+        talk='"SNAT even with a local pod" (27:38); why rule 1024 exists (talk-walks.md W4b)',
+        src=CLIENT,
+        dst=NODE_2,
+        proto="tcp",
+        sport=None,
+        dport=30080,
     ),
     TourWalk(
         id="W10",
@@ -142,6 +193,57 @@ BEYOND_THE_TALK: tuple[TourWalk, ...] = (
         proto="tcp",
         sport=41000,
         dport=443,
+    ),
+    TourWalk(
+        id="X6",
+        title="Hairpin (pod 61 → its own Service rating): masqueraded to reach itself",
+        talk="not in the talk: KUBE-SEP's `-s <endpoint>` rule marks the packet for MASQUERADE",
+        src=POD_61,
+        dst="svc/default/rating",
+        proto="tcp",
+        sport=41000,
+        dport=80,
+    ),
+    TourWalk(
+        id="X7",
+        title="A Service without endpoints (pod 51 → app3): REJECTed",
+        talk="not in the talk: filter KUBE-SERVICES answers icmp-port-unreachable",
+        src=POD_51,
+        dst="svc/default/app3",
+        proto="tcp",
+        sport=41000,
+        dport=80,
+    ),
+    TourWalk(
+        id="X8",
+        title="externalTrafficPolicy: Local on node 2 (client → node 2:30082)",
+        talk="W6's kube-proxy part: KUBE-SVL picks a local endpoint, the client IP is kept",
+        src=CLIENT,
+        dst=NODE_2,
+        proto="tcp",
+        sport=None,
+        dport=30082,
+    ),
+    TourWalk(
+        id="X9",
+        title="externalTrafficPolicy: Local on node 1, which has no endpoint (client → :30082)",
+        talk="W6's negative: filter KUBE-EXTERNAL-SERVICES drops (no local endpoints)",
+        src=CLIENT,
+        dst=NODE_1,
+        proto="tcp",
+        sport=None,
+        dport=30082,
+    ),
+    TourWalk(
+        id="X10",
+        title="ClientIP session affinity (pod 51 → app1-sticky, twice): the second sticks",
+        talk="not in the talk: `-m recent` remembers the client per endpoint",
+        src=POD_51,
+        dst="svc/default/app1-sticky",
+        proto="tcp",
+        sport=41000,
+        dport=80,
+        again=True,
     ),
 )
 """Walks the lab proves besides the talk's: other paths (across AZs, from a node), other
