@@ -89,6 +89,9 @@ PROBE_TABLE = "eksnet_lab_probe"
 ANSWER_WAIT = 0.6
 """Seconds the sender waits for the answer: far beyond a lab round trip, and short of the
 kernel's first SYN retransmission (1 s), so a lost SYN is never sent twice."""
+LISTEN_LIMIT = 30.0
+"""Seconds a listener waits at most for the verifier to ask for its report (it asks as soon as
+the sender has its answer)."""
 MISS_PROBABILITY = 1e-6
 """How unlikely it may be that a correct walk's branch is never seen (`connections_needed`)."""
 
@@ -912,6 +915,16 @@ def _agent(netns: str, *args: str) -> list[str]:
     return ["ip", "netns", "exec", netns, sys.executable, "-I", "-S", AGENT, *args]
 
 
+def _ask_for_report(proc: subprocess.Popen[str]) -> None:
+    """Tell a listener the sender has its answer: it reports what reached it now."""
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write("report\n")
+        proc.stdin.flush()
+    except BrokenPipeError:
+        pass  # it has reported and exited already
+
+
 def _read_json(proc: subprocess.Popen[str], timeout: float) -> dict[str, object]:
     assert proc.stdout is not None
     poller = select.poll()
@@ -1118,7 +1131,7 @@ def exchange(state: DataplaneState, names: LabNames, walk: Walk) -> Observation:
                             "--port",
                             str(place.port),
                             "--timeout",
-                            str(ANSWER_WAIT),
+                            str(LISTEN_LIMIT),
                         ),
                         stdin=subprocess.PIPE,
                         stdout=subprocess.PIPE,
@@ -1132,8 +1145,10 @@ def exchange(state: DataplaneState, names: LabNames, walk: Walk) -> Observation:
                             "did not start"
                         )
                 sent = _send(lab_netns(names, source), sent_packet)
+                for _, proc in listeners:
+                    _ask_for_report(proc)
                 for place, proc in listeners:
-                    heard = _read_json(proc, ANSWER_WAIT + 1)
+                    heard = _read_json(proc, ANSWER_WAIT + 5)
                     listened.append(
                         Listened(
                             place.namespace,
