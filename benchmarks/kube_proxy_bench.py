@@ -154,8 +154,10 @@ def generated_rules(services: Sequence[int], node_ports: int) -> str:
 
 CONTROLLER = textwrap.dedent(
     """\
-    import sys, time
-    from eksnet.controllers import build_state
+    import json, sys, time
+    from eksnet.controllers import build_state, kube_proxy, kube_proxy_version
+    from eksnet.controllers import cluster as assembly
+    from eksnet.controllers.vpc_cni_version import features, settings
     from eksnet.model import load_cluster
     from eksnet.model.kubernetes import EndpointSliceManifest, ServiceShorthand
     count, node_ports, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
@@ -185,9 +187,30 @@ CONTROLLER = textwrap.dedent(
     took = time.perf_counter() - start
     node = next(ns for ns in state.namespaces if ns.name == sys.argv[4])
     open(out, "w").write(node.iptables.save)
-    print(took)
+    # One node's iptables state on its own, as a fresh process would build it: the Service
+    # ports (shared by all nodes), kube-proxy's rules for the node, the merged tables' text.
+    kube_proxy._hash.cache_clear()
+    spec = big.node(sys.argv[4])
+    primary = next(eni for eni in spec.enis if eni.device == 0)
+    start = time.perf_counter()
+    proxier = kube_proxy_version.settings(big, spec)
+    ports = kube_proxy.service_ports(big, proxier)
+    middle = time.perf_counter()
+    rules = kube_proxy.proxy_rules(big, spec, proxier, ports)
+    text = assembly._iptables_save(
+        big, primary, features(big.cni.version), settings(big.cni.env), rules
+    )
+    done = time.perf_counter()
+    assert text == node.iptables.save
+    configurations = 1 + len(big.variants)
+    print(json.dumps({"whole": took, "node": done - start, "ports": middle - start,
+                      "nodes": len(big.nodes), "configurations": configurations}))
     """
 )
+
+
+CONTROLLER_FIGURES: dict[str, float] = {}
+"""The last controller run's timings (seconds): whole state, one node, its Service ports."""
 
 
 def controller_rules(count: int, node_ports: int, timeout: float) -> tuple[str | None, str]:
@@ -203,8 +226,15 @@ def controller_rules(count: int, node_ports: int, timeout: float) -> tuple[str |
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["?"])[-1]
             return None, f"failed: {last}"
+        figures = json.loads(done.stdout)
+        CONTROLLER_FIGURES.update(figures)
         with open(out) as handle:
-            return handle.read(), f"built the state in {float(done.stdout):.2f} s"
+            return handle.read(), (
+                f"built the whole demo state ({figures['nodes']} nodes × "
+                f"{figures['configurations']} configurations) in {figures['whole']:.2f} s; "
+                f"one node's iptables state alone in {figures['node']:.2f} s "
+                f"(of which the Service ports, shared by all nodes, {figures['ports']:.2f} s)"
+            )
 
 
 def controller_scaling(timeout: float) -> str:
@@ -508,6 +538,11 @@ def main() -> None:
             figure("iptables-legacy-restore into a fresh namespace (median of 3)", legacy)
             ratio("parse / iptables-restore (nf_tables)", parse / nft, "goal ≤ 0.5×")
             ratio("parse / iptables-legacy-restore", parse / legacy)
+            if "node" in CONTROLLER_FIGURES:
+                build = CONTROLLER_FIGURES["node"]
+                goal = "goal ≤ 0.5×"
+                ratio("node's state build / iptables-restore (nf_tables)", build / nft, goal)
+                ratio("node's state build / iptables-legacy-restore", build / legacy)
 
             print(
                 "kernel first-packet cost (TCP connect to a ClusterIP, DNAT to a local listener):"

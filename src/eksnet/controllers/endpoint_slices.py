@@ -16,7 +16,7 @@ in name order, wins), sorted by the string `ip:port` in byte order (kube-proxy.m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from eksnet.model.cluster import Cluster, PodPort, PodSpec
@@ -41,11 +41,16 @@ class Endpoint:
     node: str | None
     zone_hints: frozenset[str]
     node_hints: frozenset[str]
+    address: str = field(init=False, compare=False, repr=False)
+    """The address as rules print it (kept: printing an address is slow and every node's
+    rules print it several times)."""
+    text: str = field(init=False, compare=False, repr=False)
+    """`net.JoinHostPort(ip, port)`: the string SEP names hash and endpoints sort by."""
 
-    @property
-    def text(self) -> str:
-        """`net.JoinHostPort(ip, port)`: the string SEP names hash and endpoints sort by."""
-        return f"{self.ip}:{self.port}"
+    def __post_init__(self) -> None:
+        address = str(self.ip)
+        object.__setattr__(self, "address", address)
+        object.__setattr__(self, "text", f"{address}:{self.port}")
 
 
 class SliceSource:

@@ -28,11 +28,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
 
 STATISTIC_SCALE = 1 << 31
 """xt_statistic keeps a probability as a 31-bit threshold (libxt_statistic: lround(p·2³¹))."""
 
 _BARE_COMMENT = re.compile(r"[A-Za-z0-9_-]+")
+_QUOTED = re.compile(r"[\"\\']")
+"""The characters xtables_save_string escapes with a backslash inside the quotes."""
 
 REJECT = "REJECT --reject-with icmp-port-unreachable"
 """`-j REJECT` as printed: the default reply spelled out."""
@@ -46,19 +49,22 @@ BUILTIN_CHAINS: dict[str, tuple[str, ...]] = {
 """The built-in chains of each table, in the order iptables-save lists them (hook order)."""
 
 
+@lru_cache(maxsize=4096)
 def comment(text: str) -> str:
     """`--comment TEXT` as iptables-save prints it (xtables_save_string)."""
     if _BARE_COMMENT.fullmatch(text):
         return text
-    escaped = "".join("\\" + char if char in "\"\\'" else char for char in text)
+    escaped = _QUOTED.sub(r"\\\g<0>", text)
     return f'"{escaped}"'
 
 
+@lru_cache(maxsize=1024)
 def go_probability(n: int) -> str:
     """kube-proxy's text for 1/n: Go's `%0.10f` (`computeProbability`)."""
     return f"{Decimal(1) / Decimal(n):.10f}"
 
 
+@lru_cache(maxsize=1024)
 def probability(given: str) -> str:
     """How the kernel prints a `--probability` it was given as `given` (11 decimals of the
     stored 31-bit threshold; round half away from zero, as lround does)."""
@@ -97,6 +103,7 @@ class Module:
         return f"-m {self.name} {self.options}".rstrip()
 
 
+@lru_cache(maxsize=4096)
 def comment_module(text: str) -> Module:
     return Module("comment", f"--comment {comment(text)}")
 

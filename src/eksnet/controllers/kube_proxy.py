@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass, field, replace
+from functools import cache
 from ipaddress import IPv4Address, IPv4Network
 from typing import Literal
 
@@ -81,9 +82,12 @@ LOCALNET_RULE = XRule(
 TableName = Literal["filter", "nat"]
 
 
+@cache
 def _hash(text: str) -> str:
-    """The 16 base32 characters kube-proxy names chains with (kube-proxy.md §2)."""
-    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
+    """The 16 base32 characters kube-proxy names chains with (kube-proxy.md §2); remembered,
+    as every node of a cluster names the same chains."""
+    # 16 base32 characters are 80 bits: the first 10 bytes of the digest, encoded alone.
+    return base64.b32encode(hashlib.sha256(text.encode()).digest()[:10]).decode()
 
 
 def service_chain_suffix(port_name: str, protocol: str) -> str:
@@ -102,6 +106,8 @@ def port_name(service: KubeService, port: KubePort) -> str:
 
 
 NEW = Module("conntrack", "--ctstate NEW")
+LOCALHOST = "127.0.0.0/8"
+"""Where `iptables.localhostNodePorts` makes node ports answer too (kube-proxy.md §3.2)."""
 
 
 def _jump(chain: str, text: str | None, target: str, *, new: bool) -> str:
@@ -477,7 +483,7 @@ def _write_port(
         internal_target = external_target = "DROP"
         internal_comment = external_comment = f"{name} has no local endpoints"
     drop = external_target
-    cluster_ip = port.service.cluster_ip
+    cluster_ip = str(port.service.cluster_ip)
     number = port.port.port
     dport = Module(proto, f"--dport {number}")
 
@@ -511,7 +517,8 @@ def _write_port(
         if has_endpoints:
             if settings.localhost_node_ports and LOCALHOST_COUNTER in counters:
                 counted = (*plain.modules, nfacct(LOCALHOST_COUNTER))
-                writer.nat(key, _replace(plain, modules=counted, dst="127.0.0.0/8"))
+                localhost = XRule(KUBE_NODEPORTS, counted, ext_chain, dst=LOCALHOST, protocol=proto)
+                writer.nat(key, localhost)
             writer.nat(key, plain)
         if not has_external:
             local = Module("addrtype", "--dst-type LOCAL")
@@ -579,7 +586,7 @@ def _write_port(
     for endpoint in found.reachable:
         chain = endpoint_chain(name, proto, endpoint.text)
         writer.declare(chain)
-        writer.nat(key, XRule(chain, writer.comment(name), KUBE_MARK_MASQ, src=str(endpoint.ip)))
+        writer.nat(key, XRule(chain, writer.comment(name), KUBE_MARK_MASQ, src=endpoint.address))
         affinity = (recent_set(chain),) if port.service.affinity_timeout is not None else ()
         dnat = f"DNAT --to-destination {endpoint.text}"
         modules = (*writer.comment(name), *affinity, Module(proto))
