@@ -234,6 +234,12 @@ class Passage:
     _env: NfEnv | None = field(default=None, repr=False)
     _sctp_chunks: tuple[SctpChunk, ...] | None = field(default=None, repr=False)
     """An SCTP packet's chunks, as far as conntrack tells them (None: unknown)."""
+    _address_types: dict[tuple[IPv4Address, str | None], str] = field(
+        default_factory=dict, repr=False
+    )
+    """`-m addrtype` answers already given in this visit: the namespace's addresses do not
+    change while a packet passes, and computing the local table per rule is what made a
+    ruleset with `addrtype` in POSTROUTING slow."""
 
     def __post_init__(self) -> None:
         self.ruleset = ruleset_of(self.namespace)
@@ -481,6 +487,12 @@ class Passage:
         BROADCAST, 224/4 MULTICAST; else the type of the local table's route for the address
         (LOCAL, BROADCAST), UNICAST without one. With a device (`--limit-iface-in/out`) the
         route must be through that device, or the answer is UNICAST."""
+        known = self._address_types.get((address, dev))
+        if known is None:
+            known = self._address_types[(address, dev)] = self._type_of(address, dev)
+        return known
+
+    def _type_of(self, address: IPv4Address, dev: str | None) -> str:
         if address in _ZERO_NET or address == _LIMITED_BROADCAST:
             return "BROADCAST"
         if address.is_multicast:
