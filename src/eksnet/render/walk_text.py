@@ -53,6 +53,20 @@ def _step_line(step: Step, indent: str = "       ") -> list[Text]:
     return lines
 
 
+_TELLING = (
+    "-j DNAT",
+    "-j SNAT",
+    "-j MASQUERADE",
+    "-j KUBE-MARK-MASQ",
+    "--probability",
+    "--rcheck",
+    "--set-xmark 0x80/0x80",
+)
+"""What makes a matched rule worth a line without `-v`: it picks an endpoint, remembers or
+recalls a client, marks for masquerade or the connection for rule 1024, or rewrites the
+packet. Everything else (jumps, RETURNs, restores) waits for `-v`."""
+
+
 def _hop_lines(index: int, hop: Hop, verbose: bool) -> list[Text]:
     lines = [_hop_title(index, hop)]
     if verbose:
@@ -65,6 +79,9 @@ def _hop_lines(index: int, hop: Hop, verbose: bool) -> list[Text]:
         for decision in decisive.decided_by:
             lines.append(Text(f"         ← {decision.text}", style="dim"))
         for step in hop.steps:
+            if step.kind == "netfilter":
+                telling = [d for d in step.decided_by if any(t in d.text for t in _TELLING)]
+                lines += [Text(f"       rule: {d.text}", style="cyan") for d in telling]
             if step.kind in ("nat", "netfilter") and step.rewrote:
                 lines += _step_line(step)
     if hop.packet_out is not None:
