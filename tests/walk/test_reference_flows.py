@@ -4,9 +4,8 @@ which source it saw). Upstream's flow oracles (§9, `runPacketFlowTests`) ask th
 questions: where does it go, and is it masqueraded.
 
 The external client of §6.5 (10.0.3.30) is played by node 2, another host that is neither
-node 1 nor a pod: what matters to node 1's rules is that the source is not local. Flows that
-start on node 1 itself towards its own addresses (`node1 → 10.0.1.10:31443`, localhost node
-ports) are not walked yet: the engine says so ("through lo", not modelled).
+node 1 nor a pod: what matters to node 1's rules is that the source is not local. A node's own
+connection is sent from its primary address (the lab's sender binds it too).
 """
 
 from __future__ import annotations
@@ -82,6 +81,26 @@ def test_a_service_without_endpoints_is_refused(state: DataplaneState) -> None:
     assert error is not None and (error.icmp_type, error.icmp_code) == (3, 3)
 
 
-def test_a_node_to_its_own_node_port_is_not_modelled_yet(state: DataplaneState) -> None:
+def test_a_node_to_its_own_local_policy_node_port_uses_any_endpoint(
+    state: DataplaneState,
+) -> None:
+    # §6.5: node1 → 10.0.1.10:31443 reaches 10.0.2.59:8443 in the measurement: a LOCAL source
+    # goes to KUBE-SVC (any endpoint, both ways), masqueraded to 10.0.1.10
+    found = reached(state, NODE_1, NODE_1, 31443)
+    assert {endpoint: source for endpoint, (source, _) in found.items()} == {
+        "10.0.1.24:8443": "10.0.1.10",
+        "10.0.2.59:8443": "10.0.1.10",
+    }
+
+
+def test_a_localhost_node_port_is_masqueraded(state: DataplaneState) -> None:
+    # §6.5: node1 → 127.0.0.1:30080 reaches 10.0.2.58:8080 from 10.0.1.10
+    found = reached(state, NODE_1, "ip/127.0.0.1", 30080)
+    assert {endpoint: source for endpoint, (source, _) in found.items()} == {
+        "10.0.2.58:8080": "10.0.1.10"
+    }
+
+
+def test_traffic_that_stays_local_is_not_modelled_yet(state: DataplaneState) -> None:
     with pytest.raises(NotModelled, match="through lo"):
-        walk(state, NODE_1, NODE_1, dport=31443)
+        walk(state, NODE_1, NODE_1, dport=22)

@@ -514,19 +514,24 @@ def _originate(journey: _Journey, position: _Origin) -> _Outcome:
         return _finish_drop(
             journey, namespace, None, steps, None, packet, route_reason(route), "no-route"
         )
-    if route.type == "local":
-        raise NotModelled(f"traffic to a local address of {namespace.name} (through lo)")
     if route.type == "broadcast":
         return _to_broadcast(journey, namespace, steps, packet)
     if route.prefsrc is not None:
         packet = packet.but(src=route.prefsrc)
         steps[0] = replace(steps[0], after=packet)
+    if route.type == "local" and packet.src.is_loopback:
+        raise NotModelled(
+            f"traffic from a loopback address of {namespace.name} (localhost node ports, "
+            "route_localnet)"
+        )
     passage = journey.passage(namespace)
     hooked = passage.output(packet, oif=route.dev)
     steps += hooked.steps
     if hooked.dropped is not None:
         return _netfilter_drop(journey, namespace, None, steps, None, hooked, local=False)
     if hooked.reroute:
+        # nat OUTPUT rewrote the destination (a node reaching a Service, or its own node
+        # port): the kernel routes the packet again (`ip_route_me_harder`).
         route = output_route(
             namespace, hooked.packet.dst, src=hooked.packet.src, mark=hooked.packet.mark
         )
@@ -534,6 +539,8 @@ def _originate(journey: _Journey, position: _Origin) -> _Outcome:
         if isinstance(route, FibError):
             reason = route_reason(route)
             return _finish_drop(journey, namespace, None, steps, None, None, reason, "no-route")
+    if route.type == "local":
+        raise NotModelled(f"traffic to a local address of {namespace.name} (through lo)")
     return _send(journey, namespace, passage, None, steps, hooked.packet, route)
 
 

@@ -245,6 +245,16 @@ BEYOND_THE_TALK: tuple[TourWalk, ...] = (
         dport=80,
         again=True,
     ),
+    TourWalk(
+        id="X11",
+        title="A node port on localhost (node 1 → 127.0.0.1:30080): DNAT away, masqueraded",
+        talk="not in the talk: iptables.localhostNodePorts, the `-d 127.0.0.0/8` rule",
+        src=NODE_1,
+        dst="ip/127.0.0.1",
+        proto="tcp",
+        sport=41000,
+        dport=30080,
+    ),
 )
 """Walks the lab proves besides the talk's: other paths (across AZs, from a node), other
 protocols, and a drop, so `lab verify` and `tour --lab` hold the kernel to more than one shape."""
