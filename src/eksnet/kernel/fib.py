@@ -202,8 +202,10 @@ def _kernel_route(
     return Route(TABLE_LOCAL, dst, type=type_, dev=dev, proto="kernel", scope=scope, src=src)
 
 
+@lru_cache(maxsize=256)
 def local_table(ns: Namespace) -> tuple[Route, ...]:
-    """Table 255 as the kernel fills it from the addresses (§2.6, measured on 6.18).
+    """Table 255 as the kernel fills it from the addresses (§2.6, measured on 6.18); derived
+    once per namespace (a walk asks for it at every `-m addrtype` and every routing decision).
 
     Per IPv4 address A/L on device D: `local A` (always, also while D is down: it has host scope,
     so a device going down does not kill it); while D is up, a `broadcast` for an explicitly
