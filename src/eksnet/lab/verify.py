@@ -75,6 +75,7 @@ from eksnet.lab.fabric import (
 from eksnet.lab.names import LabNames
 from eksnet.lab.system import LabError
 from eksnet.walk.model import (
+    ERROR_ERRNO,
     Direction,
     Hop,
     Packet,
@@ -802,18 +803,6 @@ def _delivery(walk: Walk, seen: Observation) -> list[Difference]:
         shown = observed if seen.replied else f"{observed} ({seen.sender_error or 'none'})"
         differences.append(Difference("return", "delivery", "sender", expected, shown))
     return differences
-
-
-ERROR_ERRNO: Mapping[int, str] = {
-    0: "ENETUNREACH",
-    1: "EHOSTUNREACH",
-    2: "ENOPROTOOPT",
-    3: "ECONNREFUSED",
-    9: "ENETUNREACH",
-    10: "EHOSTUNREACH",
-}
-"""What a connecting socket reports for each destination-unreachable code (`icmp_err_convert`,
-measured: each `REJECT --reject-with icmp-…` against a TCP connect in a lab namespace)."""
 
 
 def _sender_outcome(walk: Walk) -> str:

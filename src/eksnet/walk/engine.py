@@ -32,6 +32,7 @@ from eksnet.vpc import fabric, igw
 from eksnet.walk import describe
 from eksnet.walk import netfilter as nf
 from eksnet.walk.model import (
+    ERROR_ERRNO,
     Branch,
     ConntrackRecord,
     Decision,
@@ -451,11 +452,18 @@ def _answer_walk(
     """The kernel's answer to a REJECTed packet (an ICMP error), on its way to the source."""
     journey = forward.answering(_namespace_of_endpoint(forward.state, flow.src))
     end = _run(journey, answer)
+    disposition = end.disposition
+    error = end.delivered_packet
+    if disposition.kind == "delivered" and error is not None and error.is_icmp_error:
+        errno = ERROR_ERRNO.get(error.icmp_code or 0)
+        if errno is not None and flow.proto in ("tcp", "udp"):
+            said = f"its {flow.proto} socket gets {errno}"
+            disposition = replace(disposition, reason=f"{disposition.reason}: {said}")
     walked = Walk(
         flow=flow,
         direction="return",
         hops=tuple(journey.hops),
-        disposition=end.disposition,
+        disposition=disposition,
         conntrack=tuple(journey.records),
         notes=_notes(journey),
     )

@@ -393,6 +393,19 @@ class Branch:
     walk: Walk
 
 
+ERROR_ERRNO: Mapping[int, str] = {
+    0: "ENETUNREACH",
+    1: "EHOSTUNREACH",
+    2: "ENOPROTOOPT",
+    3: "ECONNREFUSED",
+    9: "ENETUNREACH",
+    10: "EHOSTUNREACH",
+}
+"""What a connected socket reports for each destination-unreachable code it receives
+(`icmp_err_convert`, measured: each `REJECT --reject-with icmp-…` against a TCP connect in a
+lab namespace)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Walk:
     """A packet's whole journey in one direction.
