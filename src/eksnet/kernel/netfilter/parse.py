@@ -1210,20 +1210,30 @@ _SCTP_FLAG_SLOTS = 4
 """XT_NUM_SCTP_FLAGS: at most four chunk types with flags per rule."""
 
 
+def _ports(
+    options: Mapping[str, tuple[bool, tuple[str, ...]]],
+    names: tuple[str, str],
+    ctx: _Context,
+    both_given: str,
+) -> tuple[PortRange | None, bool]:
+    """A port option given by its short or long name (`--sport`/`--source-port`), with its
+    `!`; both at once is the module's own error, `both_given`."""
+    given = [options[name] for name in names if name in options]
+    if len(given) > 1:
+        ctx.error(both_given)
+    if not given:
+        return None, False
+    invert, values = given[0]
+    return _port_range(values[0], ":", ctx), invert
+
+
 def _sctp(options: Mapping[str, tuple[bool, tuple[str, ...]]], ctx: _Context) -> SctpMatch:
     """`-m sctp` as libxt_sctp parses it: ports like tcp's, `--chunk-types MODE LIST`."""
-
-    def ports(*names: str) -> tuple[PortRange | None, bool]:
-        given = [options[name] for name in names if name in options]
-        if len(given) > 1:
-            ctx.error(f"sctp: only one `{names[1]}' allowed")
-        if not given:
-            return None, False
-        invert, values = given[0]
-        return _port_range(values[0], ":", ctx), invert
-
-    sport, sport_invert = ports("--sport", "--source-port")
-    dport, dport_invert = ports("--dport", "--destination-port")
+    source, destination = ("--sport", "--source-port"), ("--dport", "--destination-port")
+    sport, sport_invert = _ports(options, source, ctx, "sctp: only one `--source-port' allowed")
+    dport, dport_invert = _ports(
+        options, destination, ctx, "sctp: only one `--destination-port' allowed"
+    )
     chunks: SctpChunkMatch | None = None
     chunks_invert = False
     if "--chunk-types" in options:
@@ -1313,17 +1323,13 @@ def _port_match(
     options: Mapping[str, tuple[bool, tuple[str, ...]]],
     ctx: _Context,
 ) -> PortMatch:
-    def ports(*names: str) -> tuple[PortRange | None, bool]:
-        given = [options[name] for name in names if name in options]
-        if len(given) > 1:
-            ctx.error(f"{proto}: multiple {names[0]} flags not allowed")
-        if not given:
-            return None, False
-        invert, values = given[0]
-        return _port_range(values[0], ":", ctx), invert
-
-    sport, sport_invert = ports("--sport", "--source-port")
-    dport, dport_invert = ports("--dport", "--destination-port")
+    source, destination = ("--sport", "--source-port"), ("--dport", "--destination-port")
+    sport, sport_invert = _ports(
+        options, source, ctx, f"{proto}: multiple --sport flags not allowed"
+    )
+    dport, dport_invert = _ports(
+        options, destination, ctx, f"{proto}: multiple --dport flags not allowed"
+    )
     flags: tuple[frozenset[str], frozenset[str]] | None = None
     flags_invert = False
     if "--tcp-option" in options:
