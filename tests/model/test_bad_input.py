@@ -262,8 +262,8 @@ def test_variant_subnets_do_not_shift_the_reported_line() -> None:
     """A subnet that exists only under a variant is dropped before validation; the errors of the
     subnets after it must still name their own lines."""
     nat_line = (
-        "    - {name: nat-a, az: eu-west-2a, cidr: 192.168.0.0/24, routeTable: rtb-public, "
-        "mapPublicIp: true, variant: [nat, externalSnat]}\n"
+        "    - {name: nat-a, az: eu-west-2a, azId: euw2-az2, cidr: 192.168.0.0/24, "
+        "routeTable: rtb-public, mapPublicIp: true, variant: [nat, externalSnat]}\n"
     )
     text = edit(nat_line, "")
     text = edit("  subnets:\n", "  subnets:\n" + nat_line, text)
@@ -361,7 +361,7 @@ def eni_line(linux: str, ifindex: int, device: int, last_octet: int) -> str:
     return (
         f"      - {{linux: {linux}, ifindex: {ifindex}, id: eni-01a000000000000{last_octet}, "
         f'device: {device}, mac: "02:00:c0:a8:02:{last_octet:02x}", '
-        f"primaryIp: 192.168.2.{last_octet}}}\n"
+        f"primaryIp: 192.168.2.{last_octet}, securityGroups: [sg-cluster]}}\n"
     )
 
 

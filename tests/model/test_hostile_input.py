@@ -37,7 +37,7 @@ EXEC = ("exec", f"node/{NODE1}")
 
 NAT_VARIANT = "nat: {subnets: {public-a: {routeTable: rtb-private-a}}}"
 EXTERNAL_SNAT_ENV = 'cni: {env: {AWS_VPC_K8S_CNI_EXTERNALSNAT: "true"}}'
-NAT_SUBNET = "{name: nat-a, az: eu-west-2a, cidr: 192.168.0.0/24"
+NAT_SUBNET = "{name: nat-a, az: eu-west-2a, azId: euw2-az2, cidr: 192.168.0.0/24"
 ETH1_NODE1 = "{linux: eth1, ifindex: 3, id: eni-01a00000000000060, device: 1,"
 MAC_NODE1_ETH0 = 'mac: "02:00:c0:a8:01:32"'
 
@@ -260,9 +260,12 @@ def test_anchors_and_aliases_are_fine(tmp_path: Path) -> None:
 
 
 def test_an_error_inside_an_aliased_value_names_the_anchor_line(tmp_path: Path) -> None:
-    # The groups list is written (with a typo) under flowLogs, which eksnet keeps as written,
-    # and used by node 1's eth1: the error names the line where the value is written.
-    text = edit("  flowLogs:\n", "  flowLogs:\n    groups: &groups [sg-clustr]\n")
+    # The groups list is written (with a typo) on node 1's eth0 and used again by its eth1:
+    # the error names the line where the value is written.
+    text = edit(
+        "secondaryIps: [192.168.1.51], securityGroups: [sg-cluster]}",
+        "secondaryIps: [192.168.1.51], securityGroups: &groups [sg-clustr]}",
+    )
     text = edit(
         "primaryIp: 192.168.1.60, secondaryIps: [192.168.1.61], securityGroups: [sg-cluster]}",
         "primaryIp: 192.168.1.60, secondaryIps: [192.168.1.61], securityGroups: *groups}",
@@ -503,7 +506,7 @@ def test_odd_values_get_one_good_line(tmp_path: Path, case: Edit) -> None:
         "variant-only-subnet-with-a-bad-cidr",
         Edit(
             NAT_SUBNET,
-            "{name: nat-a, az: eu-west-2a, cidr: 10.9.0.0/24",
+            "{name: nat-a, az: eu-west-2a, azId: euw2-az2, cidr: 10.9.0.0/24",
             "name: nat-a",
             ("under variant 'nat'", "nat-a 10.9.0.0/24 is outside the VPC"),
         ),
@@ -719,8 +722,8 @@ def test_an_unmodelled_feature_in_an_unselected_variant_stops_only_that_variant(
     (
         "subnet-zone-outside-the-region",
         Edit(
-            "az: eu-west-2c, cidr: 192.168.3.0/24",
-            "az: us-east-1c, cidr: 192.168.3.0/24",
+            "az: eu-west-2c, azId: euw2-az1, cidr: 192.168.3.0/24",
+            "az: us-east-1c, azId: euw2-az1, cidr: 192.168.3.0/24",
             "us-east-1c",
             ("'us-east-1c' is not in region eu-west-2",),
         ),

@@ -217,8 +217,13 @@ def test_router_drops_without_a_route_and_on_a_blackhole() -> None:
 
 
 def test_router_says_which_target_is_not_modelled() -> None:
-    got = send(vpc(route("10.0.0.0/16", "local"), route("0.0.0.0/0", "nat-7")), "1.1.1.1")
-    assert got.kind == "not-modelled" and "nat-7" in got.reason and "NAT gateway" in got.reason
+    got = send(vpc(route("10.0.0.0/16", "local"), route("0.0.0.0/0", "pcx-7")), "1.1.1.1")
+    assert got.kind == "not-modelled" and "pcx-7" in got.reason and "peering" in got.reason
+
+
+def test_an_active_route_to_a_nat_gateway_the_vpc_lacks_is_refused() -> None:
+    with pytest.raises(ValueError, match="no NAT gateway of the VPC"):
+        vpc(route("10.0.0.0/16", "local"), route("0.0.0.0/0", "nat-7"))
 
 
 def test_a_state_without_tables_routes_only_inside_the_vpc() -> None:

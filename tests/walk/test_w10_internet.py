@@ -358,10 +358,3 @@ def test_an_address_no_external_host_has_is_not_modelled(tmp_path: Path) -> None
     assert "203.0.113.99" in end["reason"] and "externalHosts" in end["reason"]
     # it did leave through the gateway: what is missing is the host, not the way
     assert hop_in(walk, "vpc", "igw-0e0000000000000001")["packet_out"]["src"] == "192.0.2.10"
-
-
-def test_the_nat_gateway_variant_is_not_modelled_and_says_which() -> None:
-    walk = walk_json(POD_51, WEB, "--port", "443", "--variant", "nat", status=NOT_MODELLED)
-    end = walk["disposition"]
-    assert end["kind"] == "not-modelled"
-    assert "nat-0a11c0ffee0000001" in end["reason"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Interface, IPv4Network
 
-from eksnet.controllers import ipamd, kube_proxy, kube_proxy_version, kubelet
+from eksnet.controllers import ipamd, kube_proxy, kube_proxy_version, kubelet, vpc_filters
 from eksnet.controllers.cni_plugin import (
     loopback_addresses,
     loopback_link,
@@ -34,9 +34,11 @@ from eksnet.dataplane.state import (
     DataplaneState,
     Eni,
     ExternalHost,
+    Instance,
     Iptables,
     Link,
     Namespace,
+    NatGateway,
     PublicIp,
     Route,
     RouteOrigin,
@@ -134,6 +136,7 @@ def vpc_state(cluster: Cluster) -> VpcState:
             az=subnet.az,
             router_mac=cluster.router_mac(subnet),
             route_table=subnet.route_table,
+            az_id=subnet.az_id,
         )
         for subnet in cluster.vpc.subnets
     )
@@ -149,18 +152,72 @@ def vpc_state(cluster: Cluster) -> VpcState:
             node=node.name,
             device=eni.linux,
             device_number=eni.device,
+            instance_id=node.instance_id,
         )
         for node in cluster.nodes
         for eni in node.enis
     )
+    gateways = nat_gateways(cluster)
     return VpcState(
         id=cluster.vpc.id,
         cidrs=tuple(cluster.vpc.cidrs),
         subnets=subnets,
-        enis=enis,
+        enis=enis + tuple(_nat_gateway_eni(cluster, gateway) for gateway in gateways),
         route_tables=route_tables(cluster),
         internet_gateway=cluster.vpc.internet_gateway,
-        public_ips=public_ips(cluster),
+        public_ips=public_ips(cluster)
+        + tuple(
+            PublicIp(gateway.private_ip, gateway.public_ip, gateway.eni)
+            for gateway in gateways
+            if gateway.public_ip is not None
+        ),
+        security_groups=vpc_filters.security_groups(cluster),
+        network_acls=vpc_filters.network_acls(cluster),
+        prefix_lists=vpc_filters.prefix_lists(cluster),
+        nat_gateways=gateways,
+        instances=tuple(
+            Instance(
+                node.name,
+                node.instance_id,
+                http_tokens=(node.imds or cluster.node_defaults.imds).http_tokens,
+                hop_limit=(node.imds or cluster.node_defaults.imds).hop_limit,
+            )
+            for node in cluster.nodes
+        ),
+        account_id=cluster.account_id,
+        region=cluster.region,
+        flow_log_format=cluster.vpc.flow_logs.format,
+    )
+
+
+def nat_gateways(cluster: Cluster) -> tuple[NatGateway, ...]:
+    return tuple(
+        NatGateway(
+            id=gateway.id,
+            subnet=gateway.subnet,
+            eni=gateway.eni,
+            private_ip=gateway.private_ip,
+            public_ip=gateway.public_ip,
+            connectivity=gateway.connectivity,
+        )
+        for gateway in cluster.vpc.nat_gateways
+    )
+
+
+def _nat_gateway_eni(cluster: Cluster, gateway: NatGateway) -> Eni:
+    """A NAT gateway's ENI as `DescribeNetworkInterfaces` shows it (vpc-fabric.md §5.1):
+    requester-managed, no groups, source/destination check off, attached to no instance. Its
+    MAC is the spec's, else `02:00:` and the private IPv4's octets (AWS picks one; the lab needs
+    one)."""
+    spec = next(item for item in cluster.vpc.nat_gateways if item.id == gateway.id)
+    mac = spec.mac or "02:00:" + ":".join(f"{octet:02x}" for octet in gateway.private_ip.packed)
+    return Eni(
+        id=gateway.eni,
+        subnet=gateway.subnet,
+        mac=mac,
+        primary_ip=gateway.private_ip,
+        source_dest_check=False,
+        interface_type="nat_gateway",
     )
 
 
@@ -178,6 +235,24 @@ def route_tables(cluster: Cluster) -> tuple[RouteTable, ...]:
         for index, route in enumerate(routes):
             path = ("vpc", "routeTables", name, index)
             local = route.target == LOCAL_TARGET
+            if isinstance(route.dst, str):
+                if local:
+                    raise InputError(
+                        f"route table {name}: the local route's destination is a VPC CIDR, "
+                        f"not a prefix list ({route.dst})",
+                        fix="use one of: " + ", ".join(map(str, cluster.vpc.cidrs)),
+                        path=(*path, "dst"),
+                    )
+                listed.extend(
+                    VpcRoute(
+                        cidr,
+                        route.target,
+                        state=_route_state(cluster, route.target),
+                        prefix_list=route.dst,
+                    )
+                    for cidr in cluster.vpc.prefix_lists[route.dst]
+                )
+                continue
             if local and route.dst not in cluster.vpc.cidrs:
                 raise InputError(
                     f"route table {name}: a local route's destination is a VPC CIDR, not "
@@ -191,14 +266,17 @@ def route_tables(cluster: Cluster) -> tuple[RouteTable, ...]:
                     fix="use local or a gateway id (" + ", ".join(GATEWAY_PREFIXES) + ")",
                     path=(*path, "target"),
                 )
-            if any(earlier.destination == route.dst for earlier in listed):
+            if any(
+                earlier.destination == route.dst and earlier.prefix_list is None
+                for earlier in listed
+            ):
                 raise InputError(
                     f"route table {name}: two routes to {route.dst}",
                     fix="keep one route per destination (AWS refuses the second)",
                     path=(*path, "dst"),
                 )
             origin: RouteOrigin = "CreateRouteTable" if local else "CreateRoute"
-            state: RouteState = "active" if _target_exists(cluster, route.target) else "blackhole"
+            state = _route_state(cluster, route.target)
             listed.append(VpcRoute(route.dst, route.target, state=state, origin=origin))
         implicit = [
             VpcRoute(cidr, LOCAL_TARGET, origin="CreateRouteTable")
@@ -211,6 +289,10 @@ def route_tables(cluster: Cluster) -> tuple[RouteTable, ...]:
 
 GATEWAY_PREFIXES = ("igw-", "nat-", "eni-", "vgw-", "tgw-", "pcx-", "vpce-", "lgw-", "cagw-")
 """The targets a route may name besides `local` (vpc-fabric.md §1.3 step 6), by id prefix."""
+
+
+def _route_state(cluster: Cluster, target: str) -> RouteState:
+    return "active" if _target_exists(cluster, target) else "blackhole"
 
 
 def _target_exists(cluster: Cluster, target: str) -> bool:

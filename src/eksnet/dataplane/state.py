@@ -17,7 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface
-from typing import Literal
+from typing import Any, Literal
+
+from eksnet.dataplane.security import NetworkAcl, PrefixList, SecurityGroup
 
 Scope = Literal["global", "link", "host"]
 """Route and address scopes, as `ip` names them (`universe` prints as `global`)."""
@@ -255,6 +257,9 @@ class Subnet:
     az: str
     router_mac: str
     route_table: str
+    az_id: str | None = None
+    """The zone's id (`euw2-az2`), the same zone under every account's name for it; flow logs'
+    `az-id` field."""
 
     @property
     def gateway(self) -> IPv4Address:
@@ -279,6 +284,10 @@ class Eni:
     """The Linux interface name of the ENI inside that node (`eth0`)."""
     device_number: int = 0
     """The EC2 device number (0 = the instance's primary ENI); ipamd's table is this + 1."""
+    interface_type: Literal["interface", "nat_gateway"] = "interface"
+    """`nat_gateway`: the requester-managed ENI of a NAT gateway (no groups, no instance)."""
+    instance_id: str | None = None
+    """The instance it is attached to (flow logs' `instance-id`); None for a NAT gateway's."""
 
     def owns(self, address: IPv4Address) -> bool:
         if address == self.primary_ip or address in self.secondary_ips:
@@ -315,6 +324,10 @@ class VpcRoute:
     target: str
     state: RouteState = "active"
     origin: RouteOrigin = "CreateRoute"
+    prefix_list: str | None = None
+    """A route to a prefix list (`DestinationPrefixListId`) is held as one route per CIDR of
+    the list, each naming it: it matches through any of them, with that CIDR's length, and
+    loses to a CIDR route of equal length (vpc-fabric.md §1.4)."""
 
     def __post_init__(self) -> None:
         if (self.target == LOCAL_TARGET) != (self.origin == "CreateRouteTable"):
@@ -332,11 +345,15 @@ class RouteTable:
     routes: tuple[VpcRoute, ...]
 
     def __post_init__(self) -> None:
-        seen: set[tuple[IPv4Network, bool]] = set()
+        seen: set[tuple[IPv4Network, bool, str | None]] = set()
         for route in self.routes:
             # A propagated route may share its destination with a static one (the static one
             # wins); two of one kind may not (AWS refuses the second).
-            key = (route.destination, route.origin == "EnableVgwRoutePropagation")
+            key = (
+                route.destination,
+                route.origin == "EnableVgwRoutePropagation",
+                route.prefix_list,
+            )
             if key in seen:
                 raise ValueError(f"route table {self.id}: two routes to {route.destination}")
             seen.add(key)
@@ -351,6 +368,37 @@ class PublicIp:
     private_ip: IPv4Address
     public_ip: IPv4Address
     eni: str
+
+
+@dataclass(frozen=True, slots=True)
+class NatGateway:
+    """A NAT gateway (vpc-fabric.md §5): it SNATs what its ENI receives to its private IP (a
+    public one's internet gateway then maps that to the EIP), ports from 1024 up."""
+
+    id: str
+    subnet: str
+    eni: str
+    """Its ENI's id: the ENI owns `private_ip`, has no groups and no source/destination check."""
+    private_ip: IPv4Address
+    public_ip: IPv4Address | None
+    """The EIP of a public NAT gateway; None for a private one."""
+    connectivity: Literal["public", "private"] = "public"
+
+
+ImdsTokens = Literal["required", "optional"]
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """An EC2 instance behind a node: what the instance's host answers for it itself."""
+
+    node: str
+    """The node (namespace name)."""
+    id: str | None
+    http_tokens: ImdsTokens = "required"
+    """`HttpTokens`: `required` is IMDSv2 only."""
+    hop_limit: int = 1
+    """`HttpPutResponseHopLimit`: the IP TTL of IMDSv2 token responses (1–64)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,6 +429,19 @@ class VpcState:
     internet_gateway: str | None = None
     """The id of the internet gateway attached to the VPC, if one is."""
     public_ips: tuple[PublicIp, ...] = ()
+    security_groups: tuple[SecurityGroup, ...] = ()
+    network_acls: tuple[NetworkAcl, ...] = ()
+    """Every subnet is guarded by exactly one (`network_acl`)."""
+    prefix_lists: tuple[PrefixList, ...] = ()
+    nat_gateways: tuple[NatGateway, ...] = ()
+    instances: tuple[Instance, ...] = ()
+    account_id: str = "111122223333"
+    region: str = "us-east-1"
+    flow_log_format: str | None = None
+    """The flow log's `LogFormat` (`${version} ${account-id} …`); None: AWS's default format."""
+    _index: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
+    """Lookups built on first use (a value never changes, so neither do they): ENIs by id and
+    by owned address, each group's member addresses."""
 
     def __post_init__(self) -> None:
         names = [table.id for table in self.route_tables]
@@ -388,6 +449,13 @@ class VpcState:
             raise ValueError(f"VPC {self.id}: duplicate route table ids")
         for table in self.route_tables:
             for route in table.routes:
+                nat = route.target.startswith("nat-")
+                known = {gateway.id for gateway in self.nat_gateways}
+                if nat and route.state == "active" and route.target not in known:
+                    raise ValueError(
+                        f"route table {table.id}: {route.destination} → {route.target}, which is "
+                        "no NAT gateway of the VPC (a route to a deleted one is a blackhole)"
+                    )
                 gateway = route.target.startswith("igw-")
                 if gateway and route.state == "active" and route.target != self.internet_gateway:
                     raise ValueError(
@@ -421,6 +489,83 @@ class VpcState:
             VpcRoute(cidr, LOCAL_TARGET, origin="CreateRouteTable") for cidr in self.cidrs
         )
         return RouteTable(name, local)
+
+    def security_group(self, group_id: str) -> SecurityGroup:
+        for group in self.security_groups:
+            if group.id == group_id:
+                return group
+        raise KeyError(group_id)
+
+    def prefix_list(self, list_id: str) -> PrefixList:
+        for item in self.prefix_lists:
+            if item.id == list_id:
+                return item
+        raise KeyError(list_id)
+
+    def network_acl(self, subnet: str) -> NetworkAcl | None:
+        """The NACL guarding `subnet`: the one associated with it, else the VPC's default one;
+        None in a state that declares no NACL at all (a built state always has the default)."""
+        default = None
+        for acl in self.network_acls:
+            if subnet in acl.subnets:
+                return acl
+            if acl.default:
+                default = acl
+        return default
+
+    def nat_gateway(self, gateway_id: str) -> NatGateway | None:
+        for gateway in self.nat_gateways:
+            if gateway.id == gateway_id:
+                return gateway
+        return None
+
+    def instance(self, node: str) -> Instance | None:
+        for instance in self.instances:
+            if instance.node == node:
+                return instance
+        return None
+
+    def eni(self, eni_id: str) -> Eni:
+        by_id: dict[str, Eni] | None = self._index.get("eni")
+        if by_id is None:
+            by_id = self._index["eni"] = {eni.id: eni for eni in self.enis}
+        return by_id[eni_id]
+
+    def owner_of(self, address: IPv4Address) -> Eni | None:
+        """The ENI that owns `address` (primary, secondary or a delegated prefix's), if any."""
+        owners: dict[IPv4Address, Eni] | None = self._index.get("owner")
+        if owners is None:
+            owners = {}
+            for eni in reversed(self.enis):  # the first ENI wins, as a linear scan would
+                for owned in (eni.primary_ip, *eni.secondary_ips):
+                    owners[owned] = eni
+            self._index["owner"] = owners
+        found = owners.get(address)
+        if found is not None:
+            return found
+        return next((eni for eni in self.enis if eni.prefixes and eni.owns(address)), None)
+
+    def group_members(
+        self, group_id: str
+    ) -> tuple[frozenset[IPv4Address], tuple[IPv4Network, ...]]:
+        """The private addresses of every ENI carrying the group (vpc-fabric.md §2.1): single
+        addresses, and delegated prefixes."""
+        members: dict[str, tuple[frozenset[IPv4Address], tuple[IPv4Network, ...]]] | None = (
+            self._index.get("members")
+        )
+        if members is None:
+            singles: dict[str, set[IPv4Address]] = {}
+            prefixes: dict[str, list[IPv4Network]] = {}
+            for eni in self.enis:
+                for group in eni.security_groups:
+                    singles.setdefault(group, set()).update((eni.primary_ip, *eni.secondary_ips))
+                    prefixes.setdefault(group, []).extend(eni.prefixes)
+            members = {
+                group: (frozenset(addresses), tuple(prefixes[group]))
+                for group, addresses in singles.items()
+            }
+            self._index["members"] = members
+        return members.get(group_id, (frozenset(), ()))
 
     def public_ip_of(self, private_ip: IPv4Address) -> PublicIp | None:
         """The public IPv4 associated with a private address, if any."""

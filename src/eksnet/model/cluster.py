@@ -189,6 +189,20 @@ def _pattern(regex: str, what: str, example: str) -> Any:
     return AfterValidator(check)
 
 
+def _pattern_or_int(regex: str, what: str, example: str) -> Any:
+    """A value YAML may give as text or as a plain integer (`protocol: 6`), kept as text."""
+    compiled = re.compile(regex)
+
+    def check(value: object) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not compiled.fullmatch(value):
+            raise invalid(f"{shown(value)} is not {what}", fix=f"write one of: {example}")
+        return value
+
+    return BeforeValidator(check)
+
+
 def _name(value: str) -> str:
     """A name the spec uses to refer to something (subnet, route table, group, AZ …)."""
     if not value or any(c.isspace() for c in value):
@@ -293,12 +307,20 @@ class SubnetSpec(Spec):
     map_public_ip: StrictBool = False
     tags: dict[str, str] = Field(default_factory=dict)
     router_mac: Mac | None = None
+    az_id: Annotated[str, _pattern(r"[a-z]{2,5}[0-9]-az[0-9]+", "an AZ id", "euw2-az2")] | None = (
+        None
+    )
+    """The zone's id (`DescribeSubnets` `AvailabilityZoneId`): flow logs' `az-id`."""
     variant: str | list[str] | None = None
     """Present only when one of these variants is selected (`--variant NAME`)."""
 
 
+PrefixListId = Annotated[str, _pattern(r"pl-[0-9a-f]+", "a prefix list id", "pl-0a11c0ffee0000001")]
+
+
 class RouteSpec(Spec):
-    dst: IPv4Net
+    dst: IPv4Net | PrefixListId
+    """A CIDR, or a prefix list (`DestinationPrefixListId`) declared in `vpc.prefixLists`."""
     target: Name
 
 
@@ -306,8 +328,64 @@ class NatGatewaySpec(Spec):
     id: Name
     subnet: Name
     private_ip: IPv4
-    public_ip: IPv4
+    public_ip: IPv4 | None = None
+    """The EIP of a public NAT gateway; a private one has none."""
+    connectivity: Literal["public", "private"] = "public"
+    eni: EniId
+    """Its network interface (`NatGatewayAddresses[].NetworkInterfaceId`)."""
+    mac: Mac | None = None
+    """Its ENI's MAC; AWS picks one, the lab needs one: by default `02:00:` and the private
+    IPv4's four octets."""
     variant: str | list[str] | None = None
+
+
+Protocol = Annotated[
+    str,
+    _pattern_or_int(
+        r"all|tcp|udp|icmp|icmpv6|sctp|-1|[0-9]{1,3}", "a protocol", "tcp, udp, icmp, all or 6"
+    ),
+]
+
+
+class SgRuleSpec(Spec):
+    """One security group rule: protocol, destination ports (`"80"`, `"1024-65535"`; for ICMP
+    `"TYPE"` or `"TYPE:CODE"`), and one peer."""
+
+    protocol: Protocol
+    ports: str | int | None = None
+    source: str | None = None
+    destination: str | None = None
+    description: str = ""
+
+
+class SecurityGroupSpec(Spec):
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    inbound: list[SgRuleSpec] = Field(default_factory=list)
+    outbound: list[SgRuleSpec] = Field(default_factory=list)
+
+
+class NaclRuleSpec(Spec):
+    """One numbered NACL entry; ports as for security groups (destination ports)."""
+
+    rule: Annotated[int, Strict(), Field(ge=1, le=32766)]
+    action: Literal["allow", "deny"]
+    protocol: Protocol
+    ports: str | int | None = None
+    cidr: IPv4Net
+
+
+class NetworkAclSpec(Spec):
+    subnets: list[Name] = Field(default_factory=list)
+    default: StrictBool = False
+    """The VPC's default NACL: it guards every subnet no other NACL names."""
+    inbound: list[NaclRuleSpec] = Field(default_factory=list)
+    outbound: list[NaclRuleSpec] = Field(default_factory=list)
+
+
+class FlowLogSpec(Spec):
+    format: str | None = None
+    """The `LogFormat` (`${version} ${account-id} …`); absent: AWS's default format."""
 
 
 class VpcSpec(Spec):
@@ -319,10 +397,13 @@ class VpcSpec(Spec):
     subnets: list[SubnetSpec] = Field(min_length=1)
     route_tables: dict[Name, list[RouteSpec]] = Field(default_factory=dict)
     nat_gateways: list[NatGatewaySpec] = Field(default_factory=list)
-    security_groups: dict[Name, Any] = Field(default_factory=dict)
-    """Group name → `{inbound: [rule…], outbound: [rule…]}`; references are checked in
-    `validate`, the rest is kept as written for the security-group issue."""
-    flow_logs: dict[str, Any] = Field(default_factory=dict)
+    security_groups: dict[Name, SecurityGroupSpec] = Field(default_factory=dict)
+    """Group id → `{inbound: [rule…], outbound: [rule…]}`; peers are checked in `validate`."""
+    network_acls: dict[Name, NetworkAclSpec] = Field(default_factory=dict)
+    """NACL id → its subnets and numbered rules; without any, the VPC's default NACL (rule 100
+    allows everything both ways) guards every subnet, as in a new VPC."""
+    prefix_lists: dict[PrefixListId, list[IPv4Net]] = Field(default_factory=dict)
+    flow_logs: FlowLogSpec = Field(default_factory=FlowLogSpec)
 
 
 class CniSpec(Spec):
@@ -415,6 +496,15 @@ class KubeProxySpec(Spec):
     winkernel: Any = None
 
 
+class ImdsSpec(Spec):
+    """An instance's metadata options (`ModifyInstanceMetadataOptions`): EC2's defaults for a
+    new instance are IMDSv1 allowed and a hop limit of 1."""
+
+    http_tokens: Literal["required", "optional"] = "optional"
+    hop_limit: Annotated[int, Strict(), Field(ge=1, le=64)] = 1
+    """`HttpPutResponseHopLimit`: the IP TTL of IMDSv2 token responses."""
+
+
 class NodeDefaults(Spec):
     ami: Literal["al2", "al2023"] = "al2"
     instance_type: str = "m5.large"
@@ -429,6 +519,8 @@ class NodeDefaults(Spec):
     """Whether the node's kernel has nfnetlink_acct, so kube-proxy can create its nfacct
     counters and write the rules that count into them (kube-proxy.md §1.3)."""
     sysctls: dict[Name, Annotated[int, Strict()] | str] = Field(default_factory=dict)
+    imds: ImdsSpec = Field(default_factory=lambda: ImdsSpec())
+    """The instances' metadata options, unless a node says otherwise."""
 
 
 class EniSpec(Spec):
@@ -455,6 +547,11 @@ class NodeSpec(Spec):
     iptables: Literal["legacy", "nft"] | None = None
     pod_cidrs: list[IPv4Net] = Field(default_factory=list, alias="podCIDRs")
     """The Node's `spec.podCIDRs` (the NodeCIDR local-traffic detector reads the first)."""
+    instance_id: (
+        Annotated[str, _pattern(r"i-[0-9a-f]+", "an instance id", "i-0a11c0ffee0000050")] | None
+    ) = None
+    imds: ImdsSpec | None = None
+    """This instance's metadata options (default: `nodeDefaults.imds`)."""
     enis: list[EniSpec] = Field(min_length=1)
 
 

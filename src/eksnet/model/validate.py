@@ -30,6 +30,7 @@ from eksnet.model.cluster import Cluster, EniSpec, NodeSpec, check_mac
 from eksnet.model.instance_types import INSTANCE_LIMITS
 from eksnet.model.source import Path, SourceDocument, shown
 from eksnet.model.validate_services import check_endpoint_slices, check_kube_proxy, check_services
+from eksnet.model.vpc_filters import RuleProblem, port_range, protocol_number
 
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 """Namespaces are DNS-1123 labels."""
@@ -44,6 +45,8 @@ def check_cluster(cluster: Cluster, document: SourceDocument) -> None:
     _check_router_macs(cluster, document)
     groups = _check_security_groups(cluster, document)
     _check_nat_gateways(cluster, document)
+    _check_network_acls(cluster, document)
+    _check_prefix_list_routes(cluster, document)
     owners = _check_nodes(cluster, document, groups)
     _check_nat_addresses(cluster, document, owners)
     _check_pods(cluster, document, owners)
@@ -171,9 +174,10 @@ def _check_nodes(
             _check_eni_groups(document, eni, eni_path, groups)
             _check_eni_addresses(cluster, document, node, eni, eni_path, owners)
     for index, gateway in enumerate(cluster.vpc.nat_gateways):
-        _claim_public_ip(
-            document, gateway.public_ip, ("vpc", "natGateways", index, "publicIp"), public_ips
-        )
+        if gateway.public_ip is not None:
+            _claim_public_ip(
+                document, gateway.public_ip, ("vpc", "natGateways", index, "publicIp"), public_ips
+            )
     return owners
 
 
@@ -194,6 +198,13 @@ def _check_eni_groups(document: SourceDocument, eni: EniSpec, path: Path, groups
     """An ENI's groups are declared ones, once the spec declares any."""
     if not groups:
         return
+    if not eni.security_groups:
+        raise document.error(
+            path,
+            f"ENI {eni.id} has no security group; every ENI has at least one once the VPC "
+            "declares them",
+            fix=f"add securityGroups: [{sorted(groups)[0]}] (or the groups it has)",
+        )
     for index, group in enumerate(eni.security_groups):
         if group not in groups:
             raise document.error(
@@ -433,49 +444,108 @@ def _check_router_macs(cluster: Cluster, document: SourceDocument) -> None:
 
 
 def _check_security_groups(cluster: Cluster, document: SourceDocument) -> set[str]:
-    """Each group is `{description, tags, inbound: [rule…], outbound: [rule…]}`; a rule's
-    `source`/`destination` is a CIDR, a prefix list (`pl-…`) or a declared group. Returns the
-    declared groups."""
+    """Each rule has the one peer its direction takes (`source` inbound, `destination`
+    outbound): a CIDR, a declared prefix list or a declared group; its protocol and ports read
+    as AWS reads them (`model.vpc_filters`). Returns the declared groups."""
     groups = cluster.vpc.security_groups
     for name, group in groups.items():
         path: Path = ("vpc", "securityGroups", name)
-        if not isinstance(group, dict):
-            raise document.error(
-                path,
-                f"security group {name}: {_kind(group)}, not a mapping",
-                fix="write `NAME: {inbound: [RULE…], outbound: [RULE…]}`",
-            )
-        for direction, peer in (("inbound", "source"), ("outbound", "destination")):
-            rules = group.get(direction, [])
-            if not isinstance(rules, list):
-                raise document.error(
-                    (*path, direction),
-                    f"security group {name}: {direction} is {_kind(rules)}, not a list of rules",
-                    fix=f'write `{direction}: [{{protocol: tcp, ports: "80", {peer}: …}}]`',
-                )
-            for index, rule in enumerate(rules):
+        for direction, peer, other in (
+            ("inbound", "source", "destination"),
+            ("outbound", "destination", "source"),
+        ):
+            for index, rule in enumerate(getattr(group, direction)):
                 rule_path: Path = (*path, direction, index)
-                if not isinstance(rule, dict):
+                if getattr(rule, other) is not None:
+                    raise document.error(
+                        (*rule_path, other),
+                        f"security group {name}: an {direction} rule has a {peer}, not a {other}",
+                        fix=f"write `{peer}: …`",
+                    )
+                value = getattr(rule, peer)
+                if value is None:
                     raise document.error(
                         rule_path,
-                        f"security group {name}: {direction} rule is {_kind(rule)}, not a mapping",
-                        fix=f'write `{{protocol: tcp, ports: "80", {peer}: 0.0.0.0/0}}`',
+                        f"security group {name}: {direction} rule without a {peer}",
+                        fix=f"add `{peer}:` (a CIDR, a prefix list or a security group)",
                     )
-                if peer not in rule:
-                    continue
-                value = rule[peer]
-                if not isinstance(value, str) or not _is_group_peer(value, groups):
+                if not _is_group_peer(value, groups, cluster.vpc.prefix_lists):
                     raise document.error(
                         (*rule_path, peer),
-                        f"security group {name}: {peer} {shown(value)} is not a CIDR, a prefix "
-                        "list or a declared security group",
+                        f"security group {name}: {peer} {shown(value)} is not a CIDR, a declared "
+                        "prefix list or a declared security group",
                         fix=f"use a CIDR like 0.0.0.0/0 or one of: {', '.join(sorted(groups))}",
                     )
+                _check_rule_ports(document, rule_path, rule.protocol, rule.ports)
     return set(groups)
 
 
-def _is_group_peer(value: str, groups: Mapping[str, Any]) -> bool:
-    if value in groups or re.fullmatch(r"pl-[0-9a-z]+", value):
+def _check_rule_ports(
+    document: SourceDocument, path: Path, protocol: str, ports: str | int | None
+) -> None:
+    try:
+        port_range(ports, protocol_number(protocol))
+    except RuleProblem as problem:
+        raise document.error((*path, "ports"), str(problem), fix=problem.fix) from None
+
+
+def _check_network_acls(cluster: Cluster, document: SourceDocument) -> None:
+    """NACLs guard declared subnets, one NACL per subnet, at most one default; rule numbers
+    are unique per direction."""
+    guarded: dict[str, str] = {}
+    subnets = {subnet.name for subnet in cluster.vpc.subnets}
+    defaults = [name for name, acl in cluster.vpc.network_acls.items() if acl.default]
+    if len(defaults) > 1:
+        raise document.error(
+            ("vpc", "networkAcls", defaults[1], "default"),
+            f"NACLs {defaults[0]} and {defaults[1]} are both the VPC's default",
+            fix="a VPC has one default NACL: keep `default: true` on one",
+        )
+    for name, acl in cluster.vpc.network_acls.items():
+        path: Path = ("vpc", "networkAcls", name)
+        for index, subnet in enumerate(acl.subnets):
+            if subnet not in subnets:
+                raise document.error(
+                    (*path, "subnets", index),
+                    f"NACL {name}: unknown subnet {subnet!r}",
+                    fix=f"use one of: {', '.join(sorted(subnets))}",
+                )
+            if subnet in guarded:
+                raise document.error(
+                    (*path, "subnets", index),
+                    f"subnet {subnet} is already guarded by NACL {guarded[subnet]}",
+                    fix="a subnet has exactly one network ACL",
+                )
+            guarded[subnet] = name
+        for direction in ("inbound", "outbound"):
+            seen: set[int] = set()
+            for index, entry in enumerate(getattr(acl, direction)):
+                entry_path: Path = (*path, direction, index)
+                if entry.rule in seen:
+                    raise document.error(
+                        (*entry_path, "rule"),
+                        f"NACL {name}: two {direction} rules numbered {entry.rule}",
+                        fix="number each rule of a direction once",
+                    )
+                seen.add(entry.rule)
+                _check_rule_ports(document, entry_path, entry.protocol, entry.ports)
+
+
+def _check_prefix_list_routes(cluster: Cluster, document: SourceDocument) -> None:
+    """A route to a prefix list names a declared one."""
+    for name, routes in cluster.vpc.route_tables.items():
+        for index, route in enumerate(routes):
+            if isinstance(route.dst, str) and route.dst not in cluster.vpc.prefix_lists:
+                known = ", ".join(sorted(cluster.vpc.prefix_lists)) or "none are declared"
+                raise document.error(
+                    ("vpc", "routeTables", name, index, "dst"),
+                    f"route table {name}: prefix list {route.dst} is not declared",
+                    fix=f"declare it under vpc.prefixLists ({known})",
+                )
+
+
+def _is_group_peer(value: str, groups: Mapping[str, Any], lists: Mapping[str, Any]) -> bool:
+    if value in groups or value in lists:
         return True
     try:
         ip_network(value)
@@ -510,6 +580,14 @@ def _check_nat_gateways(cluster: Cluster, document: SourceDocument) -> None:
                 f"NAT gateway {gateway.id}: unknown subnet {gateway.subnet!r}",
                 fix=f"use one of: {known}",
             ) from None
+        if (gateway.public_ip is None) != (gateway.connectivity == "private"):
+            raise document.error(
+                (*path, "publicIp"),
+                f"NAT gateway {gateway.id}: a {gateway.connectivity} NAT gateway "
+                + ("has no" if gateway.connectivity == "private" else "needs an")
+                + " elastic IP",
+                fix="give a public NAT gateway publicIp, a private one none",
+            )
         if gateway.private_ip not in subnet.cidr or gateway.private_ip in _reserved(subnet.cidr):
             raise document.error(
                 (*path, "privateIp"),

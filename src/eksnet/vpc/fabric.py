@@ -10,9 +10,11 @@ ENI's MAC, anything else no answer.
 
 The router follows the sender subnet's route table (`vpc.routes`): the local route delivers to
 the owning ENI, a route to the internet gateway hands the packet to it (`vpc.igw` translates),
-no route or a blackhole drops it. Other targets (NAT gateway, an ENI as a middlebox, VPN,
-transit and peering gateways), security groups, NACLs and gateway route tables are later issues;
-a walk that needs them says so.
+a route to a NAT gateway hands it to the gateway's ENI, no route or a blackhole drops it.
+Other targets (an ENI as a middlebox, VPN, transit and peering gateways) and gateway route
+tables are not modelled; a walk that needs them says so. Security groups, NACLs, the NAT
+gateway and host-served addresses are judged by the walk in the order of vpc-fabric.md §1.3
+(`vpc.pipeline`), with `vpc.security_groups`, `vpc.nacl` and `vpc.nat_gateway`.
 """
 
 from __future__ import annotations
@@ -27,10 +29,7 @@ from eksnet.vpc import routes
 
 def owner_of(vpc: VpcState, address: IPv4Address) -> Eni | None:
     """The ENI that owns `address` (primary, secondary or a delegated prefix), if any."""
-    for eni in vpc.enis:
-        if eni.owns(address):
-            return eni
-    return None
+    return vpc.owner_of(address)
 
 
 def eni_of_device(vpc: VpcState, node: str, device: str) -> Eni | None:
@@ -57,6 +56,7 @@ HOST_SERVED: dict[IPv4Address, str] = {
 §8.4); the VPC's primary CIDR base+2 (the Resolver) is host-served too (`host_served`)."""
 
 LINK_LOCAL = IPv4Network("169.254.0.0/16")
+IMDS = IPv4Address("169.254.169.254")
 
 
 def host_served(vpc: VpcState, address: IPv4Address) -> str | None:
@@ -95,8 +95,9 @@ def arp(vpc: VpcState, asking: Eni, target: IPv4Address) -> ArpAnswer:
     return ArpAnswer(target, None, "nobody")
 
 
-DeliveryKind = Literal["l2", "routed", "gateway", "dropped", "not-modelled"]
-"""`gateway`: the route table handed the packet to the internet gateway `Delivery.gateway`."""
+DeliveryKind = Literal["l2", "routed", "gateway", "nat-gateway", "dropped", "not-modelled"]
+"""`gateway`: the route table handed the packet to the internet gateway `Delivery.gateway`;
+`nat-gateway`: to the NAT gateway `Delivery.gateway`, whose ENI is `Delivery.to`."""
 FabricDrop = Literal[
     "vpc-source-check",
     "vpc-destination-check",
@@ -141,13 +142,6 @@ def deliver(
     if dst_mac == "ff:ff:ff:ff:ff:ff" or int(dst_mac[:2], 16) & 1:
         return Delivery(
             "dropped", f"{dst_mac}: the VPC carries no broadcast or multicast", code="vpc-broadcast"
-        )
-    served = host_served(vpc, dst)
-    if served is not None:
-        return Delivery(
-            "not-modelled",
-            f"{dst} is answered by the instance's host ({served}); host-served addresses come "
-            "with the VPC fabric issue",
         )
     if dst_mac == subnet.router_mac:
         return _route(vpc, subnet, dst)
@@ -196,6 +190,20 @@ def _route(vpc: VpcState, subnet: Subnet, dst: IPv4Address) -> Delivery:
             decision=decision,
         )
     kind = routes.target_kind(route.target)
+    if kind == "nat":
+        gateway = vpc.nat_gateway(route.target)
+        assert gateway is not None  # a route to a NAT gateway the VPC lacks is a blackhole
+        eni = vpc.eni(gateway.eni)
+        return Delivery(
+            "nat-gateway",
+            f"route table {table.id}: {dst} matches {route.destination} → {route.target}",
+            to=eni,
+            src_mac=vpc.subnet(eni.subnet).router_mac,
+            dst_mac=eni.mac,
+            via=subnet,
+            decision=decision,
+            gateway=route.target,
+        )
     if kind == "igw":
         return Delivery(
             "gateway",
@@ -208,8 +216,8 @@ def _route(vpc: VpcState, subnet: Subnet, dst: IPv4Address) -> Delivery:
         return Delivery(
             "not-modelled",
             f"route table {table.id} sends {dst} to the {routes.TARGET_NAMES[kind]} "
-            f"{route.target} ({decision}); route targets other than local and the internet "
-            "gateway (NAT gateway, ENI, VPN, transit, peering) come with the VPC fabric issue",
+            f"{route.target} ({decision}): the packet leaves what the VPC model carries "
+            "(routes to an ENI as a middlebox, VPN, transit and peering gateways)",
             via=subnet,
             decision=decision,
         )

@@ -54,7 +54,10 @@ TARGET_NAMES: dict[TargetKind, str] = {
 def route_text(table: RouteTable, route: VpcRoute) -> str:
     """A route as the walk quotes it: `rtb-public: 0.0.0.0/0 → igw-0a11c0ffee0000001`."""
     suffix = " (blackhole)" if route.state == "blackhole" else ""
-    return f"{table.id}: {route.destination} → {route.target}{suffix}"
+    destination = (
+        f"{route.prefix_list} ({route.destination})" if route.prefix_list else route.destination
+    )
+    return f"{table.id}: {destination} → {route.target}{suffix}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +93,17 @@ def lookup(
         eligible = [route for route in eligible if not _propagated(route)]
     if not eligible:
         return RouteLookup(table, destination, None, candidates, within)
-    best = max(eligible, key=lambda route: (route.destination.prefixlen, not _propagated(route)))
+    # Overlapping prefix lists with different targets: AWS keeps one at random; the walk
+    # takes the lowest list id (§1.4 rule 4): `max` returns the first of equals.
+    eligible.sort(key=lambda route: route.prefix_list or "")
+    best = max(
+        eligible,
+        key=lambda route: (
+            route.destination.prefixlen,
+            not _propagated(route),
+            route.prefix_list is None,
+        ),
+    )
     return RouteLookup(table, destination, best, candidates, within)
 
 

@@ -21,14 +21,24 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from ipaddress import IPv4Address
+from typing import Literal
 
-from eksnet.dataplane.state import DataplaneState, ExternalHost, Link, Namespace, Service
+from eksnet.dataplane.security import PROTOCOL_NUMBERS
+from eksnet.dataplane.state import (
+    DataplaneState,
+    Eni,
+    ExternalHost,
+    Link,
+    Namespace,
+    Service,
+    VpcState,
+)
 from eksnet.dataplane.targets import Target, parse_target, resolve_namespace, resolve_service
 from eksnet.errors import InputError, NotModelled
 from eksnet.kernel.conntrack import ConntrackTable
 from eksnet.kernel.fib import FibError, FibResult, InputRoute, input_route, output_route
 from eksnet.kernel.netfilter import DEFAULT_NOW, NfOutcome, RecentTables
-from eksnet.vpc import fabric, igw
+from eksnet.vpc import fabric, igw, nacl, nat_gateway, pipeline, security_groups
 from eksnet.walk import describe
 from eksnet.walk import netfilter as nf
 from eksnet.walk.model import (
@@ -39,7 +49,9 @@ from eksnet.walk.model import (
     Disposition,
     DropCode,
     Endpoint,
+    EniTraffic,
     Flow,
+    FlowLogAction,
     Hop,
     Packet,
     Protocol,
@@ -48,6 +60,9 @@ from eksnet.walk.model import (
     Where,
 )
 
+DEFAULT_TTL = 64
+"""The TTL a packet starts with (Linux's `net.ipv4.ip_default_ttl`; what the walk assumes of
+the hosts that answer it, the instance's host too [inf])."""
 DEFAULT_SOURCE_PORT = 41000
 DEFAULT_ICMP_ID = 41000
 """The identifier of a walk's echo request unless one is given (the lab's sender uses it too)."""
@@ -116,7 +131,34 @@ class _Host:
     packet: Packet
 
 
-_Position = _Arrive | _Fabric | _Origin | _Gateway | _Internet | _FromGateway | _Host
+@dataclass(frozen=True, slots=True)
+class _AtNatGateway:
+    """A packet the NAT gateway `gateway`'s ENI received."""
+
+    gateway: str
+    packet: Packet
+
+
+@dataclass(frozen=True, slots=True)
+class _HostAnswer:
+    """The instance's host answers a host-served address (IMDS …) to the ENI `eni_id`."""
+
+    eni_id: str
+    packet: Packet
+    label: str
+
+
+_Position = (
+    _Arrive
+    | _Fabric
+    | _Origin
+    | _Gateway
+    | _Internet
+    | _FromGateway
+    | _Host
+    | _AtNatGateway
+    | _HostAnswer
+)
 
 INTERNET = "internet"
 """How hops name the internet side of the internet gateway and of an external host (their
@@ -189,6 +231,10 @@ class _Journey:
     """When this connection's packets pass, in seconds on the namespaces' clocks."""
     hops: list[Hop] = field(default_factory=list)
     records: list[ConntrackRecord] = field(default_factory=list)
+    tracking: security_groups.Tracking = field(default_factory=security_groups.Tracking)
+    """The flows each ENI's security groups track (the reply is judged against them)."""
+    sessions: nat_gateway.Sessions = field(default_factory=nat_gateway.Sessions)
+    """The NAT gateways' sessions."""
 
     def where(self, namespace: Namespace) -> Where:
         return Where(namespace.kind, namespace.name, self.labels.get(namespace.name, ""))
@@ -209,6 +255,8 @@ class _Journey:
             conntrack=dict(self.conntrack),
             recent=dict(self.recent),
             now=self.now,
+            tracking=self.tracking,
+            sessions=self.sessions,
         )
 
 
@@ -430,7 +478,9 @@ def _reply_walk(
     answer = end.delivered_packet.reply()
     journey = forward.answering(_namespace_of_endpoint(forward.state, flow.src))
     start: _Position = _Origin(end.disposition.where.name, answer)
-    if end.disposition.where.kind == "external":
+    if end.answer is not None:
+        start = end.answer
+    elif end.disposition.where.kind == "external":
         host = forward.state.external_host(end.delivered_packet.dst)
         assert host is not None
         start = _Host(host, answer)
@@ -471,11 +521,9 @@ def _answer_walk(
 
 
 def _notes(journey: _Journey) -> tuple[str, ...]:
-    if any(hop.where.kind == "vpc" for hop in journey.hops):
-        return (
-            "security groups and network ACLs were not evaluated (not modelled yet: they come "
-            "with the VPC fabric issue); VPC flow-log records likewise",
-        )
+    vpc_hops = any(hop.where.kind == "vpc" for hop in journey.hops)
+    if vpc_hops and not journey.state.vpc.security_groups:
+        return ("the spec declares no security groups: none were evaluated",)
     return ()
 
 
@@ -494,6 +542,10 @@ def _run(journey: _Journey, position: _Position) -> _End:
             outcome = _on_internet(journey, position)
         elif isinstance(position, _FromGateway):
             outcome = _into_vpc(journey, position)
+        elif isinstance(position, _AtNatGateway):
+            outcome = _at_nat_gateway(journey, position)
+        elif isinstance(position, _HostAnswer):
+            outcome = _host_answers(journey, position)
         else:
             outcome = _from_host(journey, position)
         if isinstance(outcome, _End):
@@ -961,76 +1013,467 @@ def _peer_namespace(state: DataplaneState, namespace: Namespace, link: Link) -> 
 # --- the VPC ----------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class _Carry:
+    """One packet's way through the VPC's pipeline (`vpc.pipeline.STAGES`): what the stages
+    decided so far. `sender` is None for a packet the internet gateway let in."""
+
+    journey: _Journey
+    packet: Packet
+    sender: Eni | None
+    entered_from: str
+    """The hop's `iif`: the sending ENI, or the gateway the packet came from."""
+    steps: list[Step] = field(default_factory=list)
+    delivery: fabric.Delivery | None = None
+    egress_action: FlowLogAction = "ACCEPT"
+
+    @property
+    def vpc(self) -> VpcState:
+        return self.journey.state.vpc
+
+    @property
+    def where(self) -> Where:
+        return Where("vpc", self.vpc.id, "VPC")
+
+    @property
+    def receiver(self) -> Eni | None:
+        return None if self.delivery is None else self.delivery.to
+
+    def crossing(self) -> bool:
+        """Whether the packet leaves its subnet (NACLs apply only then)."""
+        if self.delivery is None or self.sender is None:
+            return False
+        if self.delivery.kind == "gateway":
+            return True
+        receiver = self.receiver
+        return receiver is not None and receiver.subnet != self.sender.subnet
+
+    def end(self, reason: str, code: DropCode, decided: tuple[Decision, ...] = ()) -> _End:
+        self.steps.append(Step("drop", reason, decided))
+        oif = None
+        self.journey.hops.append(
+            Hop(self.where, self.entered_from, oif, tuple(self.steps), self.packet, None)
+        )
+        return _End(Disposition("dropped", self.where, reason, decided, code=code))
+
+
+_Stage = Callable[[_Carry], "_Outcome | None"]
+
+
 def _through_vpc(journey: _Journey, position: _Fabric) -> _Outcome:
-    vpc = journey.state.vpc
-    sender = next(eni for eni in vpc.enis if eni.id == position.eni_id)
-    packet = position.packet
-    where = Where("vpc", vpc.id, "VPC")
-    assert packet.src_mac is not None and packet.dst_mac is not None
+    """A frame an ENI transmitted, judged stage by stage in the order `vpc.pipeline.STAGES`
+    gives (vpc-fabric.md §1.3)."""
+    sender = journey.state.vpc.eni(position.eni_id)
+    carry = _Carry(journey, position.packet, sender, sender.id)
+    return _run_stages(carry, pipeline.NAMES)
+
+
+def _run_stages(carry: _Carry, stages: Sequence[str]) -> _Outcome:
+    for stage in stages:
+        outcome = _VPC_STAGES[stage](carry)
+        if outcome is not None:
+            return outcome
+    return _handed_on(carry)
+
+
+def _stage_source_check(carry: _Carry) -> _Outcome | None:
+    sender, packet = carry.sender, carry.packet
+    assert sender is not None
+    owned = ", ".join(map(str, sender.addresses()))
+    decided = (Decision("vpc", f"{sender.id} owns {owned}"),)
+    if not sender.source_dest_check:
+        carry.steps.append(
+            Step("vpc-source-check", f"{sender.id}: source/destination check off", decided)
+        )
+        return None
+    if not sender.owns(packet.src):
+        reason = (
+            f"source/destination check: {sender.id} does not own source {packet.src} "
+            f"(it owns {owned})"
+        )
+        # Whether AWS writes a flow-log record for it is not documented (§11): none is shown.
+        return carry.end(reason, "vpc-source-check", decided)
+    carry.steps.append(
+        Step("vpc-source-check", f"source/destination check on {sender.id}: passes", decided)
+    )
+    assert packet.dst_mac is not None
+    if packet.dst_mac == "ff:ff:ff:ff:ff:ff" or int(packet.dst_mac[:2], 16) & 1:
+        return carry.end(
+            f"{packet.dst_mac}: the VPC carries no broadcast or multicast", "vpc-broadcast"
+        )
+    return None
+
+
+def _stage_host_served(carry: _Carry) -> _Outcome | None:
+    """IMDS, the Route 53 Resolver and time sync answer for the sending instance (§8.4)."""
+    served = fabric.host_served(carry.vpc, carry.packet.dst)
+    if served is None:
+        return None
+    sender = carry.sender
+    assert sender is not None
+    instance = carry.vpc.instance(sender.node) if sender.node is not None else None
+    label = f"{served} of {instance.id or sender.node}" if instance is not None else served
+    where = Where("vpc", f"host:{sender.id}", label)
+    packet = carry.packet
+    details = ["no route, NACL, security group or flow log applies to it (vpc-fabric.md §8.4)"]
+    answer_ttl = DEFAULT_TTL
+    if packet.dst == fabric.IMDS and instance is not None:
+        answer_ttl = instance.hop_limit
+        details.append(
+            f"IMDS answers as to an IMDSv2 token request (PUT /latest/api/token): its "
+            f"response packets carry IP TTL {instance.hop_limit}, the instance's "
+            f"HttpPutResponseHopLimit (HttpTokens {instance.http_tokens})"
+        )
+    carry.steps.append(
+        Step(
+            "host-served",
+            f"{packet.dst} is answered by the instance's host: {served}",
+            decided_by=(Decision("vpc", f"{packet.dst}: host-served, never routed"),),
+            details=tuple(details),
+        )
+    )
+    socket = f"{packet.dst}" + (f":{packet.dport}" if packet.dport is not None else "")
+    carry.steps.append(Step("deliver", f"delivered to {label} ({socket})", after=packet))
+    carry.journey.hops.append(
+        Hop(where, carry.entered_from, None, tuple(carry.steps), packet, None)
+    )
+    answer = packet.reply().but(ttl=answer_ttl)
+    return _End(
+        Disposition("delivered", where, f"delivered to {label} ({socket})"),
+        delivered_packet=packet,
+        answer=_HostAnswer(sender.id, answer, label),
+    )
+
+
+def _stage_sg_egress(carry: _Carry) -> _Outcome | None:
+    sender = carry.sender
+    assert sender is not None
+    return _security_groups(carry, sender, "egress")
+
+
+def _security_groups(
+    carry: _Carry, eni: Eni, direction: Literal["ingress", "egress"]
+) -> _Outcome | None:
+    vpc, journey = carry.vpc, carry.journey
+    if not vpc.security_groups or not eni.security_groups:
+        if eni.interface_type == "nat_gateway":
+            carry.steps.append(
+                Step("security-group", f"{eni.id} (a NAT gateway's) has no security groups")
+            )
+        return None
+    headers = _headers(carry.packet)
+    verdict = security_groups.judge(vpc, eni, direction, headers, journey.tracking)
+    decided = (Decision("vpc", verdict.text()),)
+    if not verdict.allowed:
+        way = "outbound" if direction == "egress" else "inbound"
+        reason = (
+            f"security groups {', '.join(eni.security_groups)} of {eni.id}: no {way} rule "
+            f"allows {_sg_phrase(carry.packet)}"
+        )
+        carry.steps.append(_flow_log(eni, direction, carry.packet, "REJECT", carry))
+        return carry.end(reason, "sg-egress" if direction == "egress" else "sg-ingress", decided)
+    if not verdict.tracked and not verdict.untracked:
+        journey.tracking = journey.tracking.with_flow(eni.id, headers)
+    state = (
+        "tracked reply"
+        if verdict.tracked
+        else ("untracked: 0.0.0.0/0 both ways" if verdict.untracked else "tracked")
+    )
+    carry.steps.append(Step("security-group", f"{verdict.text()}; {state}", decided_by=decided))
+    return None
+
+
+def _sg_phrase(packet: Packet) -> str:
+    if packet.proto == "icmp":
+        return f"icmp from {packet.src} to {packet.dst}"
+    return f"{packet.proto} port {packet.dport} from {packet.src} to {packet.dst}"
+
+
+def _stage_route(carry: _Carry) -> _Outcome | None:
+    sender, packet = carry.sender, carry.packet
+    assert sender is not None and packet.src_mac is not None and packet.dst_mac is not None
     delivery = fabric.deliver(
-        vpc,
+        carry.vpc,
         sender,
         src=packet.src,
         dst=packet.dst,
         src_mac=packet.src_mac,
         dst_mac=packet.dst_mac,
     )
-    steps = [
-        Step(
-            "vpc-source-check",
-            f"source/destination check on {sender.id}: "
-            + ("passes" if sender.owns(packet.src) else "fails"),
-            decided_by=(
-                Decision("vpc", f"{sender.id} owns {', '.join(map(str, sender.addresses()))}"),
-            ),
-        ),
-    ]
+    carry.delivery = delivery
+    decided = (Decision("vpc", delivery.decision),) if delivery.decision else ()
     if delivery.kind == "dropped":
         assert delivery.code is not None
-        # The route table's choice, when it decided (no route, a blackhole, a local route to
-        # an address nobody owns).
-        decided = (Decision("vpc", delivery.decision),) if delivery.decision else ()
-        steps.append(Step("drop", delivery.reason, decided))
-        journey.hops.append(Hop(where, sender.id, None, tuple(steps), packet, None))
-        return _End(Disposition("dropped", where, delivery.reason, decided, code=delivery.code))
+        # The sender's record was written as it left: ACCEPT (§1.5).
+        carry.steps.append(_flow_log(sender, "egress", packet, "ACCEPT", carry))
+        return carry.end(delivery.reason, delivery.code, decided)
     if delivery.kind == "not-modelled":
-        steps.append(Step("not-modelled", delivery.reason))
-        journey.hops.append(Hop(where, sender.id, None, tuple(steps), packet, None))
-        return _End(Disposition("not-modelled", where, delivery.reason))
-    steps.append(
-        Step("security-group", "security groups and NACLs: not evaluated (not modelled yet)")
-    )
+        carry.steps.append(Step("not-modelled", delivery.reason))
+        carry.journey.hops.append(
+            Hop(carry.where, carry.entered_from, None, tuple(carry.steps), packet, None)
+        )
+        return _End(Disposition("not-modelled", carry.where, delivery.reason))
+    via = {"l2": "layer 2"}.get(delivery.kind, "the subnet router")
+    carry.steps.append(Step("vpc-deliver", f"{via}: {delivery.reason}", decided_by=decided))
+    return None
+
+
+def _stage_nacl_egress(carry: _Carry) -> _Outcome | None:
+    if not carry.crossing():
+        return None
+    assert carry.sender is not None
+    return _nacl(carry, carry.sender.subnet, egress=True)
+
+
+def _nacl(carry: _Carry, subnet: str, *, egress: bool) -> _Outcome | None:
+    acl = carry.vpc.network_acl(subnet)
+    if acl is None:
+        return None
+    verdict = nacl.judge(acl, subnet, egress=egress, headers=_headers(carry.packet))
+    decided = (Decision("vpc", verdict.text()),)
+    if verdict.allowed:
+        carry.steps.append(Step("nacl", verdict.text(), decided_by=decided))
+        return None
+    way = "outbound" if egress else "inbound"
+    reason = f"network ACL {acl.id} of {subnet} denies it {way}: {verdict.entry.text()}"
+    if egress:
+        assert carry.sender is not None
+        carry.steps.append(_flow_log(carry.sender, "egress", carry.packet, "REJECT", carry))
+        return carry.end(reason, "nacl-egress", decided)
+    if carry.sender is not None:
+        carry.steps.append(_flow_log(carry.sender, "egress", carry.packet, "ACCEPT", carry))
+    receiver = carry.receiver
+    if receiver is not None:
+        carry.steps.append(_flow_log(receiver, "ingress", carry.packet, "REJECT", carry))
+    return carry.end(reason, "nacl-ingress", decided)
+
+
+def _stage_flow_log_egress(carry: _Carry) -> _Outcome | None:
+    assert carry.sender is not None
+    carry.steps.append(_flow_log(carry.sender, "egress", carry.packet, "ACCEPT", carry))
+    return None
+
+
+def _stage_nacl_ingress(carry: _Carry) -> _Outcome | None:
+    receiver = carry.receiver
+    if receiver is None:
+        return None
+    if carry.sender is not None and not carry.crossing():
+        return None
+    return _nacl(carry, receiver.subnet, egress=False)
+
+
+def _stage_destination_check(carry: _Carry) -> _Outcome | None:
+    receiver = carry.receiver
+    if receiver is None or not receiver.source_dest_check:
+        return None
+    if receiver.owns(carry.packet.dst):
+        return None
+    reason = f"source/destination check: {receiver.id} does not own destination {carry.packet.dst}"
+    return carry.end(reason, "vpc-destination-check")
+
+
+def _stage_sg_ingress(carry: _Carry) -> _Outcome | None:
+    receiver = carry.receiver
+    if receiver is None:
+        return None
+    return _security_groups(carry, receiver, "ingress")
+
+
+def _stage_flow_log_ingress(carry: _Carry) -> _Outcome | None:
+    receiver = carry.receiver
+    if receiver is not None:
+        carry.steps.append(_flow_log(receiver, "ingress", carry.packet, "ACCEPT", carry))
+    return None
+
+
+_VPC_STAGES: Mapping[str, _Stage] = {
+    "source-check": _stage_source_check,
+    "host-served": _stage_host_served,
+    "sg-egress": _stage_sg_egress,
+    "route": _stage_route,
+    "nacl-egress": _stage_nacl_egress,
+    "flow-log-egress": _stage_flow_log_egress,
+    "nacl-ingress": _stage_nacl_ingress,
+    "destination-check": _stage_destination_check,
+    "sg-ingress": _stage_sg_ingress,
+    "flow-log-ingress": _stage_flow_log_ingress,
+}
+assert tuple(_VPC_STAGES) == pipeline.NAMES
+
+
+def _handed_on(carry: _Carry) -> _Outcome:
+    """After the pipeline: to the internet gateway, a NAT gateway, or a node's device."""
+    delivery, packet = carry.delivery, carry.packet
+    assert delivery is not None
     if delivery.kind == "gateway":
         assert delivery.gateway is not None
         # Nothing beyond the VPC is an Ethernet segment: the frame's MACs end here, and the
         # sender's skb mark never left it.
         out = packet.but(src_mac=None, dst_mac=None, mark=0)
-        steps.append(
-            Step(
-                "vpc-deliver",
-                f"the subnet router: {delivery.reason}",
-                decided_by=(Decision("vpc", delivery.decision),),
-                before=packet,
-                after=out,
-            )
+        carry.journey.hops.append(
+            Hop(carry.where, carry.entered_from, delivery.gateway, tuple(carry.steps), packet, out)
         )
-        journey.hops.append(Hop(where, sender.id, delivery.gateway, tuple(steps), packet, out))
         return _Gateway(delivery.gateway, out, outbound=True)
-    assert delivery.to is not None and delivery.to.node is not None
+    receiver = delivery.to
+    assert receiver is not None
     frame = packet.but(src_mac=delivery.src_mac, dst_mac=delivery.dst_mac)
-    via = "the subnet router" if delivery.kind == "routed" else "layer 2"
+    last = carry.steps[-1]
+    carry.steps.append(Step("vpc-deliver", f"to {receiver.id}", before=packet, after=frame))
+    del last
+    carry.journey.hops.append(
+        Hop(carry.where, carry.entered_from, receiver.id, tuple(carry.steps), packet, frame)
+    )
+    if receiver.interface_type == "nat_gateway":
+        gateway = next(g for g in carry.vpc.nat_gateways if g.eni == receiver.id)
+        return _AtNatGateway(gateway.id, frame)
+    if receiver.node is None or receiver.device is None:
+        reason = f"{receiver.id} owns {packet.dst} but is attached to no node of the cluster"
+        return _End(Disposition("not-modelled", carry.where, reason))
+    return _Arrive(receiver.node, receiver.device, frame)
+
+
+def _headers(packet: Packet) -> security_groups.Headers:
+    return security_groups.Headers(
+        protocol=PROTOCOL_NUMBERS[packet.proto],
+        src=packet.src,
+        dst=packet.dst,
+        sport=packet.sport,
+        dport=packet.dport,
+        icmp_type=packet.icmp_type,
+        icmp_code=packet.icmp_code if packet.icmp_type is not None else None,
+        icmp_id=packet.icmp_id,
+    )
+
+
+def _flow_log(
+    eni: Eni,
+    direction: Literal["ingress", "egress"],
+    packet: Packet,
+    action: FlowLogAction,
+    carry: _Carry,
+) -> Step:
+    """The record `eni`'s flow log writes for the packet (vpc-fabric.md §6)."""
+    path = None
+    if direction == "egress":
+        delivery = carry.delivery
+        if delivery is not None and delivery.kind == "gateway":
+            # Through the internet gateway: 8 from a Nitro instance (every instance type the
+            # model knows is Nitro), 2 from a service ENI such as a NAT gateway's [inf].
+            path = 8 if eni.instance_id is not None or eni.node is not None else 2
+        else:
+            path = 1
+    record = EniTraffic(eni.id, direction, packet.but(src_mac=None, dst_mac=None), action, path)
+    return Step(
+        "flow-log",
+        f"flow log of {eni.id}: {direction} {action}",
+        seen_by=record,
+    )
+
+
+# --- what the VPC's own services do ---------------------------------------------------------
+
+
+def _at_nat_gateway(journey: _Journey, position: _AtNatGateway) -> _Outcome:
+    """The NAT gateway (`vpc.nat_gateway`): SNAT to its private IP for an inside client, the
+    session's un-NAT for an answer from outside; then out of its ENI again."""
+    vpc = journey.state.vpc
+    gateway = vpc.nat_gateway(position.gateway)
+    assert gateway is not None
+    eni = vpc.eni(gateway.eni)
+    packet = position.packet
+    where = Where("vpc", gateway.id, "NAT gateway")
+    steps: list[Step] = []
+
+    def drop(reason: str, code: DropCode) -> _End:
+        steps.append(Step("drop", reason))
+        journey.hops.append(Hop(where, eni.id, None, tuple(steps), packet, None))
+        return _End(Disposition("dropped", where, reason, code=code))
+
+    if packet.proto not in nat_gateway.CARRIED:
+        return drop(
+            f"{gateway.id} carries TCP, UDP and ICMP only, not {packet.proto}", "natgw-protocol"
+        )
+    key_port = packet.sport if packet.proto != "icmp" else packet.icmp_id
+    if packet.dst == gateway.private_ip:
+        outside = (
+            packet.proto,
+            packet.src,
+            packet.sport or 0,
+            packet.dst,
+            packet.dport or packet.icmp_id or 0,
+        )
+        inside = journey.sessions.inside_of(gateway, outside)
+        if inside is None:
+            return drop(
+                f"{gateway.id} has no session for {packet.five_tuple()}: nothing from outside "
+                "gets in without one",
+                "natgw-no-session",
+            )
+        _, client, client_port, _, _ = inside
+        if packet.proto == "icmp":
+            after = packet.but(dst=client, icmp_id=client_port)
+        else:
+            after = packet.but(dst=client, dport=client_port)
+        what = f"the session's un-NAT: destination {packet.dst} → {client}"
+        chosen: tuple[int, ...] = ()
+    else:
+        if vpc.subnet(gateway.subnet).cidr.__contains__(packet.src):
+            return drop(
+                f"{gateway.id} does not serve clients in its own subnet {gateway.subnet}",
+                "natgw-own-subnet",
+            )
+        inside_key = (packet.proto, packet.src, key_port or 0, packet.dst, packet.dport or 0)
+        port, journey.sessions = journey.sessions.port_for(gateway, inside_key)
+        if packet.proto == "icmp":
+            after = packet.but(src=gateway.private_ip, icmp_id=port)
+        else:
+            after = packet.but(src=gateway.private_ip, sport=port)
+        what = (
+            f"SNAT: source {packet.src}:{key_port} → {gateway.private_ip}:{port} (its private "
+            "IP; the port is the gateway's choice, the lowest free from 1024 here)"
+        )
+        chosen = (port,)
+    if packet.ttl <= 1:
+        return drop(f"TTL {packet.ttl} expires at {gateway.id} (an IP hop)", "ttl")
+    after = after.but(
+        ttl=packet.ttl - 1, src_mac=eni.mac, dst_mac=vpc.subnet(eni.subnet).router_mac
+    )
     steps.append(
         Step(
-            "vpc-deliver",
-            f"{via}: {delivery.reason}",
-            decided_by=(Decision("vpc", delivery.decision),),
+            "nat",
+            what,
+            decided_by=(Decision("vpc", f"{gateway.id} {gateway.private_ip}"),),
             before=packet,
-            after=frame,
+            after=after,
+            details=(f"TTL {packet.ttl} → {after.ttl}: a NAT gateway is an IP hop",),
+            chosen=chosen,
         )
     )
-    journey.hops.append(Hop(where, sender.id, delivery.to.id, tuple(steps), packet, frame))
-    assert delivery.to.device is not None
-    return _Arrive(delivery.to.node, delivery.to.device, frame)
+    journey.hops.append(Hop(where, eni.id, eni.id, tuple(steps), packet, after))
+    return _Fabric(eni.id, after)
+
+
+def _host_answers(journey: _Journey, position: _HostAnswer) -> _Outcome:
+    """The instance's host answers a host-served address on the ENI that asked: from the MAC
+    the node resolved it to (the subnet router's), straight to the ENI."""
+    vpc = journey.state.vpc
+    eni = vpc.eni(position.eni_id)
+    packet = position.packet
+    frame = packet.but(src_mac=vpc.subnet(eni.subnet).router_mac, dst_mac=eni.mac)
+    where = Where("vpc", f"host:{eni.id}", position.label)
+    steps = (
+        Step(
+            "originate",
+            f"{position.label} answers {packet.five_tuple()}",
+            after=packet,
+            details=(f"IP TTL {packet.ttl}",),
+        ),
+        Step("transmit", f"straight to {eni.id}", after=frame),
+    )
+    journey.hops.append(Hop(where, None, eni.id, steps, None, frame))
+    assert eni.node is not None and eni.device is not None
+    return _Arrive(eni.node, eni.device, frame)
 
 
 # --- endpoints --------------------------------------------------------------------------------
@@ -1230,42 +1673,34 @@ def _from_host(journey: _Journey, position: _Host) -> _Outcome:
 
 def _into_vpc(journey: _Journey, position: _FromGateway) -> _Outcome:
     """The VPC delivers what the internet gateway let in to the ENI owning the (private)
-    destination, as its router delivers any routed packet: the receiver sees the router MAC of
-    its own subnet as the source (vpc-fabric.md §1.7)."""
+    destination, as its router delivers any routed packet (the receiver sees the router MAC of
+    its own subnet as the source, vpc-fabric.md §1.7), through the entering stages of the
+    pipeline: the owner subnet's NACL inbound, its security groups, its flow log."""
     vpc = journey.state.vpc
     packet = position.packet
-    where = Where("vpc", vpc.id, "VPC")
+    carry = _Carry(journey, packet, None, position.gateway)
     delivery = fabric.deliver_from_gateway(vpc, position.gateway, packet.dst)
+    carry.delivery = delivery
     if delivery.kind == "dropped":
         assert delivery.code is not None
-        decided = (Decision("vpc", delivery.decision),)
-        dropped = (Step("drop", delivery.reason, decided),)
-        journey.hops.append(Hop(where, position.gateway, None, dropped, packet, None))
-        return _End(Disposition("dropped", where, delivery.reason, decided, code=delivery.code))
+        return carry.end(delivery.reason, delivery.code, (Decision("vpc", delivery.decision),))
     owner = delivery.to
     assert owner is not None
-    if owner.node is None or owner.device is None:
-        reason = f"{owner.id} owns {packet.dst} but is attached to no node of the cluster"
-        lone = (Step("not-modelled", reason),)
-        journey.hops.append(Hop(where, position.gateway, None, lone, packet, None))
-        return _End(Disposition("not-modelled", where, reason))
-    frame = packet.but(src_mac=delivery.src_mac, dst_mac=delivery.dst_mac)
-    steps = (
+    carry.steps.append(
         Step(
             "vpc-owner",
-            f"{packet.dst} is owned by {owner.id} ({owner.device} of {owner.node})",
+            f"{packet.dst} is owned by {owner.id}"
+            + (f" ({owner.device} of {owner.node})" if owner.node else ""),
             decided_by=(
                 Decision("vpc", f"{owner.id} owns {', '.join(map(str, owner.addresses()))}"),
             ),
-        ),
-        Step("security-group", "security groups and NACLs: not evaluated (not modelled yet)"),
+        )
+    )
+    carry.steps.append(
         Step(
             "vpc-deliver",
             f"the subnet router: {delivery.reason}",
             decided_by=(Decision("vpc", delivery.decision),),
-            before=packet,
-            after=frame,
-        ),
+        )
     )
-    journey.hops.append(Hop(where, position.gateway, owner.id, steps, packet, frame))
-    return _Arrive(owner.node, owner.device, frame)
+    return _run_stages(carry, pipeline.ENTERING)

@@ -60,6 +60,8 @@ StepKind = Literal[
     "vpc-deliver",  # layer-2 delivery in a subnet, or via the subnet router
     "security-group",
     "nacl",
+    "flow-log",
+    "host-served",
     "not-modelled",
     "drop",
 ]
@@ -83,6 +85,13 @@ DropCode = Literal[
     "vpc-broadcast",
     "igw-no-public-ip",
     "igw-unknown-public-ip",
+    "sg-ingress",
+    "sg-egress",
+    "nacl-ingress",
+    "nacl-egress",
+    "natgw-own-subnet",
+    "natgw-protocol",
+    "natgw-no-session",
 ]
 DROP_CODES: Mapping[str, str] = {
     "netfilter": "a DROP or REJECT rule, or a chain's DROP policy",
@@ -102,6 +111,13 @@ DROP_CODES: Mapping[str, str] = {
     "vpc-broadcast": "the VPC carries no broadcast or multicast",
     "igw-no-public-ip": "the internet gateway drops a source without a public IPv4 address",
     "igw-unknown-public-ip": "no ENI of the VPC has the destination public IPv4 address",
+    "sg-ingress": "no inbound rule of the receiving ENI's security groups allows it",
+    "sg-egress": "no outbound rule of the sending ENI's security groups allows it",
+    "nacl-ingress": "the destination subnet's network ACL denies it inbound",
+    "nacl-egress": "the source subnet's network ACL denies it outbound",
+    "natgw-own-subnet": "a NAT gateway does not serve clients in its own subnet",
+    "natgw-protocol": "a NAT gateway carries TCP, UDP and ICMP only",
+    "natgw-no-session": "a packet from outside with no NAT gateway session",
 }
 """Why a packet was dropped, as a code the lab can hold the kernel to (`lab verify` reads the
 counter or state that each one leaves behind) and renderers can explain."""
@@ -295,6 +311,27 @@ class RouteAnswer:
     """The ingress device of an input decision (None: a locally generated packet)."""
 
 
+FlowLogAction = Literal["ACCEPT", "REJECT"]
+
+
+@dataclass(frozen=True, slots=True)
+class EniTraffic:
+    """A packet an ENI sent or received, as its VPC flow log records it (vpc-fabric.md §6.1):
+    every ENI a packet leaves or enters writes one record per direction; the internet gateway
+    and the subnet router have no ENI and write none."""
+
+    eni: str
+    direction: Literal["ingress", "egress"]
+    packet: Packet
+    """The headers as they are on that ENI (before the internet gateway's translation, after a
+    NAT gateway's)."""
+    action: FlowLogAction
+    """`REJECT`: a security group or NACL refused it (on the ENI whose traffic it is)."""
+    traffic_path: int | None = None
+    """Egress only: `1` within the VPC, `8` through the internet gateway (Nitro), None on
+    ingress (vpc-fabric.md §6.3)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """One thing that happened to the packet inside a hop."""
@@ -313,6 +350,8 @@ class Step:
     """Values the kernel picks at random in this step (a source NAT's new port or ICMP
     identifier). The walk's value is a reproducible stand-in; the lab treats it as a variable,
     bound to what the kernel chose and held consistent everywhere else it appears."""
+    seen_by: EniTraffic | None = None
+    """For a `flow-log` step: the record the ENI's flow log writes for this packet."""
 
     @property
     def rewrote(self) -> bool:
