@@ -9,7 +9,7 @@ state's. Protocols are IANA numbers (`-1`: all), as the API keeps them, so that 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from typing import Literal
 
@@ -69,9 +69,18 @@ class SecurityGroup:
     id: str
     rules: tuple[SgRule, ...]
     description: str = ""
+    _by_direction: dict[str, tuple[SgRule, ...]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        for direction in ("ingress", "egress"):
+            chosen = tuple(rule for rule in self.rules if rule.direction == direction)
+            self._by_direction[direction] = chosen
 
     def direction(self, direction: Direction) -> tuple[SgRule, ...]:
-        return tuple(rule for rule in self.rules if rule.direction == direction)
+        """The rules of one direction, in order (split once: a group is judged per packet)."""
+        return self._by_direction[direction]
 
 
 @dataclass(frozen=True, slots=True)

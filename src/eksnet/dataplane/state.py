@@ -491,10 +491,10 @@ class VpcState:
         return RouteTable(name, local)
 
     def security_group(self, group_id: str) -> SecurityGroup:
-        for group in self.security_groups:
-            if group.id == group_id:
-                return group
-        raise KeyError(group_id)
+        by_id: dict[str, SecurityGroup] | None = self._index.get("group")
+        if by_id is None:
+            by_id = self._index["group"] = {group.id: group for group in self.security_groups}
+        return by_id[group_id]
 
     def prefix_list(self, list_id: str) -> PrefixList:
         for item in self.prefix_lists:
