@@ -681,7 +681,8 @@ def _arrive(journey: _Journey, position: _Arrive) -> _Outcome:
             steps,
             position.packet,
             None,
-            "TTL exceeded while forwarding",
+            f"TTL exceeded while forwarding: the packet arrived with TTL {packet.ttl}, and "
+            "forwarding takes one (the kernel answers the source with ICMP time exceeded)",
             "ttl",
         )
     packet = packet.but(ttl=packet.ttl - 1)
@@ -1168,7 +1169,7 @@ def _security_groups(
         way = "outbound" if direction == "egress" else "inbound"
         reason = (
             f"security groups {', '.join(eni.security_groups)} of {eni.id}: no {way} rule "
-            f"allows {_sg_phrase(carry.packet)}"
+            f"allows {_sg_phrase(carry.packet)} (missing: {_missing_rule(carry.packet, direction)})"
         )
         carry.steps.append(_flow_log(eni, direction, carry.packet, "REJECT", carry))
         return carry.end(reason, "sg-egress" if direction == "egress" else "sg-ingress", decided)
@@ -1181,6 +1182,17 @@ def _security_groups(
     )
     carry.steps.append(Step("security-group", f"{verdict.text()}; {state}", decided_by=decided))
     return None
+
+
+def _missing_rule(packet: Packet, direction: Literal["ingress", "egress"]) -> str:
+    """The narrowest rule that would have let the packet through, in the console's words."""
+    if packet.proto == "icmp":
+        what = f"icmp type {packet.icmp_type}"
+    else:
+        what = f"{packet.proto} {packet.dport}"
+    if direction == "ingress":
+        return f"an inbound rule {what} from {packet.src}/32"
+    return f"an outbound rule {what} to {packet.dst}/32"
 
 
 def _sg_phrase(packet: Packet) -> str:
@@ -1588,7 +1600,12 @@ def _at_gateway(journey: _Journey, position: _Gateway) -> _Outcome:
             decided_by=decided,
             before=packet,
             after=after,
-            details=(f"TTL {after.ttl} unchanged: the internet gateway is no IP hop",),
+            details=(
+                f"TTL {after.ttl} unchanged: the internet gateway is no IP hop",
+                "MTU 1500 beyond the gateway (9001 inside the VPC, vpc-fabric.md §1.8): the "
+                "walk's first packet fits; larger ones would be fragmented or, with DF, "
+                "answered by the subnet router with ICMP fragmentation needed",
+            ),
         ),
         Step("vpc-deliver", onward, after=after),
     )
