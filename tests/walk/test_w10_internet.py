@@ -276,11 +276,13 @@ def test_w10b_pod_61_leaves_eth0_by_rule_1024_with_source_50() -> None:
     assert walk["reply"]["disposition"]["kind"] == "delivered"
 
 
-def test_tour_ends_with_w10() -> None:
+def test_tour_ends_with_w10_and_its_variants() -> None:
     from eksnet.walk.tour import TOUR
 
-    last = TOUR[-1]
-    assert (last.id, last.src, last.dst, last.dport, last.sport) == ("W10", POD_51, WEB, 443, 41000)
+    w10 = next(walk for walk in TOUR if walk.id == "W10")
+    assert (w10.src, w10.dst, w10.dport, w10.sport, w10.variant) == (POD_51, WEB, 443, 41000, None)
+    assert [walk.id for walk in TOUR][-4:] == ["W10", "W10b", "W10c", "W10d"]
+    assert [walk.variant for walk in TOUR][-2:] == ["nat", "externalSnat"]
 
 
 # --- drops and what is not modelled, on clusters of their own ----------------------------------

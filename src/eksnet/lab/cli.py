@@ -218,9 +218,21 @@ def require_lab_holds(names: LabNames, cluster: str | None) -> lifecycle.RunReco
 
 
 def _tour_walks(state: DataplaneState, wanted: Sequence[str]) -> list[tuple[str, Walk]]:
-    from eksnet.walk.tour import tour_walks
+    """The named walks, or every proven walk of the configuration the lab holds (the spec
+    without a variant); a walk asked in a variant is an error: this lab holds the spec without
+    variants."""
+    from eksnet.walk.tour import PROVEN, in_configuration, tour_walks
 
-    return [(f"{t.id} {t.title}", t.run(state)) for t in tour_walks(wanted)]
+    chosen = tour_walks(wanted) if wanted else list(in_configuration(PROVEN))
+    for tour_walk in chosen:
+        if tour_walk.variant is not None:
+            raise InputError(
+                f"{tour_walk.id} is asked under variant {tour_walk.variant!r}; the lab holds "
+                "the spec without variants",
+                fix="pick walks of that configuration: "
+                + ", ".join(t.id for t in in_configuration(PROVEN)),
+            )
+    return [(f"{t.id} {t.title}", t.run(state)) for t in chosen]
 
 
 def render_verdicts(verdicts: Sequence[Verdict]) -> Table:

@@ -3,7 +3,9 @@
 Each entry is a question (from, to, protocol, ports) and the Linux views the talk shows with it;
 the answers come from the walk engine like any other walk. W3 and W4 go through kube-proxy's
 rules (a ClusterIP, a NodePort); W5–W9 (load balancers, Ingress) come with a later issue; W10,
-the talk's last walk, leaves through the internet gateway.
+the talk's last walk, leaves through the internet gateway, and its variants W10b–d through
+eth1, a NAT gateway and external SNAT (W10c and W10d in the spec's variants `nat` and
+`externalSnat`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ class TourWalk:
     """(target, command) pairs shown before the walk, as the talk's slides show them."""
     again: bool = False
     """Also walk the client's next connection (`walk --again`): session affinity."""
+    variant: str | None = None
+    """The spec's what-if variant the walk is asked in (`walk --variant`), if any: the tour
+    walks it in that configuration's state."""
 
     def run(self, state: DataplaneState, labels: Mapping[str, str] | None = None) -> Walk:
         """The walk's answer from the engine, like `eksnet walk` with these arguments."""
@@ -137,6 +142,38 @@ TOUR: tuple[TourWalk, ...] = (
         proto="tcp",
         sport=41000,
         dport=443,
+    ),
+    TourWalk(
+        id="W10b",
+        title="Pod 61 (eth1) to the internet: rule 1024 sends it out of eth0, SNATed to .50",
+        talk='"VPC CNI SNAT" (46:27–48:08); talk-walks.md W10b',
+        src=POD_61,
+        dst=WEB,
+        proto="tcp",
+        sport=41000,
+        dport=443,
+    ),
+    TourWalk(
+        id="W10c",
+        title="Through a NAT gateway: node SNAT to .50, then the gateway's to 192.168.0.10",
+        talk="talk-walks.md W10c (variant nat: public-a routed to the NAT gateway)",
+        src=POD_51,
+        dst=WEB,
+        proto="tcp",
+        sport=41000,
+        dport=443,
+        variant="nat",
+    ),
+    TourWalk(
+        id="W10d",
+        title="External SNAT: pod 61 leaves eth1 with its own IP, the NAT gateway translates",
+        talk="talk-walks.md W10d (variant externalSnat: AWS_VPC_K8S_CNI_EXTERNALSNAT=true)",
+        src=POD_61,
+        dst=WEB,
+        proto="tcp",
+        sport=41000,
+        dport=443,
+        variant="externalSnat",
     ),
 )
 
@@ -255,12 +292,28 @@ BEYOND_THE_TALK: tuple[TourWalk, ...] = (
         sport=41000,
         dport=30080,
     ),
+    TourWalk(
+        id="X12",
+        title="A pod asks IMDS for a token: the answer (TTL = hop limit 1) dies at the node",
+        talk="not in the talk: why pods cannot get IMDSv2 tokens (vpc-fabric.md §8.4)",
+        src=POD_51,
+        dst="ip/169.254.169.254",
+        proto="tcp",
+        sport=41000,
+        dport=80,
+    ),
 )
 """Walks the lab proves besides the talk's: other paths (across AZs, from a node), other
 protocols, and a drop, so `lab verify` and `tour --lab` hold the kernel to more than one shape."""
 
 PROVEN: tuple[TourWalk, ...] = TOUR + BEYOND_THE_TALK
 """What `lab verify` and `tour --lab` send by default."""
+
+
+def in_configuration(walks: Sequence[TourWalk], variant: str | None = None) -> tuple[TourWalk, ...]:
+    """The walks asked in this configuration of the spec (no variant, or `variant`): what a lab
+    built from that configuration can prove."""
+    return tuple(walk for walk in walks if walk.variant == variant)
 
 
 def tour_walks(ids: Sequence[str] | None, among: tuple[TourWalk, ...] = PROVEN) -> list[TourWalk]:
