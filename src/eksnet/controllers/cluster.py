@@ -175,18 +175,24 @@ def vpc_state(cluster: Cluster) -> VpcState:
         network_acls=vpc_filters.network_acls(cluster),
         prefix_lists=vpc_filters.prefix_lists(cluster),
         nat_gateways=gateways,
-        instances=tuple(
-            Instance(
-                node.name,
-                node.instance_id,
-                http_tokens=(node.imds or cluster.node_defaults.imds).http_tokens,
-                hop_limit=(node.imds or cluster.node_defaults.imds).hop_limit,
-            )
-            for node in cluster.nodes
-        ),
+        instances=tuple(_instance(cluster, node) for node in cluster.nodes),
         account_id=cluster.account_id,
         region=cluster.region,
         flow_log_format=cluster.vpc.flow_logs.format,
+    )
+
+
+def _instance(cluster: Cluster, node: NodeSpec) -> Instance:
+    """The node's instance: its IMDS options are `nodeDefaults.imds` with what the node sets
+    itself on top, field by field."""
+    options = cluster.node_defaults.imds.model_dump()
+    if node.imds is not None:
+        options.update(node.imds.model_dump(include=node.imds.model_fields_set))
+    return Instance(
+        node.name,
+        node.instance_id,
+        http_tokens=options["http_tokens"],
+        hop_limit=options["hop_limit"],
     )
 
 
