@@ -179,3 +179,30 @@ def test_vpc_route_state_blackhole_for_the_missing_nat_gateway() -> None:
     table = build_state(parse_cluster(DEMO, SOURCE)).vpc.route_table("rtb-private-a")
     route = next(r for r in table.routes if r.destination == IPv4Network("0.0.0.0/0"))
     assert route.state == "blackhole"
+
+
+@pytest.mark.parametrize(
+    "eip, says",
+    [
+        ("{privateIp: 192.168.1.99, publicIp: 192.0.2.61}", "not one of its private IPs"),
+        ("{privateIp: 192.168.1.61, publicIp: 192.168.9.9}", "inside the VPC"),
+        ("{privateIp: 192.168.1.61, publicIp: 192.0.2.50}", "used twice"),
+    ],
+)
+def test_a_bad_elastic_ip_is_named_on_its_line(eip: str, says: str) -> None:
+    text = edit(
+        "primaryIp: 192.168.1.60, secondaryIps: [192.168.1.61], securityGroups: [sg-cluster]}",
+        "primaryIp: 192.168.1.60, secondaryIps: [192.168.1.61], securityGroups: [sg-cluster],\n"
+        f"         elasticIps: [{eip}]}}",
+    )
+    error = error_of(text)
+    assert error.line == line_of(text, "elasticIps") and says in str(error), str(error)
+
+
+def test_an_elastic_ip_on_the_auto_assigned_address_is_refused() -> None:
+    text = edit(
+        "primaryIp: 192.168.1.50, secondaryIps: [192.168.1.51], securityGroups: [sg-cluster]}",
+        "primaryIp: 192.168.1.50, secondaryIps: [192.168.1.51], securityGroups: [sg-cluster],\n"
+        "         elasticIps: [{privateIp: 192.168.1.50, publicIp: 192.0.2.150}]}",
+    )
+    assert "EC2 releases the first for the second" in str(error_of(text))

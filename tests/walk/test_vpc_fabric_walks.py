@@ -279,3 +279,24 @@ def test_the_nat_gateway_drops_what_comes_from_outside_without_a_session() -> No
     end = walk["disposition"]
     assert (end["kind"], end["code"]) == ("dropped", "natgw-no-session")
     assert end["where"]["name"] == NAT_GW
+
+
+def test_an_elastic_ip_on_a_secondary_ip_takes_a_pod_out_with_external_snat(tmp_path: Path) -> None:
+    # vpc-fabric.md §4: an EIP may sit on any private IP of any ENI; with external SNAT pod 61
+    # leaves eth1 with its own IP, and the internet gateway maps it to the EIP.
+    spec = spec_with(
+        tmp_path,
+        (
+            'env: {AWS_VPC_K8S_CNI_EXTERNALSNAT: "false"}',
+            'env: {AWS_VPC_K8S_CNI_EXTERNALSNAT: "true"}',
+        ),
+        (
+            "primaryIp: 192.168.1.60, secondaryIps: [192.168.1.61], securityGroups: [sg-cluster]}",
+            "primaryIp: 192.168.1.60, secondaryIps: [192.168.1.61], securityGroups: [sg-cluster],\n"
+            "         elasticIps: [{privateIp: 192.168.1.61, publicIp: 192.0.2.61}]}",
+        ),
+    )
+    walk = walk_json(POD_61, WEB, "--port", "443", "--cluster", spec)
+    assert walk["disposition"]["kind"] == "delivered"
+    assert hop_named(walk, "web")["packet_in"]["src"] == "192.0.2.61"
+    assert walk["reply"]["disposition"]["kind"] == "delivered"

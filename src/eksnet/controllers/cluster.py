@@ -316,7 +316,8 @@ def _target_exists(cluster: Cluster, target: str) -> bool:
 
 def public_ips(cluster: Cluster) -> tuple[PublicIp, ...]:
     """A node's `publicIp` on the primary private IP of its primary ENI (device 0): where EC2
-    puts an auto-assigned public IPv4 (vpc-fabric.md §4)."""
+    puts an auto-assigned public IPv4 (vpc-fabric.md §4); then every elastic IP on the private
+    address it was associated with."""
     found: list[PublicIp] = []
     for index, node in enumerate(cluster.nodes):
         if node.public_ip is None:
@@ -341,6 +342,12 @@ def public_ips(cluster: Cluster) -> tuple[PublicIp, ...]:
                 path=("nodes", index, "publicIp"),
             )
         found.append(PublicIp(primary.primary_ip, node.public_ip, primary.id))
+    found += [
+        PublicIp(eip.private_ip, eip.public_ip, eni.id)
+        for node in cluster.nodes
+        for eni in node.enis
+        for eip in eni.elastic_ips
+    ]
     return tuple(found)
 
 
@@ -349,6 +356,9 @@ def external_hosts(cluster: Cluster) -> tuple[ExternalHost, ...]:
     VPC's own public IPs (those lead back in through the internet gateway)."""
     hosts: list[ExternalHost] = []
     publics = {node.public_ip for node in cluster.nodes if node.public_ip is not None}
+    publics |= {
+        eip.public_ip for node in cluster.nodes for eni in node.enis for eip in eni.elastic_ips
+    }
     for index, host in enumerate(cluster.external_hosts):
         path = ("externalHosts", index)
         problem = None

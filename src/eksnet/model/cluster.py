@@ -523,6 +523,11 @@ class NodeDefaults(Spec):
     """The instances' metadata options, unless a node says otherwise."""
 
 
+class ElasticIpSpec(Spec):
+    private_ip: IPv4
+    public_ip: IPv4
+
+
 class EniSpec(Spec):
     linux: IfName
     ifindex: Ifindex
@@ -536,6 +541,9 @@ class EniSpec(Spec):
     security_groups: list[Name] = Field(default_factory=list)
     subnet: Name | None = None
     """Defaults to the node's subnet (custom networking puts ENIs elsewhere)."""
+    elastic_ips: list[ElasticIpSpec] = Field(default_factory=list)
+    """Elastic IPs associated with private addresses of this ENI (any of them, secondary ones
+    too: vpc-fabric.md §4)."""
 
 
 class NodeSpec(Spec):

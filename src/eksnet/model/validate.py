@@ -173,12 +173,56 @@ def _check_nodes(
                 )
             _check_eni_groups(document, eni, eni_path, groups)
             _check_eni_addresses(cluster, document, node, eni, eni_path, owners)
+            _check_elastic_ips(cluster, document, node, eni, eni_path, public_ips)
     for index, gateway in enumerate(cluster.vpc.nat_gateways):
         if gateway.public_ip is not None:
             _claim_public_ip(
                 document, gateway.public_ip, ("vpc", "natGateways", index, "publicIp"), public_ips
             )
     return owners
+
+
+def _check_elastic_ips(
+    cluster: Cluster,
+    document: SourceDocument,
+    node: NodeSpec,
+    eni: EniSpec,
+    path: Path,
+    public_ips: dict[IPv4Address, Path],
+) -> None:
+    """An EIP sits on an address of its ENI, one per address, outside the VPC; the node's
+    auto-assigned public IP is released when an EIP goes on the primary ENI's primary IP
+    (vpc-fabric.md §4), so a spec cannot have both."""
+    taken: set[IPv4Address] = set()
+    for index, eip in enumerate(eni.elastic_ips):
+        where: Path = (*path, "elasticIps", index)
+        if eip.private_ip != eni.primary_ip and eip.private_ip not in eni.secondary_ips:
+            raise document.error(
+                (*where, "privateIp"),
+                f"ENI {eni.id}: {eip.private_ip} is not one of its private IPs",
+                fix="associate the elastic IP with the ENI's primary or a secondary IP",
+            )
+        if eip.private_ip in taken:
+            raise document.error(
+                (*where, "privateIp"),
+                f"ENI {eni.id}: {eip.private_ip} has two elastic IPs",
+                fix="one public IPv4 per private address",
+            )
+        taken.add(eip.private_ip)
+        if any(eip.public_ip in cidr for cidr in cluster.vpc.cidrs):
+            raise document.error(
+                (*where, "publicIp"),
+                f"elastic IP {eip.public_ip} is inside the VPC",
+                fix="an elastic IP comes from outside the VPC's CIDRs",
+            )
+        if node.public_ip is not None and eni.device == 0 and eip.private_ip == eni.primary_ip:
+            raise document.error(
+                where,
+                f"node {node.name} has an auto-assigned public IP {node.public_ip} and an elastic "
+                f"IP on the same address {eip.private_ip}; EC2 releases the first for the second",
+                fix="keep one: drop the node's publicIp or this elastic IP",
+            )
+        _claim_public_ip(document, eip.public_ip, (*where, "publicIp"), public_ips)
 
 
 def _claim_public_ip(
