@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from rich.console import Console
     from typer._click.exceptions import ClickException
 
+    from eksnet.dataplane.flow_log_format import FlowLogFormat
+    from eksnet.dataplane.state import VpcState
     from eksnet.state_cache import Built
     from eksnet.walk.model import Walk
     from eksnet.walk.tour import TourWalk
@@ -215,17 +217,33 @@ def _console() -> "Console":
     return Console(highlight=False, soft_wrap=True)
 
 
-def _print_walk(result: "Walk", *, as_json: bool, verbose: bool) -> None:
+def _print_walk(
+    result: "Walk",
+    *,
+    as_json: bool,
+    verbose: bool,
+    flow_logs: "FlowLogFormat | None" = None,
+    vpc: "VpcState | None" = None,
+) -> None:
     if as_json:
         import json
 
         from eksnet.render.walk_json import walk_document
 
-        sys.stdout.write(json.dumps(walk_document(result), indent=2, ensure_ascii=False) + "\n")
+        document = walk_document(result)
+        if flow_logs is not None and vpc is not None:
+            from eksnet.render.flow_logs import document as flow_log_document
+
+            document["flowLogs"] = flow_log_document(result, vpc, flow_logs)
+        sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
         return
     from eksnet.render.walk_text import walk_renderable
 
     _console().print(walk_renderable(result, verbose=verbose))
+    if flow_logs is not None and vpc is not None:
+        from eksnet.render.flow_logs import text as flow_log_text
+
+        sys.stdout.write("\n" + flow_log_text(result, vpc, flow_logs))
 
 
 def _print_conntrack(result: "Walk") -> None:
@@ -393,13 +411,30 @@ def build_app() -> "typer.Typer":
                 "later), with the state the first left: ClientIP session affinity sticks.",
             ),
         ] = False,
+        flow_logs: Annotated[
+            bool,
+            typer.Option(
+                "--flow-logs",
+                help="Then the VPC flow-log records every ENI on the way writes.",
+            ),
+        ] = False,
+        log_format: Annotated[
+            str | None,
+            typer.Option(
+                "--format",
+                metavar="FORMAT",
+                help="The flow-log format ('${version} ${srcaddr} …'; default: the spec's).",
+            ),
+        ] = None,
     ) -> None:
         """Walk a packet from SRC to DST, forward and back."""
 
         def body() -> None:
-            from eksnet.errors import NotModelled
+            from eksnet.errors import InputError, NotModelled
             from eksnet.walk.engine import walk as run_walk
 
+            if log_format is not None and not flow_logs:
+                raise InputError("--format is the flow logs' format", fix="add --flow-logs")
             loaded = load(cluster, variant)
             result = run_walk(
                 loaded.state,
@@ -418,7 +453,14 @@ def build_app() -> "typer.Typer":
                 label, result = result.leaf_at(random.Random(seed).random())
                 if not as_json:
                     _console().print(f"[dim]seed {seed} picks the branch {label}[/dim]")
-            _print_walk(result, as_json=as_json, verbose=verbose)
+            fmt = None
+            if flow_logs:
+                from eksnet.dataplane.flow_log_format import parse_format
+
+                fmt = parse_format(log_format or loaded.state.vpc.flow_log_format)
+            _print_walk(
+                result, as_json=as_json, verbose=verbose, flow_logs=fmt, vpc=loaded.state.vpc
+            )
             if show_conntrack and not as_json:
                 _print_conntrack(result)
             missing = _not_modelled(result)

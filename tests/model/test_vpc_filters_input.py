@@ -206,3 +206,9 @@ def test_an_elastic_ip_on_the_auto_assigned_address_is_refused() -> None:
         "         elasticIps: [{privateIp: 192.168.1.50, publicIp: 192.0.2.150}]}",
     )
     assert "EC2 releases the first for the second" in str(error_of(text))
+
+
+def test_a_bad_flow_log_format_in_the_spec_names_its_line() -> None:
+    text = edit("${log-status} ${pkt-srcaddr}", "${log-status} ${pkt-srcadr}")
+    error = error_of(text)
+    assert error.line == line_of(text, "${pkt-srcadr}") and "did you mean pkt-srcaddr" in str(error)

@@ -26,6 +26,7 @@ from eksnet.controllers.cni_plugin import (
 )
 from eksnet.controllers.iptables_text import Tables
 from eksnet.controllers.vpc_cni_version import CniFeatures, CniSettings, features, settings
+from eksnet.dataplane.flow_log_format import parse_format
 from eksnet.dataplane.state import (
     DEFAULT_RULES,
     LOCAL_TARGET,
@@ -178,8 +179,21 @@ def vpc_state(cluster: Cluster) -> VpcState:
         instances=tuple(_instance(cluster, node) for node in cluster.nodes),
         account_id=cluster.account_id,
         region=cluster.region,
-        flow_log_format=cluster.vpc.flow_logs.format,
+        flow_log_format=_flow_log_format(cluster),
     )
+
+
+def _flow_log_format(cluster: Cluster) -> str | None:
+    """The spec's flow-log format, checked as AWS checks a `LogFormat` (a field after version 5
+    is only reported when records are asked for)."""
+    text = cluster.vpc.flow_logs.format
+    try:
+        parse_format(text)
+    except InputError as error:
+        raise InputError(error.message, fix=error.fix, path=("vpc", "flowLogs", "format")) from None
+    except NotModelled:
+        pass
+    return text
 
 
 def _instance(cluster: Cluster, node: NodeSpec) -> Instance:
