@@ -15,7 +15,8 @@ Start-up time is part of the interface (`eksnet exec` runs in loops and in talks
   rich and markdown-it, about 65 ms, as much again as the rest of `eksnet --help`;
 * `eksnet lab` is a stand-in in the command list that imports `eksnet.lab.cli` only when a lab
   command actually runs;
-* `main()` answers a plainly well-formed `eksnet exec TARGET [--cluster F] [--variant V] -- CMD`
+* `main()` answers a plainly well-formed `eksnet exec TARGET [--cluster F] [--variant V]
+  [--set K=V]… -- CMD`
   without typer (`plain_exec`): typer and the click it vendors add about 50 ms to `exec`
   (a sixth of it, measured side by side) for a command line that needs no parser to read.
   Anything less plain (`--help`, a missing argument, an unknown option) goes to typer, and
@@ -83,12 +84,14 @@ def guarded(action: Callable[[], T]) -> T:
         raise typer.Exit(error.exit_code) from None
 
 
-def load(cluster_file: Path | None, variant: str | None = None) -> "Built":
+def load(
+    cluster_file: Path | None, variant: str | None = None, overrides: Sequence[str] = ()
+) -> "Built":
     """The cluster's data-plane state and the names the talk gives its nodes and pods, from
     the state cache when it holds this spec (`state_cache`: loading means pydantic)."""
     from eksnet.state_cache import load_built
 
-    return load_built(cluster_file, variant)
+    return load_built(cluster_file, variant, overrides)
 
 
 # --- exec ----------------------------------------------------------------------------------------
@@ -126,13 +129,19 @@ def read_input(name: str) -> str:
     return data.decode("utf-8", errors="surrogateescape")
 
 
-def run_exec(target: str, command: Sequence[str], cluster: Path | None, variant: str | None) -> int:
+def run_exec(
+    target: str,
+    command: Sequence[str],
+    cluster: Path | None,
+    variant: str | None,
+    overrides: Sequence[str] = (),
+) -> int:
     """`eksnet exec`: the simulated tool's stdout, stderr and exit status, as on the real host.
     Only the modules the command needs load; the state comes from the cache when it can."""
     from eksnet.dataplane.targets import parse_target, resolve_namespace
     from eksnet.render.exec import execute
 
-    state = load(cluster, variant).state
+    state = load(cluster, variant, overrides).state
     namespace = resolve_namespace(state, parse_target(target))
     result = execute(state, namespace, command, read_input)
     sys.stdout.write(result.stdout)
@@ -148,16 +157,19 @@ class ExecLine:
     command: list[str]
     cluster: Path | None = None
     variant: str | None = None
+    overrides: tuple[str, ...] = ()
 
 
 def plain_exec(args: Sequence[str]) -> ExecLine | None:
-    """`exec TARGET [--cluster F] [--variant V] [--] CMD...` when it can be read without doubt,
+    """`exec TARGET [--cluster F] [--variant V] [--set K=V]… [--] CMD...` when it can be read
+    without doubt,
     exactly as typer reads it; None for anything else (typer then reads it, and reports what is
     wrong). Before `--`, any other word starting with `-` makes it not plain: typer passes
     unknown options through to CMD, and that is its call to make."""
     if not args or args[0] != "exec":
         return None
     options: dict[str, str] = {}
+    overrides: list[str] = []
     positional: list[str] = []
     words = list(args[1:])
     while words:
@@ -166,12 +178,15 @@ def plain_exec(args: Sequence[str]) -> ExecLine | None:
             positional += words
             break
         name, equals, value = word.partition("=")
-        if name in ("--cluster", "--variant"):
+        if name in ("--cluster", "--variant", "--set"):
             if not equals:
                 if not words:
                     return None
                 value = words.pop(0)
-            options[name] = value
+            if name == "--set":
+                overrides.append(value)
+            else:
+                options[name] = value
         elif word.startswith("-"):
             return None
         else:
@@ -184,6 +199,7 @@ def plain_exec(args: Sequence[str]) -> ExecLine | None:
         positional[1:],
         Path(cluster) if cluster is not None else None,
         options.get("--variant"),
+        tuple(overrides),
     )
 
 
@@ -192,7 +208,7 @@ def exec_fast(line: ExecLine) -> int:
     from eksnet.errors import EksnetError
 
     try:
-        return run_exec(line.target, line.command, line.cluster, line.variant)
+        return run_exec(line.target, line.command, line.cluster, line.variant, line.overrides)
     except EksnetError as error:
         say(error.one_line())
         return error.exit_code
@@ -284,6 +300,7 @@ def _tour_with_lab(
     selected: "list[TourWalk]",
     verbose: bool,
     cluster: Path | None,
+    settings: tuple[str, ...] = (),
 ) -> bool:
     """Each walk, then the kernel's verdict on it; builds a temporary lab when none is up, and
     refuses a lab that holds another cluster than the one walked."""
@@ -295,11 +312,18 @@ def _tour_with_lab(
     temporary = not lifecycle.lab_netns(names)
     source = str(cluster) if cluster is not None else None
     if not temporary:
-        require_lab_holds(names, source)
+        record = require_lab_holds(names, source)
+        if (record.variant, record.overrides) != (None, settings):
+            from eksnet.errors import InputError
+
+            raise InputError(
+                f"the lab up holds {record.configuration()}",
+                fix="run the tour with the same --set, or `eksnet lab down` first",
+            )
     try:
         if temporary:
             console.print("[dim]lab: building the cluster in network namespaces…[/dim]")
-            lifecycle.up(loaded.state, names, cluster=source)
+            lifecycle.up(loaded.state, names, cluster=source, overrides=settings)
             lifecycle.settle(names)
         agreed = True
         for tour_walk in selected:
@@ -366,6 +390,12 @@ def build_app() -> "typer.Typer":
         "--cluster", help="Cluster spec YAML (default: the built-in demo `talk`)."
     )
     variant_option = typer.Option("--variant", help="A what-if variant declared in the spec.")
+    set_option = typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="Override one setting of the spec (repeatable), e.g. "
+        "--set nodeDefaults.imds.hopLimit=2.",
+    )
 
     @app.command("walk")
     def walk_command(
@@ -388,6 +418,7 @@ def build_app() -> "typer.Typer":
         proto: Annotated[Protocol, typer.Option("--proto", help="tcp, udp, sctp or icmp.")] = "tcp",
         cluster: Annotated[Path | None, cluster_option] = None,
         variant: Annotated[str | None, variant_option] = None,
+        overrides: Annotated[list[str] | None, set_option] = None,
         as_json: Annotated[bool, typer.Option("--json", help="The walk as JSON.")] = False,
         verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Every step.")] = False,
         no_return: Annotated[bool, typer.Option("--no-return", help="Forward only.")] = False,
@@ -435,7 +466,7 @@ def build_app() -> "typer.Typer":
 
             if log_format is not None and not flow_logs:
                 raise InputError("--format is the flow logs' format", fix="add --flow-logs")
-            loaded = load(cluster, variant)
+            loaded = load(cluster, variant, overrides or ())
             result = run_walk(
                 loaded.state,
                 src,
@@ -481,17 +512,19 @@ def build_app() -> "typer.Typer":
         command: Annotated[list[str], typer.Argument(metavar="CMD", help="The command, after --.")],
         cluster: Annotated[Path | None, cluster_option] = None,
         variant: Annotated[str | None, variant_option] = None,
+        overrides: Annotated[list[str] | None, set_option] = None,
     ) -> None:
         """Print what CMD prints in TARGET's namespace, from the simulated state.
 
         A failing command prints the real tool's error and exits with its status."""
-        status = guarded(lambda: run_exec(target, command, cluster, variant))
+        status = guarded(lambda: run_exec(target, command, cluster, variant, overrides or ()))
         if status:
             raise typer.Exit(status)
 
     @app.command("tour")
     def tour_command(
         cluster: Annotated[Path | None, cluster_option] = None,
+        overrides: Annotated[list[str] | None, set_option] = None,
         verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Every step.")] = False,
         lab: Annotated[
             bool, typer.Option("--lab", help="Prove each walk on the real kernel (root).")
@@ -504,17 +537,34 @@ def build_app() -> "typer.Typer":
         kernel, together with the walks beyond the talk (X1–X5); --walk picks any of them."""
 
         def body() -> None:
-            from eksnet.walk.tour import TOUR, tour_walks
+            from eksnet.walk.tour import PROVEN, TOUR, in_configuration, tour_walks
 
-            selected = tour_walks(only) if (only or lab) else list(TOUR)
-            loaded = load(cluster)
+            settings = tuple(overrides or ())
+            if only:
+                selected = tour_walks(only)
+            elif lab:
+                selected = list(in_configuration(PROVEN))
+            else:
+                selected = list(TOUR)
+            asked = [t.id for t in selected if t.variant is not None]
+            if lab and asked:
+                from eksnet.errors import InputError
+
+                raise InputError(
+                    f"{', '.join(asked)}: asked under a variant of the spec; the lab proves "
+                    "the spec without variants",
+                    fix="pick walks of that configuration, or walk these without --lab",
+                )
+            loaded = load(cluster, None, settings)
             console = _console()
             if lab:
-                if not _tour_with_lab(console, loaded, selected, verbose, cluster):
+                if not _tour_with_lab(console, loaded, selected, verbose, cluster, settings):
                     raise typer.Exit(1)
                 return
             for tour_walk in selected:
-                _tour_walk(console, loaded, tour_walk, verbose)
+                # A walk asked in one of the spec's variants is walked in that configuration.
+                state = load(cluster, tour_walk.variant, settings) if tour_walk.variant else loaded
+                _tour_walk(console, state, tour_walk, verbose)
 
         guarded(body)
 

@@ -26,6 +26,7 @@ import os
 import pickle
 import stat
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,27 +49,28 @@ class Built:
     labels: dict[str, str]
 
 
-def load_built(path: Path | None, variant: str | None) -> Built:
-    """The state of the spec at `path` (None: the built-in demo) under `variant`, from the cache
-    when it holds this spec, variant and code, else loaded, built and remembered."""
-    key = _key(path, variant)
+def load_built(path: Path | None, variant: str | None, overrides: Sequence[str] = ()) -> Built:
+    """The state of the spec at `path` (None: the built-in demo) under `variant` and the
+    `--set` overrides, from the cache when it holds this spec, configuration and code, else
+    loaded, built and remembered."""
+    key = _key(path, variant, tuple(overrides))
     directory = _directory() if key is not None else None
     if directory is not None and key is not None:
         found = _read(directory / f"{key}.pickle")
         if found is not None:
             return found
-    built = build(path, variant)
+    built = build(path, variant, overrides)
     if directory is not None and key is not None:
         _write(directory, key, built)
     return built
 
 
-def build(path: Path | None, variant: str | None) -> Built:
+def build(path: Path | None, variant: str | None, overrides: Sequence[str] = ()) -> Built:
     """Load, validate and build, without the cache."""
     from eksnet.controllers import build_state
     from eksnet.model import load_cluster
 
-    cluster = load_cluster(path, variant=variant)
+    cluster = load_cluster(path, variant=variant, overrides=overrides)
     state = build_state(cluster)
     labels: dict[str, str] = {}
     for node in cluster.nodes:
@@ -80,14 +82,21 @@ def build(path: Path | None, variant: str | None) -> Built:
     return Built(state, labels)
 
 
-def _key(path: Path | None, variant: str | None) -> str | None:
+def _key(path: Path | None, variant: str | None, overrides: tuple[str, ...] = ()) -> str | None:
     if os.environ.get(CACHE_ENV, "").lower() in ("off", "0", "no", "false"):
         return None
     spec = _spec_bytes(path)
     if spec is None:
         return None
     digest = hashlib.sha256()
-    for part in (_code_fingerprint(), sys.version.encode(), (variant or "").encode(), spec):
+    settings = "\0".join(overrides).encode("utf-8", "surrogateescape")
+    for part in (
+        _code_fingerprint(),
+        sys.version.encode(),
+        (variant or "").encode(),
+        settings,
+        spec,
+    ):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()

@@ -49,12 +49,15 @@ __all__ = [
 ]
 
 
-def load_state(cluster: str | None) -> DataplaneState:
-    """The state of a cluster file (None: the demo `talk`), via the lead's model and controllers."""
+def load_state(
+    cluster: str | None, variant: str | None = None, overrides: Sequence[str] = ()
+) -> DataplaneState:
+    """The state of a cluster file (None: the demo `talk`) under a variant and `--set`
+    overrides, via the model and controllers."""
     from eksnet.controllers import build_state
     from eksnet.model import load_cluster
 
-    return build_state(load_cluster(cluster))
+    return build_state(load_cluster(cluster, variant=variant, overrides=overrides))
 
 
 class _RichProgress(Progress):
@@ -93,14 +96,31 @@ def up(
     cluster: str | None = typer.Option(
         None, "--cluster", help="cluster file (default: the demo `talk`)"
     ),
+    variant: str | None = typer.Option(
+        None, "--variant", help="a what-if variant declared in the spec"
+    ),
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", metavar="KEY=VALUE", help="override one setting of the spec (repeatable)"
+        ),
+    ] = None,
 ) -> None:
     """Build the lab: one namespace per node and pod, the VPC fabric, the whole state."""
     names = LabNames.from_env()
+    settings = tuple(overrides or ())
     try:
-        state = load_state(cluster)
+        state = load_state(cluster, variant, settings)
         with _progress() as bar:
             report = _RichProgress(bar)
-            timings = lifecycle.up(state, names, cluster=cluster, progress=report)
+            timings = lifecycle.up(
+                state,
+                names,
+                cluster=cluster,
+                variant=variant,
+                overrides=settings,
+                progress=report,
+            )
             settle = lifecycle.settle(names, progress=report)
     except KeyboardInterrupt:
         lifecycle.down(names)
@@ -133,8 +153,8 @@ def status() -> None:
     cluster = "—"
     try:
         record = lifecycle.read_run_file(names)
-        cluster = record.cluster or "demo (talk)"
-        state = load_state(record.cluster)
+        cluster = record.configuration()
+        state = load_state(record.cluster, record.variant, record.overrides)
     except LabError:
         pass
     rows = lifecycle.status(names, state)
@@ -217,20 +237,23 @@ def require_lab_holds(names: LabNames, cluster: str | None) -> lifecycle.RunReco
     return record
 
 
-def _tour_walks(state: DataplaneState, wanted: Sequence[str]) -> list[tuple[str, Walk]]:
-    """The named walks, or every proven walk of the configuration the lab holds (the spec
-    without a variant); a walk asked in a variant is an error: this lab holds the spec without
-    variants."""
+def _tour_walks(
+    state: DataplaneState, wanted: Sequence[str], variant: str | None = None
+) -> list[tuple[str, Walk]]:
+    """The named walks, or every proven walk of the configuration the lab holds; a walk
+    asked in another variant is an error: the lab's kernel holds one configuration."""
     from eksnet.walk.tour import PROVEN, in_configuration, tour_walks
 
-    chosen = tour_walks(wanted) if wanted else list(in_configuration(PROVEN))
+    chosen = tour_walks(wanted) if wanted else list(in_configuration(PROVEN, variant))
     for tour_walk in chosen:
-        if tour_walk.variant is not None:
+        if tour_walk.variant != variant:
+            held = f"variant {variant!r}" if variant else "the spec without variants"
             raise InputError(
-                f"{tour_walk.id} is asked under variant {tour_walk.variant!r}; the lab holds "
-                "the spec without variants",
+                f"{tour_walk.id} is asked under "
+                + (f"variant {tour_walk.variant!r}" if tour_walk.variant else "no variant")
+                + f"; the lab holds {held}",
                 fix="pick walks of that configuration: "
-                + ", ".join(t.id for t in in_configuration(PROVEN)),
+                + ", ".join(t.id for t in in_configuration(PROVEN, variant)),
             )
     return [(f"{t.id} {t.title}", t.run(state)) for t in chosen]
 
@@ -281,8 +304,16 @@ def verify(
     cluster: str | None = typer.Option(
         None, "--cluster", help="cluster file; builds a temporary lab when none is up"
     ),
+    variant: str | None = typer.Option(
+        None, "--variant", help="with a temporary lab: build it under this variant"
+    ),
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="with a temporary lab: override a setting"),
+    ] = None,
 ) -> None:
     """Send each walk's packets for real and compare with the simulator, forward and return."""
+    settings = tuple(overrides or ())
     names = LabNames.from_env()
     wanted = list(walks or [])
     pair = len(wanted) == 2 and all("/" in w for w in wanted)
@@ -296,18 +327,35 @@ def verify(
     temporary = False
     try:
         if not lifecycle.lab_netns(names):
-            state = load_state(cluster)
+            state = load_state(cluster, variant, settings)
             with _progress() as bar:
-                lifecycle.up(state, names, cluster=cluster, progress=_RichProgress(bar))
+                lifecycle.up(
+                    state,
+                    names,
+                    cluster=cluster,
+                    variant=variant,
+                    overrides=settings,
+                    progress=_RichProgress(bar),
+                )
                 lifecycle.settle(names)
             temporary = True
+            held: tuple[str | None, tuple[str, ...]] = (variant, settings)
         else:
             record = (
                 require_lab_holds(names, cluster)
                 if cluster is not None
                 else lifecycle.read_run_file(names)
             )
-            state = load_state(record.cluster)
+            if (variant is not None or settings) and (variant, settings) != (
+                record.variant,
+                record.overrides,
+            ):
+                raise InputError(
+                    f"the lab up holds {record.configuration()}",
+                    fix="verify the lab as it is, or `eksnet lab down` and build it again",
+                )
+            state = load_state(record.cluster, record.variant, record.overrides)
+            held = (record.variant, record.overrides)
         if len(wanted) == 2 and all("/" in w for w in wanted):
             from eksnet.walk.engine import walk as simulate
 
@@ -325,7 +373,7 @@ def verify(
                 )
             ]
         else:
-            selected = _tour_walks(state, wanted)
+            selected = _tour_walks(state, wanted, held[0])
         verdicts = verify_walks(state, selected, names)
     except KeyboardInterrupt:
         console.print("eksnet: interrupted", soft_wrap=True)

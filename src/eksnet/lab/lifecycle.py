@@ -86,6 +86,8 @@ def up(
     names: LabNames,
     *,
     cluster: str | None = None,
+    variant: str | None = None,
+    overrides: tuple[str, ...] = (),
     progress: Progress | None = None,
     keep_on_error: bool = False,
 ) -> Timings:
@@ -109,7 +111,7 @@ def up(
         )
     timings = Timings()
     checkpoint("planned")
-    write_run_file(names, plan, cluster)
+    write_run_file(names, plan, cluster, variant, overrides)
     try:
         with _sigterm_as_interrupt():
             apply_plan(plan, report, timings)
@@ -385,8 +387,15 @@ def planned_netns(plan: LabPlan) -> tuple[str, ...]:
     return plan.netns_names()
 
 
-def write_run_file(names: LabNames, plan: LabPlan, cluster: str | None = None) -> None:
-    """Record the lab's exact namespaces (and cluster) before any of them exists. Written to a
+def write_run_file(
+    names: LabNames,
+    plan: LabPlan,
+    cluster: str | None = None,
+    variant: str | None = None,
+    overrides: tuple[str, ...] = (),
+) -> None:
+    """Record the lab's exact namespaces (and cluster: its file, variant and `--set`
+    overrides) before any of them exists. Written to a
     temporary file and renamed, so a crash leaves either no run file or a whole one, never a
     truncated file whose claim would be lost. Public for tests that build a plan by hand and
     must claim its names like `up` does."""
@@ -394,6 +403,8 @@ def write_run_file(names: LabNames, plan: LabPlan, cluster: str | None = None) -
     record = {
         "prefix": names.prefix,
         "cluster": os.path.abspath(cluster) if cluster else None,
+        "variant": variant,
+        "overrides": list(overrides),
         "created": time.time(),
         "namespaces": {
             ns.state_name: ns.netns
@@ -424,6 +435,16 @@ class RunRecord:
     cluster: str | None
     namespaces: dict[str, str]
     fabric: str
+    variant: str | None = None
+    overrides: tuple[str, ...] = ()
+
+    def configuration(self) -> str:
+        """The cluster the lab holds, in words: file (or the demo), variant, overrides."""
+        words = [self.cluster or "the demo"]
+        if self.variant is not None:
+            words.append(f"variant {self.variant}")
+        words += [f"--set {item}" for item in self.overrides]
+        return " ".join(words)
 
     @property
     def recorded(self) -> tuple[str, ...]:
@@ -445,7 +466,13 @@ def _load(path: str) -> RunRecord:
     values = [prefix, fabric, *namespaces, *namespaces.values()]
     if not all(isinstance(v, str) for v in values) or not isinstance(cluster, str | None):
         raise LabError(f"{path}: not a lab run file")
-    return RunRecord(prefix, cluster, namespaces, fabric)
+    variant = record.get("variant")
+    overrides = record.get("overrides", [])
+    if not isinstance(variant, str | None) or not isinstance(overrides, list):
+        raise LabError(f"{path}: not a lab run file")
+    if not all(isinstance(item, str) for item in overrides):
+        raise LabError(f"{path}: not a lab run file")
+    return RunRecord(prefix, cluster, namespaces, fabric, variant, tuple(overrides))
 
 
 def read_run_file(names: LabNames) -> RunRecord:
@@ -457,9 +484,13 @@ def read_run_file(names: LabNames) -> RunRecord:
         raise LabError(f"{names.run_file}: not a lab run file") from None
 
 
-def lab_state(names: LabNames, loader: Callable[[str | None], DataplaneState]) -> DataplaneState:
-    """The state the running lab was built from (its cluster file, re-built by `loader`)."""
-    return loader(read_run_file(names).cluster)
+def lab_state(
+    names: LabNames, loader: Callable[[str | None, str | None, tuple[str, ...]], DataplaneState]
+) -> DataplaneState:
+    """The state the running lab was built from (its cluster file, variant and overrides,
+    re-built by `loader`)."""
+    record = read_run_file(names)
+    return loader(record.cluster, record.variant, record.overrides)
 
 
 # --- status -------------------------------------------------------------------------------------

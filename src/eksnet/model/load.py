@@ -20,7 +20,7 @@ import errno
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from eksnet.errors import InputError, NotModelled
 from eksnet.model.cluster import Cluster
+from eksnet.model.overrides import apply_overrides
 from eksnet.model.source import Path as DataPath
 from eksnet.model.source import SourceDocument, parse_yaml, shown
 from eksnet.model.validate import check_cluster
@@ -64,14 +65,20 @@ def demo_text() -> tuple[str, str]:
     return resource.read_text(encoding="utf-8"), f"<built-in {DEMO_CLUSTER}.yaml>"
 
 
-def load_cluster(path: str | Path | None = None, *, variant: str | None = None) -> Cluster:
-    """Read, validate and check a cluster spec; `None` means the built-in demo."""
+def load_cluster(
+    path: str | Path | None = None,
+    *,
+    variant: str | None = None,
+    overrides: Sequence[str] = (),
+) -> Cluster:
+    """Read, validate and check a cluster spec; `None` means the built-in demo. `overrides`
+    are `KEY=VALUE` settings applied after the variant (`model.overrides`)."""
     if path is None:
         text, source = demo_text()
     else:
         source = str(path)
         text = read_spec(path, source)
-    return parse_cluster(text, source, variant=variant)
+    return parse_cluster(text, source, variant=variant, overrides=overrides)
 
 
 def read_spec(path: str | Path, source: str) -> str:
@@ -165,9 +172,12 @@ def decode(data: bytes, source: str) -> str:
         ) from None
 
 
-def parse_cluster(text: str, source: str, *, variant: str | None = None) -> Cluster:
-    """The cluster `text` describes, with `variant` applied; every declared configuration of
-    the spec (no variant, each variant) is validated, the selected one first."""
+def parse_cluster(
+    text: str, source: str, *, variant: str | None = None, overrides: Sequence[str] = ()
+) -> Cluster:
+    """The cluster `text` describes, with `variant` and then `overrides` applied; every
+    declared configuration of the spec (no variant, each variant) is validated, the selected
+    one first (the overrides belong to the selected one only)."""
     document = parse_yaml(text, source)
     if not isinstance(document.data, dict):
         raise InputError(
@@ -180,7 +190,7 @@ def parse_cluster(text: str, source: str, *, variant: str | None = None) -> Clus
             ("variants",), f"unknown variant {variant!r}", fix=f"use one of: {known}"
         )
     check_variant_tags(document, declared)
-    cluster = _validated(document, variant)
+    cluster = _validated(document, variant, tuple(overrides))
     others: list[tuple[str | None, Cluster]] = []
     for other in (None, *declared):
         if other == variant:
@@ -203,8 +213,10 @@ def in_configuration(variant: str | None, error: InputError) -> InputError:
     )
 
 
-def _validated(document: SourceDocument, variant: str | None) -> Cluster:
-    view = apply_variant(document, variant)
+def _validated(
+    document: SourceDocument, variant: str | None, overrides: tuple[str, ...] = ()
+) -> Cluster:
+    view = apply_overrides(apply_variant(document, variant), overrides, Cluster)
     try:
         cluster = Cluster.model_validate(view.data)
     except ValidationError as error:

@@ -73,6 +73,10 @@ _KIND = {
 }
 
 
+OVERRIDE_ROOT = "--set"
+"""The origin of a value a `--set KEY=VALUE` put into the data: `("--set", index, text)`."""
+
+
 @dataclass(frozen=True, slots=True)
 class SourceDocument:
     """Parsed YAML data and where each part of it came from.
@@ -108,6 +112,10 @@ class SourceDocument:
         return None
 
     def error(self, path: Sequence[str | int], message: str, fix: str) -> InputError:
+        origin = self.origin(path)
+        if origin and origin[0] == OVERRIDE_ROOT:
+            # A value a `--set KEY=VALUE` put there (`model.overrides`): the error names it.
+            return InputError(f"--set {origin[2]}: {message}", fix=fix)
         return InputError(message, source=self.source, line=self.line_of(path), fix=fix)
 
     def view(self, data: Any, origins: Mapping[Path, Path]) -> SourceDocument:
