@@ -173,10 +173,10 @@ def test_tour_with_an_unknown_walk(tmp_path: Path, walks: list[str], unknown: st
     args = [arg for walk in walks for arg in ("--walk", walk)]
     result = run("tour", *args, cwd=tmp_path)
     line = assert_one_error_line(result, f"unknown walk {unknown}")
-    from eksnet.walk.tour import PROVEN
+    from eksnet.walk.tour import KNOWN
 
-    assert [t.id for t in PROVEN][:3] == ["W0", "W1", "W2"]
-    assert line.endswith(f"(fix: one of {', '.join(t.id for t in PROVEN)})"), line
+    assert [t.id for t in KNOWN][:3] == ["W0", "W1", "W2"]
+    assert line.endswith(f"(fix: one of {', '.join(t.id for t in KNOWN)})"), line
 
 
 def test_tour_of_one_known_walk(tmp_path: Path) -> None:

@@ -310,8 +310,8 @@ def test_without_a_gateway_the_table_routes_only_inside_the_vpc() -> None:
 
 def test_route_table_is_compiled_into_disjoint_ranges_per_port() -> None:
     blackhole = VpcRoute(IPv4Network("198.51.100.0/24"), "nat-1", state="blackhole")
-    nat = VpcRoute(IPv4Network("203.0.113.0/24"), "nat-2")
-    nft = build_plan(internet_state(blackhole, nat), NAMES).fabric.nft
+    peering = VpcRoute(IPv4Network("203.0.113.0/24"), "pcx-2")
+    nft = build_plan(internet_state(blackhole, peering), NAMES).fabric.nft
     elements = nft.split("map route_table")[1].split("elements = { ")[1].split(" }")[0]
     x0 = [e for e in elements.split(", ") if e.startswith('"x0"')]
     assert x0 == [

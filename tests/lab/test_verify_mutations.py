@@ -80,11 +80,17 @@ def test_the_source_destination_check_removed(
     names, state = loose_lab
     assert verdict_of(state, names, POD_51, "ip/192.168.2.100", dport=443).status == "agree"
     original = fabric.deliver
+    checking = engine._VPC_STAGES["source-check"]
 
     def unchecked(vpc: Any, sender: Any, **frame: Any) -> fabric.Delivery:
         return original(vpc, replace(sender, source_dest_check=False), **frame)
 
+    def stage_unchecked(carry: Any) -> Any:
+        carry.sender = replace(carry.sender, source_dest_check=False)
+        return checking(carry)
+
     monkeypatch.setattr(engine.fabric, "deliver", unchecked)
+    monkeypatch.setitem(engine._VPC_STAGES, "source-check", stage_unchecked)  # type: ignore[arg-type]
     verdict = verdict_of(state, names, POD_51, "ip/192.168.2.100", dport=443)
     assert verdict.status == "differs"
     assert {"wire-missing", "delivery", "drop:unexpected"} & kinds(verdict)

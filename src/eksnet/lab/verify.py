@@ -929,18 +929,65 @@ def not_verified(label: str, walk: Walk, why: str) -> Verdict:
     return Verdict(label, walk.flow.first_packet().five_tuple(), "not verified", why=why)
 
 
+NOT_BUILT_DROPS = frozenset(
+    {
+        "sg-ingress",
+        "sg-egress",
+        "nacl-ingress",
+        "nacl-egress",
+        "natgw-own-subnet",
+        "natgw-protocol",
+        "natgw-no-session",
+    }
+)
+"""Drops by parts of the VPC the lab does not build yet (security groups, NACLs, NAT gateways):
+the kernel cannot be held to them, so such a walk is not verified."""
+
+
 def unverifiable(walk: Walk) -> str | None:
     """Why the lab cannot send this walk, or None."""
     for _, label, leaf in walk.leaves():
         first = leaf.hops[0]
+        branch = f" (branch {label})" if label else ""
         if first.where.kind not in ("pod", "node", "external"):
             return f"the walk starts in {first.where.kind} {first.where.name}"
         for _, one in directions(leaf):
             end = one.disposition
             if end is not None and end.kind == "not-modelled":
-                branch = f" (branch {label})" if label else ""
                 return f"the walk ends not modelled{branch}: {end.reason}"
+            if end is not None and end.code in NOT_BUILT_DROPS:
+                return (
+                    f"the walk is dropped by {end.code}{branch}: the lab does not enforce "
+                    "security groups and NACLs, nor build NAT gateways, yet"
+                )
+            for hop in one.hops:
+                if hop.where.name.startswith("host:"):
+                    return (
+                        f"the walk reaches {hop.where.label}{branch}: the lab has no responder "
+                        "for host-served addresses (IMDS …) yet"
+                    )
+                if hop.where.name.startswith("nat-"):
+                    return (
+                        f"the walk crosses the NAT gateway {hop.where.name}{branch}: the lab "
+                        "does not build NAT gateways yet"
+                    )
     return None
+
+
+def unproven(walk: Walk) -> str:
+    """What an agreeing verdict does not cover: judgements the lab does not reproduce."""
+    judged = {
+        step.kind
+        for _, _, leaf in walk.leaves()
+        for _, one in directions(leaf)
+        for hop in one.hops
+        for step in hop.steps
+    }
+    if judged & {"security-group", "nacl"}:
+        return (
+            "; security groups and NACLs are not enforced by the lab: their allows are not proven"
+        )
+    return ""
 
 
 def verify_walk(
@@ -1055,7 +1102,7 @@ def checked_summary(walk: Walk) -> str:
         entries += sum(len(pairs) for pairs in predicted_entries(leaf).values())
     return (
         f"{frames} frames, {routes} routing decisions, {rules} rule matches, "
-        f"{entries} conntrack entries (twice each), endings: {', '.join(endings)}"
+        f"{entries} conntrack entries (twice each), endings: {', '.join(endings)}" + unproven(walk)
     )
 
 

@@ -292,6 +292,14 @@ BEYOND_THE_TALK: tuple[TourWalk, ...] = (
         sport=41000,
         dport=30080,
     ),
+)
+"""Walks the lab proves besides the talk's: other paths (across AZs, from a node), other
+protocols, and a drop, so `lab verify` and `tour --lab` hold the kernel to more than one shape."""
+
+PROVEN: tuple[TourWalk, ...] = TOUR + BEYOND_THE_TALK
+"""What `lab verify` and `tour --lab` send by default."""
+
+AWAITING_THE_LAB: tuple[TourWalk, ...] = (
     TourWalk(
         id="X12",
         title="A pod asks IMDS for a token: the answer (TTL = hop limit 1) dies at the node",
@@ -303,11 +311,11 @@ BEYOND_THE_TALK: tuple[TourWalk, ...] = (
         dport=80,
     ),
 )
-"""Walks the lab proves besides the talk's: other paths (across AZs, from a node), other
-protocols, and a drop, so `lab verify` and `tour --lab` hold the kernel to more than one shape."""
+"""Walks the simulator answers that the lab cannot send yet (it has no IMDS responder):
+`lab verify` reports them not verified, so they are not among `PROVEN`."""
 
-PROVEN: tuple[TourWalk, ...] = TOUR + BEYOND_THE_TALK
-"""What `lab verify` and `tour --lab` send by default."""
+KNOWN: tuple[TourWalk, ...] = PROVEN + AWAITING_THE_LAB
+"""Every walk `--walk ID` may name."""
 
 
 def in_configuration(walks: Sequence[TourWalk], variant: str | None = None) -> tuple[TourWalk, ...]:
@@ -316,9 +324,14 @@ def in_configuration(walks: Sequence[TourWalk], variant: str | None = None) -> t
     return tuple(walk for walk in walks if walk.variant == variant)
 
 
-def tour_walks(ids: Sequence[str] | None, among: tuple[TourWalk, ...] = PROVEN) -> list[TourWalk]:
-    """The walks with these ids, in tour order (all of `among` when none are named); an unknown
-    id is an input error listing the known ones."""
+def tour_walks(
+    ids: Sequence[str] | None, among: tuple[TourWalk, ...] | None = None
+) -> list[TourWalk]:
+    """The walks with these ids, in tour order (all of `among`, by default `PROVEN`, when none
+    are named; any of `KNOWN` may be named); an unknown id is an input error listing the known
+    ones."""
+    if among is None:
+        among = KNOWN if ids else PROVEN
     ids = list(ids or ())
     known = {walk.id for walk in among}
     unknown = [walk_id for walk_id in ids if walk_id not in known]
