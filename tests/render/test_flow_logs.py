@@ -229,3 +229,27 @@ def test_walk_flow_logs_prints_the_records() -> None:
     )
     fields = record.split()
     assert fields[6] == "443" and fields[-2:] == ["192.168.1.50", "198.51.100.20"]
+
+
+def test_walk_json_carries_the_flow_logs() -> None:
+    import json
+
+    result = run_cli(
+        "walk",
+        POD_51,
+        WEB,
+        "--port",
+        "443",
+        "--json",
+        "--flow-logs",
+        "--format",
+        "${interface-id} ${flow-direction} ${srcaddr} ${dstaddr}",
+    )
+    assert result.returncode == 0, result.stderr
+    logs = json.loads(result.stdout)["flowLogs"]
+    assert logs["format"] == "${interface-id} ${flow-direction} ${srcaddr} ${dstaddr}"
+    (way,) = logs["ways"]
+    assert [r["line"] for r in way["records"]] == [
+        "eni-01a00000000000050 egress 192.168.1.50 198.51.100.20",
+        "eni-01a00000000000050 ingress 198.51.100.20 192.168.1.50",
+    ]
