@@ -183,8 +183,12 @@ def _unwrap(kind: Any) -> Any:
             kind = typing.get_args(kind)[0]
             continue
         if origin in (Union, types.UnionType):
-            members = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+            members = [_unwrap(arg) for arg in typing.get_args(kind) if arg is not type(None)]
             models = [m for m in members if _model(m) is not None]
+            if len(models) > 1:
+                # One of several shapes (a Service manifest or the shorthand): the data says
+                # which, so the path follows the data.
+                return Any
             kind = models[0] if models else members[0]
             continue
         return kind
