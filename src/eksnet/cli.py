@@ -262,6 +262,20 @@ def _print_walk(
         sys.stdout.write("\n" + flow_log_text(result, vpc, flow_logs))
 
 
+def _flow_log_format(option: str | None, vpc: "VpcState") -> "FlowLogFormat":
+    """The flow-log format `--format` gives (its errors name the option), else the spec's."""
+    from eksnet.dataplane.flow_log_format import parse_format
+    from eksnet.errors import InputError
+
+    if option is None:
+        return parse_format(vpc.flow_log_format)
+    try:
+        return parse_format(option)
+    except InputError as error:
+        message = error.message.removeprefix("flow-log format: ")
+        raise InputError(f"--format: {message}", fix=error.fix) from None
+
+
 def _print_conntrack(result: "Walk") -> None:
     """Each namespace's conntrack table after the walk, as `conntrack -L` prints it there (for a
     split walk, after each branch)."""
@@ -467,6 +481,7 @@ def build_app() -> "typer.Typer":
             if log_format is not None and not flow_logs:
                 raise InputError("--format is the flow logs' format", fix="add --flow-logs")
             loaded = load(cluster, variant, overrides or ())
+            fmt = _flow_log_format(log_format, loaded.state.vpc) if flow_logs else None
             result = run_walk(
                 loaded.state,
                 src,
@@ -484,11 +499,6 @@ def build_app() -> "typer.Typer":
                 label, result = result.leaf_at(random.Random(seed).random())
                 if not as_json:
                     _console().print(f"[dim]seed {seed} picks the branch {label}[/dim]")
-            fmt = None
-            if flow_logs:
-                from eksnet.dataplane.flow_log_format import parse_format
-
-                fmt = parse_format(log_format or loaded.state.vpc.flow_log_format)
             _print_walk(
                 result, as_json=as_json, verbose=verbose, flow_logs=fmt, vpc=loaded.state.vpc
             )

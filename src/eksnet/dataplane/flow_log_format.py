@@ -18,8 +18,8 @@ FIELDS: dict[str, tuple[int, str]] = {
     "version": (2, "the record's version: the highest version among the format's fields"),
     "account-id": (2, "the account that owns the ENI"),
     "interface-id": (2, "the ENI that logged the traffic"),
-    "srcaddr": (2, "source: the ENI's primary private IPv4 on its own side (egress)"),
-    "dstaddr": (2, "destination: the ENI's primary private IPv4 on its own side (ingress)"),
+    "srcaddr": (2, "egress: the ENI's primary private IPv4; ingress: the packet's source"),
+    "dstaddr": (2, "egress: the packet's destination; ingress: the ENI's primary private IPv4"),
     "srcport": (2, "source port (0 for ICMP)"),
     "dstport": (2, "destination port (0 for ICMP)"),
     "protocol": (2, "IANA protocol number"),
@@ -70,7 +70,8 @@ DEFAULT_FORMAT = (
 )
 """AWS's default format: the version 2 fields in their fixed order."""
 
-_TOKEN = re.compile(r"\$\{([a-z0-9-]+)\}")
+_TOKEN = re.compile(r"\$\{([^{}$ ]*)\}")
+"""One `${name}` token; the name is checked against the table afterwards."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,27 +87,40 @@ class FlowLogFormat:
 
 
 def parse_format(text: str | None) -> FlowLogFormat:
-    """The format a `LogFormat` string gives (None: AWS's default)."""
+    """The format a `LogFormat` string gives (None: AWS's default).
+
+    AWS's `LogFormat` is `${field}` tokens separated by spaces; this takes exactly that: one
+    space between tokens, none before the first or after the last. A bad format raises
+    `InputError` naming the bad token (an unknown field with its close matches, a word that is
+    not `${…}`, a field listed twice, an empty format; the caller says where the text came
+    from); a field AWS added after version 5 raises `NotModelled` naming it.
+    """
     if text is None:
         text = DEFAULT_FORMAT
-    words = text.split(" ")
     if not text.strip():
         raise InputError(
             "the flow-log format is empty", fix="list fields like ${version} ${srcaddr} …"
         )
     fields: list[str] = []
-    for word in words:
+    for word in text.split(" "):
+        if not word:
+            raise InputError(
+                "flow-log format: an empty field (two spaces in a row, or a space at an end)",
+                fix="separate the ${fields} by one space each",
+            )
         match = _TOKEN.fullmatch(word)
         if match is None:
+            bare = word.strip("${}")
+            hint = f"write ${{{bare}}}" if bare in FIELDS else "write every field as ${name}"
             raise InputError(
                 f"flow-log format: {word!r} is not a ${{field}}",
-                fix="write every field as ${name}, separated by one space",
+                fix=f"{hint}, separated by one space",
             )
         name = match.group(1)
         if name in LATER_FIELDS:
             raise NotModelled(f"the flow-log field {name} (after version 5)")
         if name not in FIELDS:
-            close = difflib.get_close_matches(name, FIELDS, n=3)
+            close = difflib.get_close_matches(name.lower(), FIELDS, n=3)
             hint = (
                 f"did you mean {', '.join(close)}?" if close else "see the fields of versions 2–5"
             )

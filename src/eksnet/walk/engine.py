@@ -288,7 +288,7 @@ def walk(
     per way it can go. `again`: each way it can go also walks the same client's next
     connection (`Walk.then`), with the `recent` lists this one left."""
     destination_target = parse_target(dst)
-    if proto in ("tcp", "udp") and dport is None and destination_target.kind != "svc":
+    if proto in ("tcp", "udp", "sctp") and dport is None and destination_target.kind != "svc":
         raise InputError(f"a {proto} walk needs a destination port", fix="add --port N")
     if proto == "icmp" and (dport is not None or sport is not None):
         raise InputError("an icmp walk has no ports", fix="drop --port/--sport")
