@@ -30,8 +30,8 @@ from pydantic import ValidationError
 from eksnet.errors import InputError, NotModelled
 from eksnet.model.cluster import Cluster
 from eksnet.model.overrides import apply_overrides
+from eksnet.model.source import OVERRIDE_ROOT, SourceDocument, parse_yaml, shown
 from eksnet.model.source import Path as DataPath
-from eksnet.model.source import SourceDocument, parse_yaml, shown
 from eksnet.model.validate import check_cluster
 
 DEMO_CLUSTER = "talk"
@@ -484,7 +484,10 @@ def _input_error(document: SourceDocument, error: ValidationError) -> InputError
         )
     more = len(errors) - 1
     suffix = f"; {more} more error{'s' if more > 1 else ''} after this one" if more else ""
-    return document.error(path, f"{dotted}: {message}{shown_value}{suffix}", fix=fix)
+    # A value a `--set` put there: the error names the `--set`, which already says where.
+    overridden = document.origin(path)[:1] == (OVERRIDE_ROOT,)
+    where = f"{path[-1]}: " if overridden and path else f"{dotted}: "
+    return document.error(path, f"{where}{message}{shown_value}{suffix}", fix=fix)
 
 
 def _data_path(data: Any, loc: tuple[Any, ...], *, missing: bool) -> DataPath:
