@@ -132,9 +132,11 @@ def test_run_file_round_trip_and_claims(tmp_path: Path, demo: DataplaneState) ->
     record = lifecycle.read_run_file(names)
     assert record.cluster == os.path.abspath("cluster.yaml")
     assert set(record.recorded) == set(lifecycle.planned_netns(plan))
-    # one per node and pod, the fabric, and the internet (the demo has an internet gateway)
-    assert len(record.recorded) == len(demo.namespaces) + 2
+    # one per node and pod, the fabric, and what the lab adds: the internet (the demo has an
+    # internet gateway) and the IMDS (it has instances)
+    assert len(record.recorded) == len(demo.namespaces) + 3
     assert names.internet in record.recorded
+    assert names.attachment("imds") in record.recorded
     assert lifecycle.claims(names) == (Claim(TEST, frozenset(record.recorded)),)
 
 

@@ -290,7 +290,8 @@ def nft_lines(state: DataplaneState) -> list[str]:
 
 def test_without_a_gateway_the_table_routes_only_inside_the_vpc() -> None:
     plan = build_plan(mini_state(), NAMES)
-    assert plan.internet is None and not plan.fabric.internet
+    assert not [item for item in plan.attachments if item.kind == "internet"]
+    assert not plan.fabric.internet
     nft = plan.fabric.nft
     # the subnet names "rtb", which the state does not list: its local route alone
     assert (
@@ -327,8 +328,7 @@ def test_route_table_is_compiled_into_disjoint_ranges_per_port() -> None:
     lines = nft_lines(internet_state())
     assert 'counter drop comment "blackhole route"' in lines
     assert (
-        'counter drop comment "route target the lab does not build (NAT gateway, ENI, other '
-        'gateways)"'
+        'counter drop comment "route target the lab does not build (an ENI, other gateways)"'
     ) in lines
 
 
@@ -363,8 +363,10 @@ def test_the_gateway_maps_and_chains() -> None:
     )
     assert lines.index('iifname "igw0" ether type ip goto from_internet') < source_check
     post = lines.index("chain postrouting {")
-    assert lines[post + 2] == 'oifname "igw0" accept'
-    assert "source/destination check, ingress" in lines[post + 3]
+    gateway = lines.index('oifname "igw0" accept', post)
+    assert "source/destination check, ingress" in lines[gateway + 1]
+    # the NACLs judge what goes to the gateway (outbound) before it is let out
+    assert "vmap @nacl_egress" in lines[gateway - 2]
     assert (
         'ether daddr 02:00:00:00:00:fd counter drop comment "only the internet gateway sends to '
         'the internet"'
@@ -372,7 +374,11 @@ def test_the_gateway_maps_and_chains() -> None:
 
 
 def test_every_drop_rule_names_what_it_models() -> None:
-    lines = nft_lines(internet_state())
+    """The demo has security groups and (the default) NACLs: every drop code of the fabric has
+    its counted rule."""
+    from eksnet.lab.cli import load_state
+
+    lines = nft_lines(load_state(None))
     drops = [line for line in lines if " drop" in line and "policy drop" not in line]
     assert drops and all('comment "' in line for line in drops)
     comments = {line.split('comment "')[1].rstrip('"') for line in drops}
@@ -389,13 +395,14 @@ def test_the_internet_namespace_is_wired_to_the_bridge_in_the_first_step() -> No
     assert first.host_batch.index("netns add eksnet-unit-internet") < first.host_batch.index(wire)
     assert first.host_batch.index("netns add eksnet-unit-vpc") < first.host_batch.index(wire)
     assert wire in plan.host_batch
-    assert plan.internet is not None and plan.internet in first.configure
-    assert plan.netns_names()[-1] == "eksnet-unit-internet"
-    assert plan.internet.sysctls == (
+    (internet,) = [item for item in plan.attachments if item.kind == "internet"]
+    assert internet in first.configure
+    assert "eksnet-unit-internet" in plan.netns_names()
+    assert internet.sysctls == (
         ("net.ipv6.conf.all.disable_ipv6", "1"),
         ("net.ipv6.conf.default.disable_ipv6", "1"),
     )
-    assert [op.ip_line() for op in plan.internet.ops] == [
+    assert [op.ip_line() for op in internet.ops] == [
         "link set dev lo up",
         "link set dev eth0 up",
         "addr add 198.51.100.20/32 scope global dev eth0",

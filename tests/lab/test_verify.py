@@ -70,11 +70,11 @@ def test_a_split_walk_is_sent_until_every_branch_was_seen(
 def test_a_walk_the_lab_cannot_send_is_not_verified(
     demo_lab: LabNames, demo_state: DataplaneState
 ) -> None:
-    simulated = walk(demo_state, POD_51, "ip/169.254.169.254", dport=80)
-    verdict = verify_walk(demo_state, simulated, demo_lab, "IMDS")
+    simulated = walk(demo_state, POD_51, "ip/169.254.169.253", proto="udp", dport=53)
+    verdict = verify_walk(demo_state, simulated, demo_lab, "the Resolver")
     assert verdict.status == "not verified"
     assert not verdict.agree
-    assert "IMDS" in verdict.why and "no responder" in verdict.why
+    assert "Resolver" in verdict.why and "only the IMDS" in verdict.why
 
 
 def test_a_rejected_connection_and_the_error_that_answers_it(

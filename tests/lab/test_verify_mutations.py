@@ -266,3 +266,17 @@ def test_an_icmp_error_sent_from_the_rejected_destination(
     # Not a local address, so the simulated error has no route: the kernel's error frames and
     # the client's ECONNREFUSED are what the walk did not predict.
     assert {"wire-unexpected", "delivery"} <= kinds(verdict)
+
+
+def test_security_groups_that_track_nothing(
+    monkeypatch: pytest.MonkeyPatch, demo_lab: LabNames, demo_state: DataplaneState
+) -> None:
+    """W10's reply (198.51.100.20:443 → node 1) enters only as the reply of a flow eth0's ENI
+    tracked: a simulator that forgets tracked flows drops it at sg-cluster; the lab's SG lets it
+    in by its own tracking."""
+    from eksnet.vpc.security_groups import Tracking
+
+    monkeypatch.setattr(Tracking, "knows", lambda self, eni, headers: False)
+    verdict = verdict_of(demo_state, demo_lab, POD_51, "ip/198.51.100.20", dport=443)
+    assert verdict.status == "differs"
+    assert {"delivery", "wire-unexpected"} & kinds(verdict)

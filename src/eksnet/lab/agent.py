@@ -12,7 +12,10 @@ rules those two packets matched):
 * TCP: the server listens; the first packet reaching it is the SYN, and the kernel answers with
   the SYN-ACK at once. Its arrival shows as a request socket in `SYN_RECV` in the namespace's
   `/proc/net/tcp` (the client's ACK never comes: the verifier drops everything after the SYN in
-  the sender's namespace, before any hook the walk models). The client binds the walk's source
+  the sender's namespace, before any hook the walk models), and as a copy on a raw TCP socket,
+  which sees what local delivery hands TCP (`raw_local_deliver`, after INPUT): the request
+  socket may be gone before it is looked at (an ICMP time exceeded answering the SYN-ACK
+  aborts it, `tcp_req_err`). The client binds the walk's source
   address and port and connects; a SYN-ACK completes `connect()`.
 * UDP: one datagram each way on a connected socket; the server answers from the address it was
   asked on (linux-dataplane §10.13: a wildcard-bound server would answer from the
@@ -78,6 +81,21 @@ def _asked_to_report(wait: float) -> bool:
     return True
 
 
+def _syn_copied(raw: socket.socket, address: str, port: int) -> str | None:
+    """The peer of a SYN to `address:port` among the segments the raw socket has copied."""
+    wanted = socket.inet_aton(address)
+    while select.select([raw], [], [], 0)[0]:
+        packet = raw.recv(65535)
+        header = (packet[0] & 0x0F) * 4
+        if len(packet) < header + 14 or packet[16:20] != wanted:
+            continue
+        sport, dport = struct.unpack("!HH", packet[header : header + 4])
+        flags = packet[header + 13]
+        if dport == port and flags & 0x12 == 0x02:  # SYN without ACK
+            return f"{socket.inet_ntoa(packet[12:16])}:{sport}"
+    return None
+
+
 def listen(proto: str, address: str, port: int, timeout: float) -> None:
     """Listen until the flow's first packet arrives or the verifier asks for the verdict
     (`timeout`: a last resort, should the verifier never ask)."""
@@ -85,14 +103,16 @@ def listen(proto: str, address: str, port: int, timeout: float) -> None:
     with socket.socket(socket.AF_INET, kind) as server:
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         server.bind((address, port))
+        raw = None
         if proto == "tcp":
             server.listen(16)
+            raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
         _emit(ready=True)
         deadline = time.monotonic() + timeout
         local = _hex_endpoint(address, port)
         while True:
-            if proto == "tcp":
-                peer = _syn_received(local)
+            if raw is not None:
+                peer = _syn_received(local) or _syn_copied(raw, address, port)
                 if peer is not None:
                     _emit(received=True, peer=peer, at=time.time())
                     break
@@ -103,7 +123,9 @@ def listen(proto: str, address: str, port: int, timeout: float) -> None:
                 break
             if _asked_to_report(0.002) or time.monotonic() > deadline:
                 # One last look: the packet may have arrived while we were asked.
-                peer = _syn_received(local) if proto == "tcp" else None
+                peer = None
+                if raw is not None:
+                    peer = _syn_received(local) or _syn_copied(raw, address, port)
                 if peer is not None:
                     _emit(received=True, peer=peer, at=time.time())
                 else:

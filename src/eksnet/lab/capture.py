@@ -24,6 +24,7 @@ from eksnet.lab.system import LabError
 from eksnet.walk.model import (
     ICMP_ECHO_REPLY,
     ICMP_ECHO_REQUEST,
+    ICMP_TIME_EXCEEDED,
     ICMP_UNREACHABLE,
     Packet,
     Protocol,
@@ -99,6 +100,12 @@ _UNREACHABLE = (
 )
 """tcpdump's words for each destination-unreachable code (print-icmp.c; measured for every
 `REJECT --reject-with icmp-…` in a lab namespace, tcpdump 4.99.3)."""
+_TIME_EXCEEDED = (
+    (re.compile(r"^ICMP time exceeded in-transit,"), 0),
+    (re.compile(r"^ICMP ip reassembly time exceeded,"), 1),
+)
+"""tcpdump's words for ICMP time exceeded (print-icmp.c; the in-transit one measured: a forward
+out of TTL in a lab node)."""
 
 
 def _quoted(lines: Sequence[str]) -> Packet | None:
@@ -138,12 +145,16 @@ def _packet(head: re.Match[str], body: re.Match[str], quoted: Packet | None) -> 
     if proto == "icmp":
         echo = _ECHO.match(body["rest"])
         if echo is None:
+            kind = ICMP_UNREACHABLE
             code = next((c for pattern, c in _UNREACHABLE if pattern.match(body["rest"])), None)
+            if code is None:
+                kind = ICMP_TIME_EXCEEDED
+                code = next((c for p, c in _TIME_EXCEEDED if p.match(body["rest"])), None)
             if code is None or quoted is None:
                 return None
             return Packet(
                 proto=proto,
-                icmp_type=ICMP_UNREACHABLE,
+                icmp_type=kind,
                 icmp_code=code,
                 quoted=quoted,
                 **common,  # type: ignore[arg-type]

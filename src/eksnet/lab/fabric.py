@@ -62,23 +62,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 
-from eksnet.controllers.cni_plugin import loopback_addresses, loopback_link
 from eksnet.dataplane.state import (
-    TABLE_MAIN,
-    Address,
     DataplaneState,
     Eni,
-    Link,
-    Namespace,
-    Neighbour,
-    Route,
     Subnet,
     VpcRoute,
     VpcState,
 )
 from eksnet.errors import NotModelled
+from eksnet.lab import filters
+from eksnet.vpc.fabric import IMDS
 from eksnet.vpc.routes import intervals, target_kind
 
 BRIDGE = "vpc0"
@@ -102,11 +97,22 @@ GATEWAY_MAC = "02:00:00:00:00:fe"
 none); a MAC the ENI scheme cannot produce (it would be the ENI of 0.0.0.254)."""
 INTERNET_MAC = "02:00:00:00:00:fd"
 """The internet namespace's `eth0`."""
-INTERNET_NEXT_HOP = IPv4Address("169.254.0.1")
-"""The next hop of the internet namespace's default route, never an address of its own or of
-the VPC: it only names `GATEWAY_MAC` through a permanent neighbour entry."""
+IMDS_PORT = "imds0"
+"""The bridge port the IMDS namespace is wired to (`lab/attachments.py`)."""
+IMDS_PORT_IFINDEX = PORT_IFINDEX_BASE - 2
+IMDS_MAC = "02:00:00:00:00:fc"
+"""The IMDS namespace's `eth0` (the fabric delivers to it by this MAC; nodes see the router's)."""
+IMDS_NEXT_HOP_MAC = "02:00:00:00:00:fb"
+"""What the IMDS namespace's default route resolves to: the fabric routes its answers by
+destination whatever MAC they carry."""
+NAT_GATEWAY_MTU = 9001
+"""The MTU of a NAT gateway's ENI in the lab: the VPC's between ENIs (vpc-fabric.md §1.8)."""
+HOST_MARK = 0xFFFF
+"""The mark of a frame to or from a host-served address: no NACL, security group or
+destination check applies to it (vpc-fabric.md §8.4)."""
 
 DROP_COMMENTS: Mapping[str, str] = {
+    **filters.FILTER_DROPS,
     "vpc-source-check": "source/destination check, egress",
     "vpc-destination-check": "source/destination check, ingress",
     "vpc-no-owner": "no ENI owns the destination",
@@ -116,7 +122,7 @@ DROP_COMMENTS: Mapping[str, str] = {
     "igw-unknown-public-ip": "internet gateway: no ENI has the destination public IPv4 address",
 }
 """The `comment` of the fabric's nft rule that counts each drop code of a walk (`DROP_CODES`)."""
-UNMODELLED_TARGET = "route target the lab does not build (NAT gateway, ENI, other gateways)"
+UNMODELLED_TARGET = "route target the lab does not build (an ENI, other gateways)"
 INTERNET_ONLY_FROM_GATEWAY = "only the internet gateway sends to the internet"
 
 
@@ -143,32 +149,38 @@ class FabricPlan:
     internet: bool = False
     """Whether the bridge has the internet gateway's port `INTERNET_PORT` (the state has an
     internet gateway, and the lab an internet namespace)."""
+    imds: bool = False
+    """Whether the bridge has the IMDS's port `IMDS_PORT` (an instance is wired to it)."""
 
 
 def attached_ports(state: DataplaneState) -> tuple[FabricPort, ...]:
-    """Every ENI attached to a node namespace as a `device` link, in state order."""
+    """Every ENI wired to the bridge, in state order: those attached to a node namespace as a
+    `device` link, then each NAT gateway's (its `node` is the gateway's id, its device the
+    `eth0` of the gateway's namespace, `lab/attachments.py`)."""
     ports: list[FabricPort] = []
     by_device = {(eni.node, eni.device): eni for eni in state.vpc.enis if eni.node and eni.device}
+
+    def add(eni: Eni, node: str, device: str, mtu: int) -> None:
+        number = len(ports)
+        ports.append(FabricPort(eni, node, device, f"x{number}", mtu, PORT_IFINDEX_BASE + number))
+
     for namespace in state.nodes():
         for link in namespace.links:
             eni = by_device.get((namespace.name, link.name))
-            if link.kind != "device" or eni is None:
-                continue
-            number = len(ports)
-            ports.append(
-                FabricPort(
-                    eni,
-                    namespace.name,
-                    link.name,
-                    f"x{number}",
-                    link.mtu,
-                    PORT_IFINDEX_BASE + number,
-                )
-            )
-    limit = MAX_PORTS - (state.vpc.internet_gateway is not None)
+            if link.kind == "device" and eni is not None:
+                add(eni, namespace.name, link.name, link.mtu)
+    for gateway in state.vpc.nat_gateways:
+        add(state.vpc.eni(gateway.eni), gateway.id, "eth0", NAT_GATEWAY_MTU)
+    limit = MAX_PORTS - (state.vpc.internet_gateway is not None) - 1
     if len(ports) > limit:
         raise NotModelled(f"a lab fabric with more than {limit} attached ENIs ({len(ports)})")
     return tuple(ports)
+
+
+def instance_ports(state: DataplaneState, ports: tuple[FabricPort, ...]) -> tuple[FabricPort, ...]:
+    """The ports of ENIs attached to an instance (a node): those that reach the IMDS."""
+    nodes = {instance.node for instance in state.vpc.instances}
+    return tuple(port for port in ports if port.node in nodes)
 
 
 def owned_networks(eni: Eni) -> tuple[IPv4Network, ...]:
@@ -181,58 +193,16 @@ def plan_fabric(state: DataplaneState, netns: str) -> FabricPlan:
     ports = attached_ports(state)
     subnets = state.vpc.subnets
     internet = state.vpc.internet_gateway is not None
+    asking = instance_ports(state, ports)
     return FabricPlan(
         netns=netns,
         ports=ports,
         sysctls=FABRIC_SYSCTLS,
-        ip_batch=_ip_batch(ports, subnets, internet),
-        bridge_batch=_bridge_batch(ports, subnets, internet),
-        nft=_nft(state.vpc, ports, internet),
+        ip_batch=_ip_batch(ports, subnets, internet, asking),
+        bridge_batch=_bridge_batch(ports, subnets, internet, bool(asking)),
+        nft=_nft(state.vpc, ports, internet, asking),
         internet=internet,
-    )
-
-
-INTERNET_SYSCTLS: tuple[tuple[str, str], ...] = (
-    ("net.ipv6.conf.all.disable_ipv6", "1"),
-    ("net.ipv6.conf.default.disable_ipv6", "1"),
-)
-"""IPv4 only, as the state (and the fabric, which drops anything else)."""
-
-
-def internet_namespace(state: DataplaneState) -> Namespace | None:
-    """The internet beyond the state's internet gateway, as one host namespace (None without a
-    gateway): every external host's address as a /32 on `eth0`, and the way to the gateway."""
-    if state.vpc.internet_gateway is None:
-        return None
-    device = INTERNET_DEVICE
-    hop = IPv4Network(f"{INTERNET_NEXT_HOP}/32")
-    return Namespace(
-        name="internet",
-        kind="node",  # a host's root namespace, as a node's is
-        owner="internet",
-        links=(
-            loopback_link(),
-            Link(INTERNET_DEVICE_IFINDEX, device, "device", INTERNET_MAC, INTERNET_MTU),
-        ),
-        addresses=(
-            *loopback_addresses(),
-            *(Address(device, IPv4Interface(f"{h.address}/32")) for h in state.external_hosts),
-        ),
-        routes=(
-            Route(TABLE_MAIN, hop, dev=device, scope="link"),
-            Route(TABLE_MAIN, IPv4Network("0.0.0.0/0"), gateway=INTERNET_NEXT_HOP, dev=device),
-        ),
-        neighbours=(Neighbour(INTERNET_NEXT_HOP, device, GATEWAY_MAC),),
-        sysctls=INTERNET_SYSCTLS,
-    )
-
-
-def internet_link(internet_netns: str, fabric_netns: str) -> str:
-    """The host batch line that wires the internet namespace to the fabric's bridge."""
-    return (
-        f"link add {INTERNET_DEVICE} index {INTERNET_DEVICE_IFINDEX} address {INTERNET_MAC} "
-        f"mtu {INTERNET_MTU} txqueuelen 0 netns {internet_netns} type veth peer name "
-        f"{INTERNET_PORT} index {INTERNET_PORT_IFINDEX} mtu {INTERNET_MTU} netns {fabric_netns}"
+        imds=bool(asking),
     )
 
 
@@ -251,29 +221,34 @@ def _bridge_mac(subnets: tuple[Subnet, ...]) -> str:
     return subnets[0].router_mac if subnets else "02:00:00:00:00:01"
 
 
+_QUIET_PORT = "learning off flood off mcast_flood off bcast_flood off"
+
+
 def _ip_batch(
-    ports: tuple[FabricPort, ...], subnets: tuple[Subnet, ...], internet: bool
+    ports: tuple[FabricPort, ...],
+    subnets: tuple[Subnet, ...],
+    internet: bool,
+    asking: tuple[FabricPort, ...],
 ) -> tuple[str, ...]:
     mtu = max((p.mtu for p in ports), default=1500)
     lines = [
         "link set dev lo up",
         f"link add {BRIDGE} address {_bridge_mac(subnets)} mtu {mtu} type bridge",
     ]
+    hairpin = {port.port for port in asking}
     for port in ports:
         lines.append(f"link set dev {port.port} master {BRIDGE}")
-        lines.append(
-            f"link set dev {port.port} type bridge_slave learning off flood off "
-            "mcast_flood off bcast_flood off proxy_arp on"
-        )
+        # An instance's port sends the fabric's answer to its ARP for the IMDS back out of
+        # itself: hairpin mode lets the bridge forward a frame to the port it came from.
+        turn = " hairpin on" if port.port in hairpin else ""
+        lines.append(f"link set dev {port.port} type bridge_slave {_QUIET_PORT} proxy_arp on{turn}")
         lines.append(f"link set dev {port.port} up")
-    if internet:
-        # No proxy ARP: the internet namespace knows the gateway's MAC from its neighbour entry.
-        lines.append(f"link set dev {INTERNET_PORT} master {BRIDGE}")
-        lines.append(
-            f"link set dev {INTERNET_PORT} type bridge_slave learning off flood off "
-            "mcast_flood off bcast_flood off"
-        )
-        lines.append(f"link set dev {INTERNET_PORT} up")
+    # No proxy ARP on these: their namespaces know the fabric's MAC from a neighbour entry.
+    extra = ([INTERNET_PORT] if internet else []) + ([IMDS_PORT] if asking else [])
+    for name in extra:
+        lines.append(f"link set dev {name} master {BRIDGE}")
+        lines.append(f"link set dev {name} type bridge_slave {_QUIET_PORT}")
+        lines.append(f"link set dev {name} up")
     lines.append(f"link set dev {BRIDGE} up")
     for subnet in subnets:
         lines.append(_neigh(subnet.gateway, subnet.router_mac))
@@ -292,11 +267,13 @@ def _neigh(address: IPv4Address, mac: str) -> str:
 
 
 def _bridge_batch(
-    ports: tuple[FabricPort, ...], subnets: tuple[Subnet, ...], internet: bool
+    ports: tuple[FabricPort, ...], subnets: tuple[Subnet, ...], internet: bool, imds: bool
 ) -> tuple[str, ...]:
     lines = [f"fdb replace {port.eni.mac} dev {port.port} master static" for port in ports]
     if internet:
         lines.append(f"fdb replace {INTERNET_MAC} dev {INTERNET_PORT} master static")
+    if imds:
+        lines.append(f"fdb replace {IMDS_MAC} dev {IMDS_PORT} master static")
     first = _bridge_mac(subnets)
     for mac in dict.fromkeys(s.router_mac for s in subnets):
         if mac != first:
@@ -308,7 +285,11 @@ def _elements(items: list[str]) -> str:
     return f" elements = {{ {', '.join(items)} }}" if items else ""
 
 
-def _verdict(vpc: VpcState, route: VpcRoute) -> str:
+def nat_chain(gateway_id: str) -> str:
+    return "to_" + gateway_id.replace("-", "_")
+
+
+def _verdict(vpc: VpcState, route: VpcRoute, wired: frozenset[str]) -> str:
     """Where the route table's choice sends a frame: the chain that realizes its target."""
     if route.state == "blackhole":
         return "goto blackhole"
@@ -317,6 +298,8 @@ def _verdict(vpc: VpcState, route: VpcRoute) -> str:
         return "goto vpc_local"
     if kind == "igw" and route.target == vpc.internet_gateway:
         return "goto to_internet"
+    if route.target in wired:
+        return f"goto {nat_chain(route.target)}"
     return "goto unmodelled_target"
 
 
@@ -326,6 +309,7 @@ def route_elements(vpc: VpcState, ports: tuple[FabricPort, ...]) -> list[str]:
     and the chain each range's route leads to. Ranges no route covers are left out: the lookup
     misses and the frame falls to the "no route" drop."""
     elements: list[str] = []
+    wired = frozenset(g.id for g in vpc.nat_gateways if any(p.eni.id == g.eni for p in ports))
     for port in ports:
         subnet = vpc.subnet(port.eni.subnet)
         table = vpc.route_table(subnet.route_table)
@@ -333,7 +317,7 @@ def route_elements(vpc: VpcState, ports: tuple[FabricPort, ...]) -> list[str]:
             if piece.route is None:
                 continue
             span = str(piece.first) if piece.first == piece.last else f"{piece.first}-{piece.last}"
-            elements.append(f'"{port.port}" . {span} : {_verdict(vpc, piece.route)}')
+            elements.append(f'"{port.port}" . {span} : {_verdict(vpc, piece.route, wired)}')
     return elements
 
 
@@ -361,7 +345,67 @@ def _public_maps(vpc: VpcState, ports: tuple[FabricPort, ...]) -> list[str]:
     ]
 
 
-def _nft(vpc: VpcState, ports: tuple[FabricPort, ...], internet: bool) -> str:
+def subnet_numbers(vpc: VpcState) -> dict[str, int]:
+    """Each subnet's number in a frame's mark (1 up; 0 is a frame from a gateway)."""
+    return {subnet.name: number for number, subnet in enumerate(vpc.subnets, start=1)}
+
+
+def _filter_maps(vpc: VpcState, ports: tuple[FabricPort, ...]) -> tuple[list[str], list[str]]:
+    """The maps and chains of the security groups and NACLs (`lab/filters.py`)."""
+    numbers = subnet_numbers(vpc)
+    guarded = [(p.port, p.eni) for p in ports if vpc.security_groups and p.eni.security_groups]
+    acls = {subnet.name: vpc.network_acl(subnet.name) for subnet in vpc.subnets}
+    used = {acl.id: acl for acl in acls.values() if acl is not None}
+    egress_acl = [
+        f"{numbers[name]} : jump {filters.nacl_chain(acl, egress=True)}"
+        for name, acl in acls.items()
+        if acl is not None
+    ]
+    ingress_acl = [
+        f'"{p.port}" : jump {filters.nacl_chain(acl, egress=False)}'
+        for p in ports
+        if (acl := acls[p.eni.subnet]) is not None
+    ]
+    maps = [
+        "  map port_subnet { type ifname : mark;"
+        + _elements([f'"{p.port}" : {numbers[p.eni.subnet]}' for p in ports])
+        + " }",
+        "  set in_subnet { type ifname . mark;"
+        + _elements([f'"{p.port}" . {numbers[p.eni.subnet]}' for p in ports])
+        + " }",
+        "  map sg_egress { type ifname : verdict;"
+        + _elements(filters.sg_verdicts(guarded, "egress"))
+        + " }",
+        "  map sg_ingress { type ifname : verdict;"
+        + _elements(filters.sg_verdicts(guarded, "ingress"))
+        + " }",
+        "  map nacl_egress { type mark : verdict;" + _elements(egress_acl) + " }",
+        "  map nacl_ingress { type ifname : verdict;" + _elements(ingress_acl) + " }",
+        *filters.tracked_sets(),
+    ]
+    chains = [*filters.security_group_chains(vpc, guarded), *filters.nacl_chains(used.values())]
+    return maps, chains
+
+
+def _imds_arp_answer() -> str:
+    """An instance's ARP request for the IMDS, turned into the answer in place: from the
+    router of the asking ENI's subnet (`port_router_mac`), back out of the asking port
+    (hairpin). The target fields take the sender's before the sender's are overwritten."""
+    return (
+        f"    iifname @instance_ports arp operation request arp daddr ip {IMDS}"
+        " arp operation set reply arp daddr ether set arp saddr ether"
+        " arp daddr ip set arp saddr ip arp saddr ether set iifname map @port_router_mac"
+        f" arp saddr ip set {IMDS} ether daddr set ether saddr"
+        ' ether saddr set iifname map @port_router_mac counter accept comment "IMDS ARP"'
+    )
+
+
+def _nft(
+    vpc: VpcState,
+    ports: tuple[FabricPort, ...],
+    internet: bool,
+    asking: tuple[FabricPort, ...],
+) -> str:
     subnets = vpc.subnets
     owned = [f'"{p.port}" . {n}' for p in ports for n in owned_networks(p.eni)]
     owner_mac = [f"{n} : {p.eni.mac}" for p in ports for n in owned_networks(p.eni)]
@@ -369,6 +413,8 @@ def _nft(vpc: VpcState, ports: tuple[FabricPort, ...], internet: bool) -> str:
     routers = list(dict.fromkeys(s.router_mac for s in subnets))
     unchecked = [f'"{p.port}"' for p in ports if not p.eni.source_dest_check]
     drop = DROP_COMMENTS
+    filter_maps, filter_chains = _filter_maps(vpc, ports)
+    imds = bool(asking)
     lines = [
         f"table bridge {NFT_TABLE} {{",
         "  set owned { type ifname . ipv4_addr; flags interval;" + _elements(owned) + " }",
@@ -383,16 +429,32 @@ def _nft(vpc: VpcState, ports: tuple[FabricPort, ...], internet: bool) -> str:
         "  map route_table { type ifname . ipv4_addr : verdict; flags interval;"
         + _elements(route_elements(vpc, ports))
         + " }",
+        *filter_maps,
     ]
     if internet:
         lines += _public_maps(vpc, ports)
+    if imds:
+        lines += [
+            "  set instance_ports { type ifname;"
+            + _elements([f'"{p.port}"' for p in asking])
+            + " }",
+            "  map port_router_mac { type ifname : ether_addr;"
+            + _elements([f'"{p.port}" : {vpc.subnet(p.eni.subnet).router_mac}' for p in asking])
+            + " }",
+        ]
     lines += [
         "  chain prerouting {",
         "    type filter hook prerouting priority 0; policy drop;",
-        "    ether type arp accept",
     ]
+    if imds:
+        lines.append(_imds_arp_answer())
+    lines.append("    ether type arp accept")
     if internet:
         lines.append(f'    iifname "{INTERNET_PORT}" ether type ip goto from_internet')
+    if imds:
+        lines.append(
+            f'    iifname "{IMDS_PORT}" ether type ip meta mark set {HOST_MARK} goto vpc_local'
+        )
     lines.append(
         "    ether type ip iifname != @unchecked iifname . ip saddr != @owned counter drop"
         f' comment "{drop["vpc-source-check"]}"'
@@ -401,7 +463,15 @@ def _nft(vpc: VpcState, ports: tuple[FabricPort, ...], internet: bool) -> str:
         lines.append(
             f'    ether daddr {INTERNET_MAC} counter drop comment "{INTERNET_ONLY_FROM_GATEWAY}"'
         )
+    if imds:
+        lines.append(
+            f"    ether type ip ether daddr @routers ip daddr {IMDS} iifname @instance_ports"
+            " goto to_imds"
+        )
     lines += [
+        # the sending port's subnet rides along to postrouting (NACLs: `lab/filters.py`)
+        "    meta mark set iifname map @port_subnet",
+        "    ether type ip iifname vmap @sg_egress",
         "    ether type ip ether daddr @routers iifname . ip daddr vmap @route_table",
         f'    ether type ip ether daddr @routers counter drop comment "{drop["vpc-no-route"]}"',
         "    ether type ip accept",
@@ -418,6 +488,24 @@ def _nft(vpc: VpcState, ports: tuple[FabricPort, ...], internet: bool) -> str:
         f'    counter drop comment "{UNMODELLED_TARGET}"',
         "  }",
     ]
+    for gateway in vpc.nat_gateways:
+        port = next((p for p in ports if p.eni.id == gateway.eni), None)
+        if port is None:
+            continue
+        router = vpc.subnet(port.eni.subnet).router_mac
+        lines += [
+            f"  chain {nat_chain(gateway.id)} {{",
+            f"    ether saddr set {router} ether daddr set {port.eni.mac}"
+            f' counter accept comment "to {gateway.id}"',
+            "  }",
+        ]
+    if imds:
+        lines += [
+            "  chain to_imds {",
+            f"    ether daddr set {IMDS_MAC} meta mark set {HOST_MARK}"
+            ' counter accept comment "to the IMDS"',
+            "  }",
+        ]
     if internet:
         lines += [
             "  chain to_internet {",
@@ -433,15 +521,24 @@ def _nft(vpc: VpcState, ports: tuple[FabricPort, ...], internet: bool) -> str:
             f'    counter drop comment "{drop["igw-unknown-public-ip"]}"',
             "  }",
         ]
+    lines += filter_chains
     lines += [
         "  chain postrouting {",
         "    type filter hook postrouting priority 0; policy accept;",
+        # host-served: no NACL, security group or destination check (vpc-fabric.md §8.4)
+        f"    meta mark {HOST_MARK} accept",
+        # NACLs where the frame crosses a subnet's boundary: the sender's outbound entries
+        # (none from a gateway), the receiver's inbound ones (none to a gateway)
+        "    ether type ip meta mark != 0 oifname . meta mark != @in_subnet"
+        " meta mark vmap @nacl_egress",
+        "    ether type ip oifname . meta mark != @in_subnet oifname vmap @nacl_ingress",
     ]
     if internet:
         lines.append(f'    oifname "{INTERNET_PORT}" accept')
     lines += [
         "    ether type ip oifname != @unchecked oifname . ip daddr != @owned counter drop"
         f' comment "{drop["vpc-destination-check"]}"',
+        "    ether type ip oifname vmap @sg_ingress",
         "  }",
         "}",
         "",

@@ -39,6 +39,7 @@ from types import FrameType
 
 from eksnet.dataplane.state import DataplaneState, Iptables
 from eksnet.lab import system
+from eksnet.lab.attachments import attachments
 from eksnet.lab.fabric import FabricPlan
 from eksnet.lab.names import LabNames, prefix_of_run_file
 from eksnet.lab.plan import LabPlan, NamespacePlan, build_plan
@@ -194,8 +195,8 @@ def _configure(item: NamespacePlan | FabricPlan, locks: str) -> None:
 
 def configure_namespace(plan: NamespacePlan, locks: str) -> None:
     """From a thread inside the namespace: sysctls (all/default first, as the state orders
-    them), the rtnetlink requests, the nfacct objects, and iptables-restore with the node's
-    backend."""
+    them), the rtnetlink requests, the nfacct objects, iptables-restore with the node's
+    backend, and an attachment's nft ruleset."""
     from eksnet.lab import netlink  # here, not at the top: see the module docstring
 
     with netlink.entered(plan.netns):
@@ -205,6 +206,8 @@ def configure_namespace(plan: NamespacePlan, locks: str) -> None:
             system.run(list(argv))
         if plan.iptables is not None:
             restore_iptables(plan.netns, plan.iptables, locks)
+        if plan.nft:
+            system.run(["nft", "-f", "-"], stdin=plan.nft)
 
 
 def restore_iptables(netns: str, iptables: Iptables, locks: str) -> None:
@@ -383,7 +386,8 @@ def kill_processes(netns: tuple[str, ...]) -> None:
 
 
 def planned_netns(plan: LabPlan) -> tuple[str, ...]:
-    """Every namespace `plan` creates: its nodes and pods, the fabric, and the internet."""
+    """Every namespace `plan` creates: its nodes and pods, the fabric, and the attachments
+    (internet, IMDS, NAT gateways)."""
     return plan.netns_names()
 
 
@@ -406,10 +410,7 @@ def write_run_file(
         "variant": variant,
         "overrides": list(overrides),
         "created": time.time(),
-        "namespaces": {
-            ns.state_name: ns.netns
-            for ns in (*plan.namespaces, *((plan.internet,) if plan.internet else ()))
-        },
+        "namespaces": {ns.state_name: ns.netns for ns in (*plan.namespaces, *plan.attachments)},
         "fabric": plan.fabric.netns,
     }
     temporary = f"{names.run_file}.{os.getpid()}.tmp"
@@ -516,11 +517,10 @@ def status(names: LabNames, state: DataplaneState | None = None) -> tuple[Namesp
             rows.append(NamespaceStatus(netns, namespace.name, namespace.kind, netns in present))
         expected.add(names.fabric)
         rows.append(NamespaceStatus(names.fabric, None, "fabric", names.fabric in present))
-        if state.vpc.internet_gateway is not None:
-            expected.add(names.internet)
-            rows.append(
-                NamespaceStatus(names.internet, None, "internet", names.internet in present)
-            )
+        for item in attachments(state):
+            netns = names.attachment(item.place)
+            expected.add(netns)
+            rows.append(NamespaceStatus(netns, None, item.kind, netns in present))
     for netns in sorted(present - expected):
         kind = {names.fabric: "fabric", names.internet: "internet"}.get(netns, "unknown")
         rows.append(NamespaceStatus(netns, names.state_name(netns), kind, True))

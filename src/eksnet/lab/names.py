@@ -29,8 +29,13 @@ RUN_FILE_SUFFIX = ".json"
 FABRIC_SUFFIX = "vpc"
 """The VPC fabric's namespace is `<prefix>vpc`; no state namespace may carry that name."""
 INTERNET_SUFFIX = "internet"
-"""The internet's namespace is `<prefix>internet` (`lab/fabric.py`)."""
-RESERVED = frozenset({FABRIC_SUFFIX, INTERNET_SUFFIX})
+"""The internet's namespace is `<prefix>internet` (`lab/attachments.py`)."""
+IMDS_SUFFIX = "imds"
+"""The instance metadata service's namespace is `<prefix>imds` (`lab/attachments.py`)."""
+RESERVED = frozenset({FABRIC_SUFFIX, INTERNET_SUFFIX, IMDS_SUFFIX})
+NAT_GATEWAY_PREFIX = "nat-"
+"""A NAT gateway's namespace is `<prefix><its id>`; ids start `nat-`, which no state namespace
+may (`LabNames.netns`)."""
 NAME_MAX = 255
 """The longest file name, so the longest `/run/netns` entry (`NAME_MAX`)."""
 
@@ -58,7 +63,7 @@ class LabNames:
         """The lab namespace that realizes the state namespace `state_name`. A node named like
         the lab's own namespaces (`vpc`, `internet`), or a name too long for a file name once
         prefixed, cannot be built: the lab says so rather than fail half-way."""
-        if state_name in RESERVED:
+        if state_name in RESERVED or state_name.startswith(NAT_GATEWAY_PREFIX):
             raise NotModelled(
                 f"a node or pod namespace named {state_name!r} in the lab, whose own "
                 f"{state_name!r} namespace has that name"
@@ -82,6 +87,13 @@ class LabNames:
         host's address, wired to the fabric's bridge (`lab/fabric.py`)."""
         return f"{self.prefix}{INTERNET_SUFFIX}"
 
+    def attachment(self, place: str) -> str:
+        """The namespace of something the lab adds to the state (`lab/attachments.py`): the
+        internet, the IMDS, a NAT gateway by its id."""
+        if place not in RESERVED and not place.startswith(NAT_GATEWAY_PREFIX):
+            raise ValueError(f"{place!r} is no attachment of the lab")
+        return f"{self.prefix}{place}"
+
     def is_lab(self, netns: str) -> bool:
         """Whether `netns` carries this lab's prefix: a name test only; whether the namespace
         belongs to this lab (and not to one whose prefix extends this one) is
@@ -89,11 +101,14 @@ class LabNames:
         return netns.startswith(self.prefix)
 
     def state_name(self, netns: str) -> str | None:
-        """The state namespace a lab namespace realizes; None for the fabric, the internet or
-        foreign names."""
-        if not self.is_lab(netns) or netns in (self.fabric, self.internet):
+        """The state namespace a lab namespace realizes; None for the fabric, the lab's
+        attachments (internet, IMDS, NAT gateways) or foreign names."""
+        if not self.is_lab(netns):
             return None
-        return netns[len(self.prefix) :]
+        name = netns[len(self.prefix) :]
+        if name in RESERVED or name.startswith(NAT_GATEWAY_PREFIX):
+            return None
+        return name
 
     def inside(self, namespace: Namespace) -> Inside:
         """How `lab exec` runs a command in `namespace` so that it prints what the real machine

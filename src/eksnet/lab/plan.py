@@ -32,13 +32,14 @@ from eksnet.dataplane.state import (
     Namespace,
     Route,
 )
+from eksnet.lab.attachments import attachments
 from eksnet.lab.fabric import (
     GATEWAY_MAC,
+    IMDS_MAC,
+    IMDS_NEXT_HOP_MAC,
     INTERNET_MAC,
     FabricPlan,
     attached_ports,
-    internet_link,
-    internet_namespace,
     plan_fabric,
 )
 from eksnet.lab.names import LabNames
@@ -84,6 +85,8 @@ class NamespacePlan:
     """`nfacct add NAME` for each accounting object the iptables rules name, run in the
     namespace before `iptables-restore` (the kernel refuses a `-m nfacct` rule whose object
     does not exist, kube-proxy.md §10 item 14)."""
+    nft: str = ""
+    """An nftables ruleset for `nft -f` (the lab's attachments: a NAT gateway, the IMDS)."""
 
 
 def nfacct_commands(iptables: Iptables | None) -> tuple[tuple[str, ...], ...]:
@@ -112,58 +115,80 @@ class LabPlan:
     fabric: FabricPlan
     steps: tuple[BuildStep, ...]
     """The same lines cut into `build_steps`, each with what to configure after it."""
-    internet: NamespacePlan | None = None
-    """The internet beyond the internet gateway (`fabric.internet_namespace`), if the state
-    has a gateway: created and configured in the first step, with the fabric."""
+    attachments: tuple[NamespacePlan, ...] = ()
+    """What the lab adds to the state's namespaces (`lab/attachments.py`: the internet, the
+    IMDS, NAT gateways): created, wired to the fabric's bridge and configured in the first
+    step, with the fabric."""
+    wires: tuple[str, ...] = ()
+    """The host batch lines wiring each attachment to the bridge."""
 
     def netns_names(self) -> tuple[str, ...]:
         """Every namespace the plan creates."""
-        internet = (self.internet.netns,) if self.internet is not None else ()
-        return (*(ns.netns for ns in self.namespaces), self.fabric.netns, *internet)
+        return (
+            *(ns.netns for ns in self.namespaces),
+            self.fabric.netns,
+            *(ns.netns for ns in self.attachments),
+        )
 
 
 def build_plan(state: DataplaneState, names: LabNames) -> LabPlan:
     fabric = plan_fabric(state, names.fabric)
     namespaces = tuple(namespace_plan(ns, names) for ns in state.namespaces)
-    internet = internet_plan(state, names)
+    extra, wires = attachment_plans(state, names)
     creations = link_creations(state, names, fabric)
-    every: tuple[NamespacePlan | FabricPlan, ...] = (*namespaces, fabric)
-    wire = (internet_link(internet.netns, fabric.netns),) if internet is not None else ()
+    every: tuple[NamespacePlan | FabricPlan, ...] = (*namespaces, fabric, *extra)
     return LabPlan(
         names=names,
         host_batch=(
             *(f"netns add {ns.netns}" for ns in every),
-            *((f"netns add {internet.netns}",) if internet is not None else ()),
             *(c.line for c in sorted(creations, key=lambda c: c.ifindex)),
-            *wire,
+            *wires,
         ),
         namespaces=namespaces,
         fabric=fabric,
-        steps=build_steps(state, namespaces, fabric, creations, internet),
-        internet=internet,
+        steps=build_steps(state, namespaces, fabric, creations, extra, wires),
+        attachments=extra,
+        wires=wires,
     )
 
 
-def internet_plan(state: DataplaneState, names: LabNames) -> NamespacePlan | None:
-    """The internet namespace, configured like any other (sysctls, then its operations); None
-    without an internet gateway. Its name is `LabNames.internet`, which no state namespace may
-    take (`LabNames.netns` refuses it)."""
-    namespace = internet_namespace(state)
-    if namespace is None:
-        return None
-    netns = names.internet
+LAB_MACS = frozenset({GATEWAY_MAC, INTERNET_MAC, IMDS_MAC, IMDS_NEXT_HOP_MAC})
+"""MACs the lab's own attachments use, which no ENI or router of the state may have."""
+
+
+def attachment_plans(
+    state: DataplaneState, names: LabNames
+) -> tuple[tuple[NamespacePlan, ...], tuple[str, ...]]:
+    """The attachments, configured like any namespace (sysctls, operations, then their nft
+    ruleset), and the lines wiring them to the fabric. Their names are
+    `LabNames.attachment`'s, which no state namespace may take (`LabNames.netns` refuses
+    them)."""
+    found = attachments(state)
+    if not found:
+        return (), ()
     macs = {eni.mac for eni in state.vpc.enis} | {s.router_mac for s in state.vpc.subnets}
-    clash = sorted(macs & {GATEWAY_MAC, INTERNET_MAC})
+    clash = sorted(macs & LAB_MACS)
     if clash:
-        raise PlanError(f"MAC {clash[0]} of the state is one the lab's internet gateway uses")
-    return NamespacePlan(
-        state_name=namespace.name,
-        netns=netns,
-        kind="internet",
-        sysctls=namespace.sysctls,
-        ops=namespace_ops(namespace),
-        iptables=None,
+        raise PlanError(f"MAC {clash[0]} of the state is one the lab's fabric uses itself")
+    taken = {ns.name for ns in state.namespaces} & {item.place for item in found}
+    if taken:
+        raise PlanError(f"a namespace of the state is named like the lab's {sorted(taken)[0]}")
+    plans = tuple(
+        NamespacePlan(
+            state_name=item.place,
+            netns=names.attachment(item.place),
+            kind=item.kind,
+            sysctls=item.namespace.sysctls,
+            ops=namespace_ops(item.namespace),
+            iptables=None,
+            nft=item.nft,
+        )
+        for item in found
     )
+    wires = tuple(
+        item.wire(plan.netns, names.fabric) for item, plan in zip(found, plans, strict=True)
+    )
+    return plans, wires
 
 
 # --- links --------------------------------------------------------------------------------------
@@ -271,7 +296,8 @@ def build_steps(
     namespaces: tuple[NamespacePlan, ...],
     fabric: FabricPlan,
     creations: tuple[LinkCreation, ...],
-    internet: NamespacePlan | None = None,
+    attached: tuple[NamespacePlan, ...] = (),
+    wires: tuple[str, ...] = (),
 ) -> tuple[BuildStep, ...]:
     """The build as a pipeline: while one step's namespaces are configured, the next step's are
     created (creating namespaces is most of the work, and much of it runs outside the RTNL
@@ -282,8 +308,8 @@ def build_steps(
     veths, and configures the pods, then the node. So every link's other end is up before the
     node brings its own end up: the node's links get their carrier, and with it their IPv6
     routes, in the order the node brings them up (`namespace_ops`), as on a real node. The
-    internet namespace, if any, is created, wired to the fabric's bridge and configured in step
-    0, with the fabric."""
+    attachments (internet, IMDS, NAT gateways) are created, wired to the fabric's bridge and
+    configured in step 0, with the fabric."""
     nodes = [ns for ns in namespaces if ns.kind == "node"]
     step_of: dict[str | None, int] = {None: 0, **{node.state_name: 0 for node in nodes}}
     number_of = {node.state_name: number for number, node in enumerate(nodes, start=1)}
@@ -301,11 +327,9 @@ def build_steps(
     for creation in creations:
         links[max(step_of[name] for name in creation.namespaces)].append(creation)
     configure: list[list[NamespacePlan | FabricPlan]] = [[fabric], *([] for _ in nodes)]
-    wire: tuple[str, ...] = ()
-    if internet is not None:
-        adds[0].append(f"netns add {internet.netns}")
-        wire = (internet_link(internet.netns, fabric.netns),)
-        configure[0].append(internet)
+    for item in attached:
+        adds[0].append(f"netns add {item.netns}")
+        configure[0].append(item)
     for ns in namespaces:
         if ns.kind != "node":
             configure[step_of[ns.state_name]].append(ns)
@@ -316,7 +340,7 @@ def build_steps(
             (
                 *adds[i],
                 *(c.line for c in sorted(links[i], key=lambda c: c.ifindex)),
-                *(wire if i == 0 else ()),
+                *(wires if i == 0 else ()),
             ),
             tuple(configure[i]),
         )

@@ -652,6 +652,7 @@ def _arrive(journey: _Journey, position: _Arrive) -> _Outcome:
     steps += describe.input_route_steps(namespace, decision, packet, link.name)
     if decision.kind == "drop" or decision.fib is None or isinstance(decision.fib, FibError):
         reason = decision.reason or "no route"
+        journey.records += _persisted(passage)
         return _finish_drop(
             journey,
             namespace,
@@ -674,6 +675,7 @@ def _arrive(journey: _Journey, position: _Arrive) -> _Outcome:
             )
         return _deliver(journey, namespace, link.name, steps, local.packet, entered=position.packet)
     if packet.ttl <= 1:
+        journey.records += _persisted(passage)
         return _finish_drop(
             journey,
             namespace,
@@ -914,6 +916,13 @@ def _translated_destination(journey: _Journey) -> str | None:
                 port = f":{step.before.dport}" if step.before.dport is not None else ""
                 return f"{step.before.dst}{port}"
     return None
+
+
+def _persisted(passage: nf.Passage) -> list[ConntrackRecord]:
+    """The conntrack entry a packet dropped after PREROUTING leaves behind, if it updated a
+    confirmed one (`Passage.persisted`)."""
+    record = passage.persisted()
+    return [record] if record is not None else []
 
 
 def _finish_drop(

@@ -25,6 +25,10 @@ ICMP_ECHO_TYPES: Mapping[int, str] = {
 }
 """The ICMP queries a walk carries, in tcpdump's words."""
 ICMP_UNREACHABLE = 3
+ICMP_TIME_EXCEEDED = 11
+TIME_EXCEEDED_CODES = {0: "time exceeded in-transit", 1: "fragment reassembly time exceeded"}
+"""RFC 792's codes of ICMP time exceeded, in tcpdump's words (the kernel sends code 0 when a
+forward runs out of TTL: the lab sees it as the evidence of a TTL drop)."""
 UNREACHABLE_CODES: Mapping[int, str] = {
     0: "net unreachable",
     1: "host unreachable",
@@ -158,25 +162,25 @@ class Packet:
             if self.sport is not None or self.dport is not None:
                 raise ValueError("an icmp packet has no ports")
             echo = self.icmp_type in ICMP_ECHO_TYPES and self.icmp_id is not None
+            codes = {ICMP_UNREACHABLE: UNREACHABLE_CODES, ICMP_TIME_EXCEEDED: TIME_EXCEEDED_CODES}
             error = (
-                self.icmp_type == ICMP_UNREACHABLE
-                and self.icmp_code in UNREACHABLE_CODES
+                self.icmp_code in codes.get(self.icmp_type or 0, {})
                 and self.quoted is not None
                 and self.icmp_id is None
             )
             if not (echo or error):
                 raise ValueError(
                     "an icmp packet is an echo request or reply with an identifier, or a "
-                    "destination-unreachable error quoting a packet"
+                    "destination-unreachable or time-exceeded error quoting a packet"
                 )
         elif any(v is not None for v in (self.icmp_type, self.icmp_id, self.icmp_code)):
             raise ValueError(f"a {self.proto} packet has no icmp type, code or identifier")
-        if self.quoted is not None and self.icmp_type != ICMP_UNREACHABLE:
+        if self.quoted is not None and not self.is_icmp_error:
             raise ValueError("only an ICMP error quotes a packet")
 
     @property
     def is_icmp_error(self) -> bool:
-        return self.proto == "icmp" and self.icmp_type == ICMP_UNREACHABLE
+        return self.proto == "icmp" and self.icmp_type in (ICMP_UNREACHABLE, ICMP_TIME_EXCEEDED)
 
     def unreachable(self, code: int, src: IPv4Address | None) -> Packet:
         """The destination-unreachable error answering this packet (quoting it), from `src`
@@ -223,7 +227,10 @@ class Packet:
     def five_tuple(self) -> str:
         if self.is_icmp_error:
             assert self.quoted is not None
-            kind = UNREACHABLE_CODES[self.icmp_code or 0]
+            table = (
+                TIME_EXCEEDED_CODES if self.icmp_type == ICMP_TIME_EXCEEDED else UNREACHABLE_CODES
+            )
+            kind = table[self.icmp_code or 0]
             return f"{self.src} > {self.dst} icmp {kind} for {self.quoted.five_tuple()}"
         if self.proto == "icmp":
             kind = ICMP_ECHO_TYPES[self.icmp_type or 0]

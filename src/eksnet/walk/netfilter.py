@@ -464,6 +464,15 @@ class Passage:
             chosen=chosen,
         )
 
+    def persisted(self) -> ConntrackRecord | None:
+        """The entry of a packet dropped after conntrack saw it: `nf_conntrack_in` updates a
+        confirmed entry in place (the TCP state, the reply seen), so it keeps what this packet
+        changed whatever happens to the packet later; a new entry is never confirmed and goes
+        with its packet."""
+        if not self.active or self.entry is None or not self.entry.confirmed:
+            return None
+        return self._confirm()
+
     def _confirm(self) -> ConntrackRecord | None:
         if not self.active or self.entry is None:
             return None

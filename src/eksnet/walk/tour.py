@@ -292,14 +292,6 @@ BEYOND_THE_TALK: tuple[TourWalk, ...] = (
         sport=41000,
         dport=30080,
     ),
-)
-"""Walks the lab proves besides the talk's: other paths (across AZs, from a node), other
-protocols, and a drop, so `lab verify` and `tour --lab` hold the kernel to more than one shape."""
-
-PROVEN: tuple[TourWalk, ...] = TOUR + BEYOND_THE_TALK
-"""What `lab verify` and `tour --lab` send by default."""
-
-AWAITING_THE_LAB: tuple[TourWalk, ...] = (
     TourWalk(
         id="X12",
         title="A pod asks IMDS for a token: the answer (TTL = hop limit 1) dies at the node",
@@ -310,9 +302,28 @@ AWAITING_THE_LAB: tuple[TourWalk, ...] = (
         sport=41000,
         dport=80,
     ),
+    TourWalk(
+        id="X13",
+        title="The internet client tries the NAT gateway's EIP: no session, dropped",
+        talk="not in the talk: a NAT gateway lets nothing in (vpc-fabric.md §5)",
+        src=CLIENT,
+        dst="ip/192.0.2.10",
+        proto="tcp",
+        sport=None,
+        dport=443,
+        variant="nat",
+    ),
 )
-"""Walks the simulator answers that the lab cannot send yet (it has no IMDS responder):
-`lab verify` reports them not verified, so they are not among `PROVEN`."""
+"""Walks the lab proves besides the talk's: other paths (across AZs, from a node), other
+protocols, and a drop, so `lab verify` and `tour --lab` hold the kernel to more than one shape."""
+
+PROVEN: tuple[TourWalk, ...] = TOUR + BEYOND_THE_TALK
+"""What `lab verify` and `tour --lab` send by default."""
+
+AWAITING_THE_LAB: tuple[TourWalk, ...] = ()
+"""Walks the simulator answers that the lab cannot send yet: `lab verify` would report them not
+verified, so they are not among `PROVEN` (none now: the IMDS walk X12 moved into
+`BEYOND_THE_TALK` when the lab gained its IMDS)."""
 
 KNOWN: tuple[TourWalk, ...] = PROVEN + AWAITING_THE_LAB
 """Every walk `--walk ID` may name."""

@@ -1,0 +1,270 @@
+"""The namespaces that stand for what the VPC holds besides the nodes (pure: no I/O here).
+
+A walk may reach three things the cluster's state has no namespace for; the lab builds each as a
+namespace of its own, wired to a port of the fabric's bridge (`lab/fabric.py`), planned from the
+same `VpcState` the simulator reads:
+
+* **the internet** (`internet`), beyond the internet gateway: every external host's address on
+  `eth0`, whose other end is the bridge port `igw0`; the gateway's 1:1 NAT is done in the
+  bridge. It reaches the gateway as a VPC CNI pod reaches its node: a default route via a
+  link-local next hop whose MAC is a permanent neighbour entry, so it never ARPs.
+* **a NAT gateway** (its id, `nat-…`): a host whose `eth0` is the gateway's ENI (its MAC, its
+  private IP in its subnet) on a bridge port like any ENI's, so the fabric routes to it and
+  from it with the same route tables, NACLs and source/destination check (off, as on the
+  gateway's requester-managed ENI). Inside, the kernel does what vpc-fabric.md §5 says the
+  gateway does: it forwards (an IP hop: the TTL drops by one; no ICMP redirects, though the
+  packet leaves by the link it came in on), SNATs what it forwards to its private IP with a
+  port of its own choosing (`fully-random`: the walk marks the gateway's port as a chosen
+  value, which the verifier binds to whatever the kernel picked), keeps the session in
+  conntrack, and drops, each with a counter: what is not TCP, UDP or ICMP, a client of its own
+  subnet, and whatever reaches its own address without a session. Its default route is its
+  subnet's router (base+1) with the router's MAC as a permanent neighbour entry.
+* **the instance metadata service** (`imds`): one namespace holding 169.254.169.254 for every
+  instance, on the bridge port `imds0`. The fabric answers each node's ARP for it with the MAC
+  of the asking ENI's subnet router and hands it the frames sent there (vpc-fabric.md §8.4:
+  the host answers, so no route, NACL or security group applies). Its answers carry the asking
+  instance's hop limit as their TTL (`HttpPutResponseHopLimit`): one nft rule per instance in
+  its output hook, matching every address of the instance's ENIs (nft 1.0.6 cannot set the TTL
+  from a map lookup, so it is a rule each).
+
+The other host-served addresses (the Resolver, time sync) have no namespace: walks to them are
+not verified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Literal
+
+from eksnet.controllers.cni_plugin import loopback_addresses, loopback_link
+from eksnet.dataplane.state import (
+    TABLE_MAIN,
+    Address,
+    DataplaneState,
+    Link,
+    Namespace,
+    NatGateway,
+    Neighbour,
+    Route,
+)
+from eksnet.lab.fabric import (
+    GATEWAY_MAC,
+    IMDS_MAC,
+    IMDS_NEXT_HOP_MAC,
+    IMDS_PORT,
+    IMDS_PORT_IFINDEX,
+    INTERNET_MAC,
+    INTERNET_MTU,
+    INTERNET_PORT,
+    INTERNET_PORT_IFINDEX,
+    FabricPort,
+    attached_ports,
+    owned_networks,
+)
+from eksnet.vpc.fabric import IMDS
+
+AttachmentKind = Literal["internet", "imds", "nat-gateway"]
+
+DEVICE = "eth0"
+DEVICE_IFINDEX = 2
+NEXT_HOP = IPv4Address("169.254.0.1")
+"""The next hop of the internet's and the IMDS's default routes: never an address of the VPC;
+it only names the fabric's MAC through a permanent neighbour entry."""
+IMDS_MTU = 9001
+NAT_TABLE = "eksnet_nat_gateway"
+IMDS_TABLE = "eksnet_imds"
+NAT_DROPS = {
+    "natgw-protocol": "NAT gateway: neither TCP, UDP nor ICMP",
+    "natgw-own-subnet": "NAT gateway: a client in its own subnet",
+    "natgw-no-session": "NAT gateway: no session",
+}
+"""The `comment` of the NAT gateway's rule that counts each of its drop codes."""
+SYSCTLS_IPV4_ONLY: tuple[tuple[str, str], ...] = (
+    ("net.ipv6.conf.all.disable_ipv6", "1"),
+    ("net.ipv6.conf.default.disable_ipv6", "1"),
+)
+"""IPv4 only, as the state (and the fabric, which drops anything else)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """One namespace wired to the fabric's bridge: `place` is what the lab calls it (the name
+    a walk's hop maps to), `namespace` its configuration in the state's vocabulary, `nft` the
+    ruleset applied inside it."""
+
+    place: str
+    kind: AttachmentKind
+    namespace: Namespace
+    port: str
+    port_ifindex: int
+    nft: str = ""
+
+    @property
+    def device(self) -> Link:
+        return self.namespace.link(DEVICE)
+
+    def wire(self, netns: str, fabric_netns: str) -> str:
+        """The host batch line creating its `eth0` and, as its peer, its bridge port."""
+        link = self.device
+        return (
+            f"link add {DEVICE} index {DEVICE_IFINDEX} address {link.mac} mtu {link.mtu} "
+            f"txqueuelen 0 netns {netns} type veth peer name {self.port} index "
+            f"{self.port_ifindex} mtu {link.mtu} netns {fabric_netns}"
+        )
+
+
+def attachments(state: DataplaneState) -> tuple[Attachment, ...]:
+    """Every namespace the lab adds to the state's: the internet (with an internet gateway),
+    the IMDS (with an instance wired to the fabric), each NAT gateway."""
+    found: list[Attachment] = []
+    internet = internet_namespace(state)
+    if internet is not None:
+        found.append(
+            Attachment("internet", "internet", internet, INTERNET_PORT, INTERNET_PORT_IFINDEX)
+        )
+    ports = attached_ports(state)
+    imds = imds_attachment(state, ports)
+    if imds is not None:
+        found.append(imds)
+    for port in ports:
+        gateway = next((g for g in state.vpc.nat_gateways if g.eni == port.eni.id), None)
+        if gateway is not None:
+            found.append(nat_gateway_attachment(state, gateway, port))
+    return tuple(found)
+
+
+def _host(
+    name: str, mac: str, mtu: int, addresses: tuple[Address, ...], **more: object
+) -> Namespace:
+    return Namespace(
+        name=name,
+        kind="node",  # a host's root namespace, as a node's is
+        owner=name,
+        links=(loopback_link(), Link(DEVICE_IFINDEX, DEVICE, "device", mac, mtu)),
+        addresses=(*loopback_addresses(), *addresses),
+        **more,  # type: ignore[arg-type]
+    )
+
+
+def _via_next_hop(mac: str) -> dict[str, object]:
+    """The routes and neighbour of a namespace whose every packet goes to the fabric."""
+    hop = IPv4Network(f"{NEXT_HOP}/32")
+    return {
+        "routes": (
+            Route(TABLE_MAIN, hop, dev=DEVICE, scope="link"),
+            Route(TABLE_MAIN, IPv4Network("0.0.0.0/0"), gateway=NEXT_HOP, dev=DEVICE),
+        ),
+        "neighbours": (Neighbour(NEXT_HOP, DEVICE, mac),),
+    }
+
+
+def internet_namespace(state: DataplaneState) -> Namespace | None:
+    """The internet beyond the state's internet gateway, as one host namespace (None without a
+    gateway): every external host's address as a /32 on `eth0`, and the way to the gateway."""
+    if state.vpc.internet_gateway is None:
+        return None
+    hosts = tuple(
+        Address(DEVICE, IPv4Interface(f"{host.address}/32")) for host in state.external_hosts
+    )
+    return _host(
+        "internet",
+        INTERNET_MAC,
+        INTERNET_MTU,
+        hosts,
+        sysctls=SYSCTLS_IPV4_ONLY,
+        **_via_next_hop(GATEWAY_MAC),
+    )
+
+
+def imds_attachment(state: DataplaneState, ports: tuple[FabricPort, ...]) -> Attachment | None:
+    """The IMDS of every instance wired to the fabric, or None when none is."""
+    rules: list[str] = []
+    for instance in state.vpc.instances:
+        networks = [n for p in ports if p.node == instance.node for n in owned_networks(p.eni)]
+        if networks:
+            members = ", ".join(str(n) for n in networks)
+            rules.append(
+                f"    ip daddr {{ {members} }} ip ttl set {instance.hop_limit}"
+                f' comment "hop limit of {instance.id or instance.node}"'
+            )
+    if not rules:
+        return None
+    namespace = _host(
+        "imds",
+        IMDS_MAC,
+        IMDS_MTU,
+        (Address(DEVICE, IPv4Interface(f"{IMDS}/32")),),
+        sysctls=SYSCTLS_IPV4_ONLY,
+        **_via_next_hop(IMDS_NEXT_HOP_MAC),
+    )
+    nft = "\n".join(
+        [
+            f"table ip {IMDS_TABLE} {{",
+            "  chain output {",
+            "    type filter hook output priority 0; policy accept;",
+            *rules,
+            "  }",
+            "}",
+            "",
+        ]
+    )
+    return Attachment("imds", "imds", namespace, IMDS_PORT, IMDS_PORT_IFINDEX, nft)
+
+
+def nat_gateway_attachment(
+    state: DataplaneState, gateway: NatGateway, port: FabricPort
+) -> Attachment:
+    """A NAT gateway as a host forwarding and SNATting on its ENI (see the module docstring)."""
+    subnet = state.vpc.subnet(gateway.subnet)
+    address = IPv4Interface(f"{gateway.private_ip}/{subnet.cidr.prefixlen}")
+    namespace = _host(
+        gateway.id,
+        port.eni.mac,
+        port.mtu,
+        (Address(DEVICE, address, broadcast=subnet.cidr.broadcast_address),),
+        routes=(
+            Route(
+                TABLE_MAIN,
+                subnet.cidr,
+                dev=DEVICE,
+                proto="kernel",
+                scope="link",
+                src=gateway.private_ip,
+            ),
+            Route(TABLE_MAIN, IPv4Network("0.0.0.0/0"), gateway=subnet.gateway, dev=DEVICE),
+        ),
+        neighbours=(Neighbour(subnet.gateway, DEVICE, subnet.router_mac),),
+        sysctls=(
+            *SYSCTLS_IPV4_ONLY,
+            ("net.ipv4.ip_forward", "1"),
+            ("net.ipv4.conf.all.send_redirects", "0"),
+            ("net.ipv4.conf.default.send_redirects", "0"),
+            ("net.ipv4.conf.all.rp_filter", "0"),
+            ("net.ipv4.conf.default.rp_filter", "0"),
+        ),
+    )
+    carried = "{ tcp, udp, icmp }"
+    nft = "\n".join(
+        [
+            f"table ip {NAT_TABLE} {{",
+            "  chain input {",
+            "    type filter hook input priority 0; policy accept;",
+            f'    meta l4proto != {carried} counter drop comment "{NAT_DROPS["natgw-protocol"]}"',
+            f'    ct state new counter drop comment "{NAT_DROPS["natgw-no-session"]}"',
+            "  }",
+            "  chain forward {",
+            "    type filter hook forward priority 0; policy accept;",
+            f'    meta l4proto != {carried} counter drop comment "{NAT_DROPS["natgw-protocol"]}"',
+            f'    ip saddr {subnet.cidr} counter drop comment "{NAT_DROPS["natgw-own-subnet"]}"',
+            "  }",
+            "  chain postrouting {",
+            "    type nat hook postrouting priority 100; policy accept;",
+            f"    meta l4proto {{ tcp, udp }} snat to {gateway.private_ip}:1024-65535 fully-random",
+            f"    meta l4proto icmp snat to {gateway.private_ip}",
+            "  }",
+            "}",
+            "",
+        ]
+    )
+    return Attachment(gateway.id, "nat-gateway", namespace, port.port, port.ifindex, nft)
