@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from typer._click.exceptions import ClickException
 
     from eksnet.dataplane.flow_log_format import FlowLogFormat
-    from eksnet.dataplane.state import VpcState
+    from eksnet.dataplane.state import DataplaneState, VpcState
+    from eksnet.dataplane.targets import Target
     from eksnet.state_cache import Built
     from eksnet.walk.model import Walk
     from eksnet.walk.tour import TourWalk
@@ -142,13 +143,39 @@ def run_exec(
     from eksnet.render.exec import execute
 
     state = load(cluster, variant, overrides).state
-    namespace = resolve_namespace(state, parse_target(target))
+    parsed = parse_target(target)
+    if parsed.kind in ("lb", "ingress"):
+        return _describe_load_balancer(state, parsed, command)
+    namespace = resolve_namespace(state, parsed)
     result = execute(state, namespace, command, read_input)
     sys.stdout.write(result.stdout)
     sys.stdout.flush()
     sys.stderr.write(result.stderr)
     sys.stderr.flush()
     return result.status
+
+
+def _describe_load_balancer(
+    state: "DataplaneState", target: "Target", command: Sequence[str]
+) -> int:
+    """`eksnet exec lb/NS/SVC -- describe`: the load balancer as the AWS CLI describes it."""
+    from eksnet.errors import InputError, NotModelled
+    from eksnet.render.load_balancer import describe
+
+    if list(command) != ["describe"]:
+        raise InputError(
+            f"{target.spec()} is a load balancer: it runs no commands",
+            fix=f"eksnet exec {target.spec()} -- describe",
+        )
+    kind = "service" if target.kind == "lb" else "ingress"
+    balancer = state.vpc.load_balancer(f"{kind}/{target.name}")
+    if balancer is None:
+        raise NotModelled(
+            f"the load balancer of {kind}/{target.name}: no controller builds one, or the spec "
+            "pins no addresses for it under loadBalancers"
+        )
+    sys.stdout.write(describe(state, balancer))
+    return 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,7 +446,9 @@ def build_app() -> "typer.Typer":
         dst: Annotated[
             str,
             typer.Argument(
-                metavar="DST", help="pod/NS/NAME, node/NAME, ip/ADDR or svc/NS/NAME (a Service)"
+                metavar="DST",
+                help="pod/NS/NAME, node/NAME, ip/ADDR, svc/NS/NAME (a Service), lb/NS/SERVICE (its "
+                "load balancer), ingress/NS/NAME (its ALB) or dns/NAME",
             ),
         ],
         port: Annotated[
@@ -471,6 +500,16 @@ def build_app() -> "typer.Typer":
                 help="The flow-log format ('${version} ${srcaddr} …'; default: the spec's).",
             ),
         ] = None,
+        az: Annotated[
+            str | None,
+            typer.Option("--az", help="The load balancer node's zone the client picks."),
+        ] = None,
+        host: Annotated[
+            str | None, typer.Option("--host", help="The HTTP Host an ALB reads.")
+        ] = None,
+        path: Annotated[
+            str | None, typer.Option("--path", help="The HTTP path an ALB reads (default /).")
+        ] = None,
     ) -> None:
         """Walk a packet from SRC to DST, forward and back."""
 
@@ -492,6 +531,9 @@ def build_app() -> "typer.Typer":
                 labels=loaded.labels,
                 with_reply=not no_return,
                 again=again,
+                az=az,
+                host=host,
+                path=path,
             )
             if seed is not None and result.branches:
                 import random

@@ -28,11 +28,15 @@ def test_demo_route_tables_gateway_and_public_ips() -> None:
     )
     assert all(subnet.route_table == "rtb-public" for subnet in vpc.subnets)
     # §2.3: each node's public IPv4 sits on the primary IP of its primary ENI
-    assert vpc.public_ips == (
+    assert vpc.public_ips[:3] == (
         PublicIp(A("192.168.1.50"), A("192.0.2.50"), "eni-01a00000000000050"),
         PublicIp(A("192.168.1.70"), A("192.0.2.70"), "eni-01a00000000000070"),
         PublicIp(A("192.168.2.90"), A("192.0.2.90"), "eni-01a00000000000090"),
     )
+    # then each load balancer node's (talk-walks.md §2.7: five load balancers, three AZs)
+    nodes = vpc.public_ips[3:]
+    assert len(nodes) == 15 and all(item.eni.startswith("eni-0e1b") for item in nodes)
+    assert PublicIp(A("192.168.3.141"), A("192.0.2.143"), "eni-0e1bc0a8038d") in nodes
     # rtb-private-a's NAT gateway exists only in the nat variants: here a blackhole route
     private = vpc.route_table("rtb-private-a")
     assert [(r.target, r.state) for r in private.routes] == [

@@ -18,7 +18,14 @@ from __future__ import annotations
 
 from ipaddress import IPv4Interface, IPv4Network
 
-from eksnet.controllers import ipamd, kube_proxy, kube_proxy_version, kubelet, vpc_filters
+from eksnet.controllers import (
+    ipamd,
+    kube_proxy,
+    kube_proxy_version,
+    kubelet,
+    load_balancers,
+    vpc_filters,
+)
 from eksnet.controllers.cni_plugin import (
     loopback_addresses,
     loopback_link,
@@ -97,6 +104,7 @@ def _build_state(cluster: Cluster) -> DataplaneState:
         vpc=vpc_state(cluster),
         external_hosts=external_hosts(cluster),
         services=services(cluster),
+        dns=load_balancers.dns_records(cluster),
     )
 
 
@@ -159,11 +167,14 @@ def vpc_state(cluster: Cluster) -> VpcState:
         for eni in node.enis
     )
     gateways = nat_gateways(cluster)
+    balancers = load_balancers.build(cluster)
     return VpcState(
         id=cluster.vpc.id,
         cidrs=tuple(cluster.vpc.cidrs),
         subnets=subnets,
-        enis=enis + tuple(_nat_gateway_eni(cluster, gateway) for gateway in gateways),
+        enis=enis
+        + tuple(_nat_gateway_eni(cluster, gateway) for gateway in gateways)
+        + balancers.enis,
         route_tables=route_tables(cluster),
         internet_gateway=cluster.vpc.internet_gateway,
         public_ips=public_ips(cluster)
@@ -171,7 +182,8 @@ def vpc_state(cluster: Cluster) -> VpcState:
             PublicIp(gateway.private_ip, gateway.public_ip, gateway.eni)
             for gateway in gateways
             if gateway.public_ip is not None
-        ),
+        )
+        + balancers.public_ips,
         security_groups=vpc_filters.security_groups(cluster),
         network_acls=vpc_filters.network_acls(cluster),
         prefix_lists=vpc_filters.prefix_lists(cluster),
@@ -180,6 +192,7 @@ def vpc_state(cluster: Cluster) -> VpcState:
         account_id=cluster.account_id,
         region=cluster.region,
         flow_log_format=_flow_log_format(cluster),
+        load_balancers=balancers.load_balancers,
     )
 
 

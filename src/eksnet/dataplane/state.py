@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface
 from typing import Any, Literal
 
+from eksnet.dataplane.load_balancers import DnsRecord, LoadBalancer
 from eksnet.dataplane.security import NetworkAcl, PrefixList, SecurityGroup
 
 Scope = Literal["global", "link", "host"]
@@ -284,8 +285,9 @@ class Eni:
     """The Linux interface name of the ENI inside that node (`eth0`)."""
     device_number: int = 0
     """The EC2 device number (0 = the instance's primary ENI); ipamd's table is this + 1."""
-    interface_type: Literal["interface", "nat_gateway"] = "interface"
-    """`nat_gateway`: the requester-managed ENI of a NAT gateway (no groups, no instance)."""
+    interface_type: Literal["interface", "nat_gateway", "load_balancer"] = "interface"
+    """`nat_gateway`: the requester-managed ENI of a NAT gateway (no groups, no instance);
+    `load_balancer`: a load balancer node's (its description `ELB net/…`, `ELB app/…`)."""
     instance_id: str | None = None
     """The instance it is attached to (flow logs' `instance-id`); None for a NAT gateway's."""
 
@@ -439,6 +441,8 @@ class VpcState:
     region: str = "us-east-1"
     flow_log_format: str | None = None
     """The flow log's `LogFormat` (`${version} ${account-id} …`); None: AWS's default format."""
+    load_balancers: tuple[LoadBalancer, ...] = ()
+    """What the load balancer controllers built (`controllers/load_balancers.py`)."""
     _index: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
     """Lookups built on first use (a value never changes, so neither do they): ENIs by id and
     by owned address, each group's member addresses."""
@@ -574,6 +578,14 @@ class VpcState:
                 return item
         return None
 
+    def load_balancer(self, owner: str) -> LoadBalancer | None:
+        """The load balancer built for `service/NS/NAME` or `ingress/NS/NAME`."""
+        return next((lb for lb in self.load_balancers if lb.owner == owner), None)
+
+    def load_balancer_of(self, eni_id: str) -> LoadBalancer | None:
+        """The load balancer one of whose nodes `eni_id` is."""
+        return next((lb for lb in self.load_balancers if lb.node_of(eni_id) is not None), None)
+
     def private_ip_of(self, public_ip: IPv4Address) -> PublicIp | None:
         """The association of a public IPv4 address of this VPC, if it is one."""
         for item in self.public_ips:
@@ -635,6 +647,8 @@ class DataplaneState:
     internet gateway (and that the lab puts in its internet namespace)."""
     services: tuple[Service, ...] = ()
     """The cluster's Services (kube-proxy's controller fills it), for `svc/NS/NAME` targets."""
+    dns: tuple[DnsRecord, ...] = ()
+    """Names clients resolve (`dns/NAME`)."""
     _by_name: dict[str, Namespace] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )

@@ -15,7 +15,7 @@ from typing import Literal
 from eksnet.dataplane.state import DataplaneState, Namespace, Service
 from eksnet.errors import InputError
 
-TargetKind = Literal["node", "pod", "ip", "svc"]
+TargetKind = Literal["node", "pod", "ip", "svc", "lb", "ingress", "dns"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,20 +37,27 @@ checked the same way (`model.cluster`), so a target that fails this names nothin
 
 
 def parse_target(text: str) -> Target:
-    """Parse `node/NAME`, `pod/NS/NAME`, `svc/NS/NAME` or `ip/ADDR`; anything else is an input
-    error."""
+    """Parse `node/NAME`, `pod/NS/NAME`, `svc/NS/NAME`, `lb/NS/SERVICE` (the Service's load
+    balancer), `ingress/NS/NAME` (the Ingress's ALB), `dns/NAME` or `ip/ADDR`; anything else is
+    an input error."""
     kind, _, rest = text.partition("/")
     if kind == "node" and rest and "/" not in rest:
         _check_name(text, rest, "node name", _NAME, 253)
         return Target("node", rest)
-    if kind in ("pod", "svc") and rest.count("/") == 1 and all(rest.split("/")):
+    if kind in ("pod", "svc", "lb", "ingress") and rest.count("/") == 1 and all(rest.split("/")):
         namespace, name = rest.split("/")
         _check_name(text, namespace, "namespace", _NAMESPACE, 63)
         if kind == "pod":
             _check_name(text, name, "pod name", _NAME, 253)
             return Target("pod", rest)
+        if kind == "ingress":
+            _check_name(text, name, "Ingress name", _NAME, 253)
+            return Target("ingress", rest)
         _check_name(text, name, "Service name", _NAMESPACE, 63)
-        return Target("svc", rest)
+        return Target("lb" if kind == "lb" else "svc", rest)
+    if kind == "dns" and rest and "/" not in rest:
+        _check_name(text, rest.lower().rstrip("."), "DNS name", _NAME, 253)
+        return Target("dns", rest.lower().rstrip("."))
     if kind == "ip" and rest:
         try:
             IPv4Address(rest)
@@ -61,8 +68,8 @@ def parse_target(text: str) -> Target:
             ) from None
         return Target("ip", rest)
     raise InputError(
-        f"target {_shown(text)} is not node/NAME, pod/NAMESPACE/NAME, svc/NAMESPACE/NAME or "
-        "ip/ADDRESS",
+        f"target {_shown(text)} is not node/NAME, pod/NAMESPACE/NAME, svc/NAMESPACE/NAME, "
+        "lb/NAMESPACE/SERVICE, ingress/NAMESPACE/NAME, dns/NAME or ip/ADDRESS",
         fix="e.g. node/ip-192-168-1-50.eu-west-2.compute.internal or pod/default/NAME",
     )
 
@@ -85,8 +92,12 @@ def _shown(text: str, limit: int = 80) -> str:
 def resolve_namespace(state: DataplaneState, target: Target) -> Namespace:
     """The namespace a node or pod target lives in; unknown names are input errors that list
     what exists."""
-    if target.kind in ("ip", "svc"):
-        what = "an address" if target.kind == "ip" else "a Service (an address on no interface)"
+    if target.kind not in ("node", "pod"):
+        what = {
+            "ip": "an address",
+            "svc": "a Service (an address on no interface)",
+            "dns": "a name",
+        }.get(target.kind, "a load balancer (`-- describe` shows it)")
         raise InputError(
             f"target {target.spec()} is {what}, not a namespace",
             fix="name a node/NAME or pod/NAMESPACE/NAME",

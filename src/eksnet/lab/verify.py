@@ -1086,6 +1086,11 @@ def unverifiable(walk: Walk) -> str | None:
             if end is not None and end.kind == "not-modelled":
                 return f"the walk ends not modelled{branch}: {end.reason}"
             for hop in one.hops:
+                if hop.where.name.startswith("lb:"):
+                    return (
+                        f"the walk crosses the load balancer {hop.where.label}{branch}: the lab "
+                        "does not build load balancers yet"
+                    )
                 if hop.where.name.startswith("host:") and not _is_imds(hop):
                     return (
                         f"the walk reaches {hop.where.label}{branch}: of the addresses the "

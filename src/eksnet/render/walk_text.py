@@ -82,7 +82,8 @@ def _hop_lines(index: int, hop: Hop, verbose: bool) -> list[Text]:
             if step.kind == "netfilter":
                 telling = [d for d in step.decided_by if any(t in d.text for t in _TELLING)]
                 lines += [Text(f"       rule: {d.text}", style="cyan") for d in telling]
-            if step.kind in ("security-group", "nacl", "host-served") and step is not decisive:
+            shown = ("security-group", "nacl", "host-served", "load-balancer", "dns")
+            if step.kind in shown and step is not decisive:
                 lines.append(Text(f"       {step.kind}: {step.summary}", style="cyan"))
             if step.kind in ("nat", "netfilter") and step.rewrote:
                 lines += _step_line(step)

@@ -23,6 +23,8 @@ from fractions import Fraction
 from ipaddress import IPv4Address
 from typing import Literal
 
+from eksnet.dataplane.load_balancers import LbNode, LoadBalancer, TargetGroup
+from eksnet.dataplane.load_balancers import Target as LbTarget
 from eksnet.dataplane.security import PROTOCOL_NUMBERS
 from eksnet.dataplane.state import (
     DataplaneState,
@@ -39,7 +41,7 @@ from eksnet.kernel.conntrack import ConntrackTable
 from eksnet.kernel.fib import FibError, FibResult, InputRoute, input_route, output_route
 from eksnet.kernel.netfilter import DEFAULT_NOW, NfOutcome, RecentTables
 from eksnet.vpc import fabric, igw, nacl, nat_gateway, pipeline, security_groups
-from eksnet.walk import describe
+from eksnet.walk import describe, load_balancing
 from eksnet.walk import netfilter as nf
 from eksnet.walk.model import (
     ERROR_ERRNO,
@@ -129,6 +131,8 @@ class _Host:
 
     host: ExternalHost
     packet: Packet
+    resolved: str | None = None
+    """What the host's DNS lookup answered, when it looked the destination up (`dns/NAME`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +141,38 @@ class _AtNatGateway:
 
     gateway: str
     packet: Packet
+
+
+@dataclass(frozen=True, slots=True)
+class _AtLoadBalancer:
+    """A packet a load balancer node's ENI `eni_id` received."""
+
+    eni_id: str
+    packet: Packet
+
+
+@dataclass(frozen=True, slots=True)
+class _LoadBalancerSends:
+    """A load balancer node sends a packet of its own (a proxy's answer to its client, the 404
+    of an ALB's default rule) from its ENI `eni_id`."""
+
+    eni_id: str
+    packet: Packet
+    what: str
+
+
+@dataclass(frozen=True, slots=True)
+class _LbSession:
+    """A connection a load balancer node holds: how a packet coming back from the target side
+    is rewritten towards the client (`back_src`/`back_sport` its source then), and whether the
+    VPC steers the target's reply to the node (an NLB preserving the client's address)."""
+
+    eni_id: str
+    client: IPv4Address
+    client_port: int
+    listener: IPv4Address
+    listener_port: int
+    proxy: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +194,8 @@ _Position = (
     | _Host
     | _AtNatGateway
     | _HostAnswer
+    | _AtLoadBalancer
+    | _LoadBalancerSends
 )
 
 INTERNET = "internet"
@@ -190,6 +228,18 @@ class _Choices:
         outcome = outcomes[self.script[index]]
         self.taken.append((outcome.probability, _outcome_label(where, outcome)))
         return outcome
+
+    def pick(self, labels: Sequence[str]) -> int:
+        """An equal-weight choice among `labels` (a load balancer's eligible targets): which
+        one this replay takes."""
+        if len(labels) == 1:
+            return 0
+        index = len(self.taken)
+        if index >= len(self.script):
+            raise _Split(len(labels))
+        picked = self.script[index]
+        self.taken.append((Fraction(1, len(labels)), labels[picked]))
+        return picked
 
     @property
     def probability(self) -> Fraction:
@@ -235,6 +285,13 @@ class _Journey:
     """The flows each ENI's security groups track (the reply is judged against them)."""
     sessions: nat_gateway.Sessions = field(default_factory=nat_gateway.Sessions)
     """The NAT gateways' sessions."""
+    lb_sessions: dict[tuple[str, IPv4Address, int, IPv4Address, int], _LbSession] = field(
+        default_factory=dict
+    )
+    """The load balancers' connections, keyed by the target side's reply as it leaves the
+    target: (protocol, source, source port, destination, destination port)."""
+    request: load_balancing.HttpRequest | None = None
+    """What the client asks over HTTP (an ALB reads it)."""
 
     def where(self, namespace: Namespace) -> Where:
         return Where(namespace.kind, namespace.name, self.labels.get(namespace.name, ""))
@@ -257,6 +314,8 @@ class _Journey:
             now=self.now,
             tracking=self.tracking,
             sessions=self.sessions,
+            lb_sessions=dict(self.lb_sessions),
+            request=self.request,
         )
 
 
@@ -282,32 +341,53 @@ def walk(
     labels: Mapping[str, str] | None = None,
     with_reply: bool = True,
     again: bool = False,
+    az: str | None = None,
+    host: str | None = None,
+    path: str | None = None,
 ) -> Walk:
-    """Walk a new connection from `src` to `dst` (`pod/NS/NAME`, `node/NAME`, `ip/ADDR` or
-    `svc/NS/NAME`), and its first reply back; a walk that load balancing splits has one branch
-    per way it can go. `again`: each way it can go also walks the same client's next
-    connection (`Walk.then`), with the `recent` lists this one left."""
+    """Walk a new connection from `src` to `dst` (`pod/NS/NAME`, `node/NAME`, `ip/ADDR`,
+    `svc/NS/NAME`, a load balancer: `lb/NS/SERVICE`, `ingress/NS/NAME` or `dns/NAME`, with
+    `az` its node's zone and `host`/`path` an ALB's request), and its first reply back; a walk
+    that load balancing splits has one branch per way it can go. `again`: each way it can go
+    also walks the same client's next connection (`Walk.then`), with the `recent` lists this
+    one left."""
     destination_target = parse_target(dst)
-    if proto in ("tcp", "udp", "sctp") and dport is None and destination_target.kind != "svc":
+    balanced = destination_target.kind in ("lb", "ingress", "dns")
+    if not balanced and (az, host, path) != (None, None, None):
+        raise InputError(
+            "--az, --host and --path choose a load balancer's node and request",
+            fix="walk to lb/NAMESPACE/SERVICE, ingress/NAMESPACE/NAME or dns/NAME",
+        )
+    needs_port = destination_target.kind != "svc" and not balanced
+    if proto in ("tcp", "udp", "sctp") and dport is None and needs_port:
         raise InputError(f"a {proto} walk needs a destination port", fix="add --port N")
     if proto == "icmp" and (dport is not None or sport is not None):
         raise InputError("an icmp walk has no ports", fix="drop --port/--sport")
     if proto != "icmp" and icmp_id is not None:
         raise InputError(f"a {proto} walk has no ICMP identifier", fix="drop the identifier")
     source = _endpoint(state, parse_target(src), role="source")
-    destination = _endpoint(state, destination_target, role="destination")
+    start = _namespace_of_endpoint(state, source)
+    request: load_balancing.HttpRequest | None = None
+    resolved: str | None = None
+    if balanced:
+        aimed = _balanced_destination(
+            state, destination_target, az=az, host=host, path=path, outside=start is None,
+            proto=proto, dport=dport,
+        )  # fmt: skip
+        destination, dport, request, resolved = aimed
+    else:
+        destination = _endpoint(state, destination_target, role="destination")
     if destination_target.kind == "svc":
         dport = _service_port(resolve_service(state, destination_target), proto, dport)
-    start = _namespace_of_endpoint(state, source)
-    host = state.external_host(source.address) if start is None else None
-    if start is None and host is None:
+    client = state.external_host(source.address) if start is None else None
+    if start is None and client is None:
         raise InputError(
             f"source {src}: {source.address} is not a pod or node of this cluster, nor an "
             "external host of the spec",
             fix="start in a pod or node, or declare the client under externalHosts",
         )
     if proto != "icmp" and sport is None:
-        sport = host.source_port if host is not None and host.source_port else None
+        sport = client.source_port if client is not None and client.source_port else None
         sport = sport or DEFAULT_SOURCE_PORT
     if proto == "icmp" and icmp_id is None:
         icmp_id = DEFAULT_ICMP_ID
@@ -322,18 +402,19 @@ def walk(
     origin: _Position = (
         _Origin(start, flow.first_packet())
         if start is not None
-        else _from_the_internet(state, host, flow)  # type: ignore[arg-type]
+        else _from_the_internet(state, client, flow, resolved)  # type: ignore[arg-type]
     )
     target = _namespace_of_endpoint(state, destination)
-    fresh = _Carried()
+    fresh = _Carried(request=request)
 
     def once(choices: _Choices) -> Walk:
         first, left = _walk_once(state, flow, origin, target, labels, choices, with_reply, fresh)
         if not again:
             return first
         return _with_next_connection(
-            state, host, start, flow, target, labels, with_reply, first, left
-        )
+            state, client, start, flow, target, labels, with_reply, first, left, request,
+            resolved,
+        )  # fmt: skip
 
     return _enumerated(flow, once, f"{src} to {dst}")
 
@@ -345,6 +426,8 @@ class _Carried:
 
     recent: Mapping[str, RecentTables] = field(default_factory=dict)
     now: float = DEFAULT_NOW
+    request: load_balancing.HttpRequest | None = None
+    """What an HTTP client asks (for an ALB), the same on every connection."""
 
 
 NEXT_CONNECTION_AFTER = 1.0
@@ -383,6 +466,8 @@ def _with_next_connection(
     with_reply: bool,
     first: Walk,
     left: Mapping[str, RecentTables],
+    first_request: load_balancing.HttpRequest | None = None,
+    resolved: str | None = None,
 ) -> Walk:
     """`first` with `then`: the same client's next connection (source port or ICMP identifier
     one higher, `NEXT_CONNECTION_AFTER` seconds later), started with the `recent` lists
@@ -399,9 +484,9 @@ def _with_next_connection(
     origin: _Position = (
         _Origin(start, following.first_packet())
         if start is not None
-        else _from_the_internet(state, host, following)  # type: ignore[arg-type]
+        else _from_the_internet(state, host, following, resolved)  # type: ignore[arg-type]
     )
-    carried = _Carried(dict(left), DEFAULT_NOW + NEXT_CONNECTION_AFTER)
+    carried = _Carried(dict(left), DEFAULT_NOW + NEXT_CONNECTION_AFTER, first_request)
     then = _enumerated(
         following,
         lambda choices: _walk_once(
@@ -431,6 +516,7 @@ def _walk_once(
         choices=choices,
         recent=dict(carried.recent),
         now=carried.now,
+        request=carried.request,
     )
     end = _run(journey, origin)
     reply: Walk | None = None
@@ -546,6 +632,10 @@ def _run(journey: _Journey, position: _Position) -> _End:
             outcome = _at_nat_gateway(journey, position)
         elif isinstance(position, _HostAnswer):
             outcome = _host_answers(journey, position)
+        elif isinstance(position, _AtLoadBalancer):
+            outcome = _at_load_balancer(journey, position)
+        elif isinstance(position, _LoadBalancerSends):
+            outcome = _load_balancer_sends(journey, position)
         else:
             outcome = _from_host(journey, position)
         if isinstance(outcome, _End):
@@ -1213,6 +1303,17 @@ def _sg_phrase(packet: Packet) -> str:
 def _stage_route(carry: _Carry) -> _Outcome | None:
     sender, packet = carry.sender, carry.packet
     assert sender is not None and packet.src_mac is not None and packet.dst_mac is not None
+    steered = _steered(carry, sender, packet)
+    if steered is not None:
+        carry.delivery = steered
+        carry.steps.append(
+            Step(
+                "vpc-deliver",
+                f"steered: {steered.reason}",
+                decided_by=(Decision("vpc", steered.decision),),
+            )
+        )
+        return None
     delivery = fabric.deliver(
         carry.vpc,
         sender,
@@ -1348,6 +1449,8 @@ def _handed_on(carry: _Carry) -> _Outcome:
     if receiver.interface_type == "nat_gateway":
         gateway = next(g for g in carry.vpc.nat_gateways if g.eni == receiver.id)
         return _AtNatGateway(gateway.id, frame)
+    if receiver.interface_type == "load_balancer":
+        return _AtLoadBalancer(receiver.id, frame)
     if receiver.node is None or receiver.device is None:
         reason = f"{receiver.id} owns {packet.dst} but is attached to no node of the cluster"
         return _End(Disposition("not-modelled", carry.where, reason))
@@ -1497,7 +1600,467 @@ def _host_answers(journey: _Journey, position: _HostAnswer) -> _Outcome:
     return _Arrive(eni.node, eni.device, frame)
 
 
+# --- load balancers (aws-load-balancers.md §2) ------------------------------------------------
+
+
+def _lb_where(balancer: LoadBalancer, node: LbNode) -> Where:
+    return Where("vpc", f"lb:{balancer.name}:{node.az}", f"{balancer.kind.upper()} ({node.az})")
+
+
+def _lb_frame(vpc: VpcState, eni: Eni, packet: Packet) -> Packet:
+    """A packet a load balancer node sends, as a frame: to the owner's MAC inside its own
+    subnet (layer 2, talk-walks.md W7's frame), else to its subnet's router."""
+    subnet = vpc.subnet(eni.subnet)
+    owner = vpc.owner_of(packet.dst)
+    if packet.dst in subnet.cidr and owner is not None:
+        return packet.but(src_mac=eni.mac, dst_mac=owner.mac)
+    return packet.but(src_mac=eni.mac, dst_mac=subnet.router_mac)
+
+
+def _steered(carry: _Carry, sender: Eni, packet: Packet) -> fabric.Delivery | None:
+    """An NLB that preserves the client's address is in the reply's path all the same: the VPC
+    hands a target's reply to the NLB node that forwarded the flow, whatever the route table
+    says (aws-load-balancers.md §2.2 [inf]: AWS documents only the conditions)."""
+    key = (packet.proto, packet.src, packet.sport or 0, packet.dst, packet.dport or 0)
+    session = carry.journey.lb_sessions.get(key)
+    if session is None or session.proxy or packet.dst != session.client:
+        return None
+    vpc = carry.vpc
+    node_eni = vpc.eni(session.eni_id)
+    router = vpc.subnet(node_eni.subnet).router_mac
+    balancer = vpc.load_balancer_of(session.eni_id)
+    assert balancer is not None
+    return fabric.Delivery(
+        "routed",
+        f"{balancer.name} forwarded this flow preserving the client's address: its reply goes "
+        f"back through the NLB node ({node_eni.id}), not by the route table",
+        to=node_eni,
+        src_mac=router,
+        dst_mac=node_eni.mac,
+        via=vpc.subnet(sender.subnet),
+        decision=f"flow owner {node_eni.id} ({session.listener}:{session.listener_port})",
+    )
+
+
+def _at_load_balancer(journey: _Journey, position: _AtLoadBalancer) -> _Outcome:
+    vpc = journey.state.vpc
+    balancer = vpc.load_balancer_of(position.eni_id)
+    assert balancer is not None
+    node = balancer.node_of(position.eni_id)
+    assert node is not None
+    eni = vpc.eni(position.eni_id)
+    packet = position.packet
+    where = _lb_where(balancer, node)
+    key = (packet.proto, packet.src, packet.sport or 0, packet.dst, packet.dport or 0)
+    session = journey.lb_sessions.get(key)
+    if session is not None:
+        return _lb_back(journey, balancer, node, eni, packet, session)
+    steps: list[Step] = []
+
+    def end(kind: str, reason: str, code: DropCode | None = None) -> _End:
+        steps.append(Step("drop" if kind == "dropped" else "deliver", reason))
+        journey.hops.append(Hop(where, eni.id, None, tuple(steps), packet, None))
+        return _End(Disposition(kind, where, reason, code=code))  # type: ignore[arg-type]
+
+    protocol = packet.proto.upper() if balancer.kind != "alb" else "HTTP"
+    listener = balancer.listener(protocol, packet.dport or 0)
+    if listener is None or packet.dst != node.private_ip:
+        return end(
+            "not-modelled",
+            f"{balancer.name} has no listener for {packet.proto} {packet.dst}:{packet.dport}",
+        )
+    if listener.target_group is not None:
+        group = balancer.target_group(listener.target_group)
+        steps.append(
+            Step(
+                "load-balancer",
+                f"listener {listener.protocol}:{listener.port} → target group {group.id} "
+                f"({group.target_type} targets)",
+                decided_by=(
+                    Decision("vpc", f"{balancer.name} {listener.protocol}:{listener.port}"),
+                ),
+            )
+        )
+    else:
+        request = journey.request or load_balancing.HttpRequest(None)
+        rule = load_balancing.rule_for(listener, request)
+        label = f"priority {rule.priority}" if rule.priority is not None else "the default rule"
+        steps.append(
+            Step(
+                "load-balancer",
+                f"listener HTTP:{listener.port}, {request.text()}: {label} "
+                f"({rule.conditions()}) → {rule.action()}",
+                decided_by=tuple(
+                    Decision(
+                        "vpc",
+                        f"rule {r.priority if r.priority is not None else 'default'}: "
+                        f"{r.conditions()} → {r.action()}",
+                    )
+                    for r in listener.rules
+                ),
+            )
+        )
+        if rule.target_group is None:
+            answer = packet.reply().but(ttl=DEFAULT_TTL)
+            reason = (
+                f"{balancer.name} answers the request itself: fixed-response "
+                f"{rule.fixed_response} text/plain (no target sees it)"
+            )
+            steps.append(Step("deliver", reason, after=packet))
+            journey.hops.append(Hop(where, eni.id, None, tuple(steps), packet, None))
+            return _End(
+                Disposition("delivered", where, reason),
+                delivered_packet=packet,
+                answer=_LoadBalancerSends(eni.id, answer, "the ALB's own connection to the client"),
+            )
+        group = balancer.target_group(rule.target_group)
+    chosen = load_balancing.eligible(balancer, node, group, _probe_with(journey.state))
+    health = "; ".join(
+        f"{h.target.id}:{h.target.port} {'healthy' if h.healthy else 'unhealthy'} ({h.reason})"
+        for h in chosen.health
+    )
+    steps.append(
+        Step(
+            "load-balancer",
+            f"health check {group.health_check.text()}: {health}",
+            decided_by=(Decision("vpc", f"{group.id}: {chosen.reason}"),),
+        )
+    )
+    if not chosen.targets:
+        return end("dropped", f"{balancer.name} ({node.az}): {chosen.reason}", "lb-no-target")
+    labels = [f"{balancer.kind.upper()} → {t.id}:{t.port}" for t in chosen.targets]
+    target = chosen.targets[journey.choices.pick(labels)]
+    steps.append(
+        Step(
+            "load-balancer",
+            f"target {target.id}:{target.port} ({target.az}) of {len(chosen.targets)} eligible, "
+            "each equally likely (AWS's flow hash is not reproduced)",
+        )
+    )
+    client, client_port = packet.src, packet.sport or 0
+    if balancer.proxies:
+        used = [k[4] for k in journey.lb_sessions if k[3] == node.private_ip]
+        port = load_balancing.lowest_free_port(used)
+        after = Packet(
+            src=node.private_ip,
+            dst=target.address,
+            proto="tcp",
+            sport=port,
+            dport=target.port,
+            tcp_flags="S",
+            ttl=DEFAULT_TTL,
+        )
+        details: tuple[str, ...] = (
+            f"the client's connection {packet.five_tuple()} ends here: {balancer.kind.upper()}s "
+            "are proxies (aws-load-balancers.md §2.3, §2.4)",
+        )
+        if balancer.kind == "alb":
+            details += load_balancing.forwarding_headers(client, listener.port)
+        elif balancer.proxy_protocol:
+            details += (
+                f"PROXY TCP4 {client} {node.private_ip} {client_port} {listener.port} (proxy "
+                "protocol v1, the first line the target reads)",
+            )
+        else:
+            details += (f"the target sees {node.private_ip}, not the client",)
+        carries = f"; {details[1]}" if len(details) > 1 else ""
+        steps.append(
+            Step(
+                "nat",
+                f"a new connection from {node.private_ip}:{port} to {target.address}:{target.port}"
+                f" (the port is the load balancer's choice){carries}",
+                before=packet,
+                after=after,
+                details=details,
+                chosen=(port,),
+            )
+        )
+        journey.lb_sessions[("tcp", target.address, target.port, node.private_ip, port)] = (
+            _LbSession(eni.id, client, client_port, node.private_ip, listener.port, proxy=True)
+        )
+    elif group.preserve_client_ip:
+        after = packet.but(dst=target.address, dport=target.port, src_mac=None, dst_mac=None)
+        steps.append(
+            Step(
+                "nat",
+                f"destination {packet.dst}:{packet.dport} → {target.address}:{target.port}; the "
+                f"client's address {client} is kept (client IP preservation)",
+                before=packet,
+                after=after,
+            )
+        )
+        journey.lb_sessions[(packet.proto, target.address, target.port, client, client_port)] = (
+            _LbSession(eni.id, client, client_port, node.private_ip, listener.port, proxy=False)
+        )
+    else:
+        used = [k[4] for k in journey.lb_sessions if k[3] == node.private_ip]
+        port = load_balancing.lowest_free_port(used)
+        after = packet.but(
+            src=node.private_ip, sport=port, dst=target.address, dport=target.port,
+            src_mac=None, dst_mac=None,
+        )  # fmt: skip
+        steps.append(
+            Step(
+                "nat",
+                f"source {client}:{client_port} → {node.private_ip}:{port}, destination → "
+                f"{target.address}:{target.port} (no client IP preservation: the target sees the "
+                "NLB; the port is the NLB's choice)",
+                before=packet,
+                after=after,
+                chosen=(port,),
+            )
+        )
+        journey.lb_sessions[(packet.proto, target.address, target.port, node.private_ip, port)] = (
+            _LbSession(eni.id, client, client_port, node.private_ip, listener.port, proxy=True)
+        )
+    frame = _lb_frame(vpc, eni, after)
+    steps.append(Step("transmit", f"out of {eni.id}", after=frame))
+    journey.hops.append(Hop(where, eni.id, eni.id, tuple(steps), packet, frame))
+    return _Fabric(eni.id, frame)
+
+
+def _lb_back(
+    journey: _Journey,
+    balancer: LoadBalancer,
+    node: LbNode,
+    eni: Eni,
+    packet: Packet,
+    session: _LbSession,
+) -> _Outcome:
+    """The target's side of a connection coming back: to the client from the listener."""
+    vpc = journey.state.vpc
+    where = _lb_where(balancer, node)
+    if session.proxy and balancer.proxies:
+        after = Packet(
+            src=session.listener,
+            dst=session.client,
+            proto="tcp",
+            sport=session.listener_port,
+            dport=session.client_port,
+            tcp_flags=packet.tcp_flags,
+            ttl=DEFAULT_TTL,
+        )
+        what = (
+            f"the target answered the load balancer's connection; the {balancer.kind.upper()} "
+            f"answers its client on the client's own connection: {after.five_tuple()}"
+        )
+    else:
+        after = packet.but(
+            src=session.listener, sport=session.listener_port, dst=session.client,
+            dport=session.client_port, src_mac=None, dst_mac=None,
+        )  # fmt: skip
+        what = f"source {packet.src}:{packet.sport} → {session.listener}:{session.listener_port}"
+        if packet.dst != session.client:
+            what += f", destination → {session.client}:{session.client_port}"
+    frame = _lb_frame(vpc, eni, after)
+    steps = (
+        Step("nat", what, before=packet, after=after),
+        Step("transmit", f"out of {eni.id}", after=frame),
+    )
+    journey.hops.append(Hop(where, eni.id, eni.id, steps, packet, frame))
+    return _Fabric(eni.id, frame)
+
+
+def _load_balancer_sends(journey: _Journey, position: _LoadBalancerSends) -> _Outcome:
+    vpc = journey.state.vpc
+    balancer = vpc.load_balancer_of(position.eni_id)
+    assert balancer is not None
+    node = balancer.node_of(position.eni_id)
+    assert node is not None
+    eni = vpc.eni(position.eni_id)
+    frame = _lb_frame(vpc, eni, position.packet)
+    steps = (
+        Step(
+            "originate", f"{position.what}: {position.packet.five_tuple()}", after=position.packet
+        ),
+        Step("transmit", f"out of {eni.id}", after=frame),
+    )
+    journey.hops.append(Hop(_lb_where(balancer, node), None, eni.id, steps, None, frame))
+    return _Fabric(eni.id, frame)
+
+
+def target_health(
+    state: DataplaneState, balancer: LoadBalancer, group: TargetGroup
+) -> tuple[load_balancing.TargetHealth, ...]:
+    """Each target's health as the load balancer's checks find it (probes walked through the
+    state, `_probe`)."""
+    probe = _probe_with(state)
+    return tuple(probe(balancer, group, target) for target in group.targets)
+
+
+PROBE_PORT = 40000
+"""The source port of a health-check probe (any: it only has to be the load balancer's)."""
+_HEALTH: dict[tuple[int, str, str, str], tuple[DataplaneState, load_balancing.TargetHealth]] = {}
+
+
+def _probe_with(state: DataplaneState) -> load_balancing.Probe:
+    def probe(
+        balancer: LoadBalancer, group: TargetGroup, target: LbTarget
+    ) -> load_balancing.TargetHealth:
+        key = (id(state), balancer.name, group.id, target.id)
+        known = _HEALTH.get(key)
+        if known is not None and known[0] is state:
+            return known[1]
+        health = _probe(state, balancer, group, target)
+        if len(_HEALTH) > 4096:
+            _HEALTH.clear()
+        _HEALTH[key] = (state, health)
+        return health
+
+    return probe
+
+
+def _probe(
+    state: DataplaneState, balancer: LoadBalancer, group: TargetGroup, target: LbTarget
+) -> load_balancing.TargetHealth:
+    """The target group's health check of one target, walked from the load balancer node of
+    the target's AZ (or its first node): every way the probe can go must reach a socket; an
+    HTTP check of kube-proxy's health server (a `healthCheckNodePort`) then answers 200 only
+    where the node has a local ready endpoint (§3)."""
+    node = balancer.node_in(target.az) or balancer.nodes[0]
+    check = group.health_check
+    port = check.port if check.port is not None else target.port
+    packet = Packet(
+        src=node.private_ip, dst=target.address, proto="tcp", sport=PROBE_PORT, dport=port,
+        tcp_flags="S", ttl=DEFAULT_TTL,
+    )  # fmt: skip
+    eni = state.vpc.eni(node.eni)
+    endings: list[Disposition] = []
+    pending: list[tuple[int, ...]] = [()]
+    while pending:
+        choices = _Choices(pending.pop(0))
+        journey = _Journey(state=state, labels={}, destination=None, choices=choices)
+        try:
+            endings.append(
+                _run(journey, _Fabric(eni.id, _lb_frame(state.vpc, eni, packet))).disposition
+            )
+        except _Split as split:
+            pending[0:0] = [(*choices.script, index) for index in range(split.count)]
+    failed = [d for d in endings if d.kind != "delivered"]
+    if failed:
+        return load_balancing.TargetHealth(
+            target, False, f"{check.protocol} probe: {failed[0].reason}"
+        )
+    if check.protocol == "HTTP" and group.local_only and check.port is not None:
+        count = group.local_count(target.node)
+        if count == 0:
+            return load_balancing.TargetHealth(
+                target,
+                False,
+                f"kube-proxy's health server on :{port} answers 503: no local endpoint",
+            )
+        return load_balancing.TargetHealth(
+            target,
+            True,
+            f"kube-proxy's health server on :{port} answers 200: {count} local endpoint(s)",
+        )
+    return load_balancing.TargetHealth(target, True, f"{check.protocol} probe to :{port} delivered")
+
+
 # --- endpoints --------------------------------------------------------------------------------
+
+
+def _balanced_destination(
+    state: DataplaneState,
+    target: Target,
+    *,
+    az: str | None,
+    host: str | None,
+    path: str | None,
+    outside: bool,
+    proto: Protocol,
+    dport: int | None,
+) -> tuple[Endpoint, int | None, load_balancing.HttpRequest | None, str | None]:
+    """A load balancer as a destination: the address the client sends to (its node in `az`,
+    by default the first; public from the internet, private from inside the VPC), the
+    listener's port, the HTTP request an ALB reads, and what a DNS lookup answered."""
+    vpc = state.vpc
+    resolved: str | None = None
+    default_host: str | None = None
+    if target.kind == "dns":
+        record = next((r for r in state.dns if r.name == target.name), None)
+        if record is None:
+            names = ", ".join(r.name for r in state.dns) or "none"
+            raise InputError(
+                f"dns/{target.name}: the spec's dns has no such name", fix=f"one of: {names}"
+            )
+        alias = record.alias or ""
+        kind, _, rest = alias.partition("/")
+        owner = f"{kind}/{rest if '/' in rest else f'default/{rest}'}".replace("svc/", "service/")
+        balancer = vpc.load_balancer(owner) if alias else None
+        default_host = record.name
+        answers = list(record.answers)
+        if balancer is None:
+            raise NotModelled(f"dns/{target.name}: a name that is no load balancer's alias")
+        nodes = [n for n in balancer.nodes if (n.public_ip if outside else n.private_ip) in answers]
+        node = _node_in(balancer, nodes, az, f"dns/{target.name}")
+        address = node.public_ip if outside else node.private_ip
+        assert address is not None
+        shown = ", ".join(map(str, answers))
+        resolved = (
+            f"{record.name} A → {shown} (an alias to {balancer.name}); the client uses {address}"
+        )
+    else:
+        namespace, name = target.name.split("/")
+        owner = f"{'service' if target.kind == 'lb' else 'ingress'}/{namespace}/{name}"
+        balancer = vpc.load_balancer(owner)
+        if balancer is None:
+            raise _no_balancer(state, target, owner)
+        node = _node_in(balancer, list(balancer.nodes), az, target.spec())
+        if outside and node.public_ip is None:
+            raise InputError(
+                f"{target.spec()} is internal: it has no public address the internet can reach",
+                fix="walk from a pod or node, or make it internet-facing",
+            )
+        address = node.public_ip if outside and node.public_ip else node.private_ip
+        if balancer.kind == "alb":
+            first = next((r.host for r in balancer.listeners[0].rules if r.host), None)
+            default_host = first
+    ports = [item.port for item in balancer.listeners]
+    if proto == "icmp" or (dport is not None and dport not in ports):
+        raise InputError(
+            f"{balancer.name} listens on {', '.join(map(str, ports))}, not "
+            f"{proto}{'' if dport is None else f' {dport}'}",
+            fix="pick one of its listeners with --port",
+        )
+    dport = dport if dport is not None else ports[0]
+    request: load_balancing.HttpRequest | None = None
+    if balancer.kind == "alb":
+        request = load_balancing.HttpRequest(host or default_host, path or "/")
+    elif host is not None or path is not None:
+        raise InputError(
+            f"--host and --path are an HTTP request's: {balancer.name} is a "
+            f"{balancer.kind.upper()} (TCP)",
+            fix="drop them, or walk to an Ingress's ALB",
+        )
+    return Endpoint(target.kind, target.name, address), dport, request, resolved
+
+
+def _node_in(balancer: LoadBalancer, nodes: list[LbNode], az: str | None, what: str) -> LbNode:
+    if not nodes:
+        raise NotModelled(f"{what}: none of its addresses is a node of {balancer.name}")
+    if az is None:
+        return nodes[0]
+    for node in nodes:
+        if node.az == az:
+            return node
+    raise InputError(
+        f"{what} has no node in {az}", fix=f"--az one of: {', '.join(n.az for n in nodes)}"
+    )
+
+
+def _no_balancer(state: DataplaneState, target: Target, owner: str) -> Exception:
+    if target.kind == "lb":
+        service = resolve_service(state, Target("svc", target.name))
+        if service.type != "LoadBalancer":
+            return InputError(
+                f"{target.spec()}: svc/{service.key} is of type {service.type}, not LoadBalancer",
+                fix="walk to svc/NAMESPACE/NAME, or make it a LoadBalancer Service",
+            )
+    return NotModelled(
+        f"the load balancer of {owner}: no controller builds one for it, or the spec pins no "
+        "addresses for its nodes under loadBalancers"
+    )
 
 
 def _endpoint(state: DataplaneState, target: Target, *, role: str) -> Endpoint:
@@ -1666,7 +2229,9 @@ def _on_internet(journey: _Journey, position: _Internet) -> _Outcome:
     )
 
 
-def _from_the_internet(state: DataplaneState, host: ExternalHost, flow: Flow) -> _Host:
+def _from_the_internet(
+    state: DataplaneState, host: ExternalHost, flow: Flow, resolved: str | None = None
+) -> _Host:
     """A client on the internet opens the flow: it can only address the destination's public
     IPv4 (the internet gateway translates it to the private one), so a destination with a
     public address is sent to that; any other address is sent as asked (and the internet
@@ -1675,7 +2240,7 @@ def _from_the_internet(state: DataplaneState, host: ExternalHost, flow: Flow) ->
     public = state.vpc.public_ip_of(packet.dst)
     if public is not None:
         packet = packet.but(dst=public.public_ip)
-    return _Host(host, packet)
+    return _Host(host, packet, resolved)
 
 
 def _from_host(journey: _Journey, position: _Host) -> _Outcome:
@@ -1684,7 +2249,8 @@ def _from_host(journey: _Journey, position: _Host) -> _Outcome:
     host, packet = position.host, position.packet
     where = _host_where(host)
     gateway = journey.state.vpc.internet_gateway
-    steps = [Step("originate", f"{host.name} sends {packet.five_tuple()}", after=packet)]
+    steps = [Step("dns", position.resolved)] if position.resolved else []
+    steps.append(Step("originate", f"{host.name} sends {packet.five_tuple()}", after=packet))
     if gateway is None:
         reason = f"{journey.state.vpc.id} has no internet gateway: the internet cannot reach it"
         steps.append(Step("not-modelled", reason))

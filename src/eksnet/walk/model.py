@@ -42,7 +42,7 @@ UNREACHABLE_CODES: Mapping[int, str] = {
 `--reject-with icmp-…` names them (RFC 792, RFC 1812). Other ICMP errors (time exceeded) are not
 walked; a kernel that sends one shows up in the lab as a frame the walk did not predict."""
 
-EndpointKind = Literal["pod", "node", "ip", "svc"]
+EndpointKind = Literal["pod", "node", "ip", "svc", "lb", "ingress", "dns"]
 WhereKind = Literal["pod", "node", "vpc", "external"]
 """A hop happens in a pod's or a node's network namespace, in the VPC fabric, or outside AWS."""
 
@@ -66,6 +66,8 @@ StepKind = Literal[
     "nacl",
     "flow-log",
     "host-served",
+    "load-balancer",  # a load balancer's listener, rule, health checks and target choice
+    "dns",  # a client resolves a name
     "not-modelled",
     "drop",
 ]
@@ -96,6 +98,7 @@ DropCode = Literal[
     "natgw-own-subnet",
     "natgw-protocol",
     "natgw-no-session",
+    "lb-no-target",
 ]
 DROP_CODES: Mapping[str, str] = {
     "netfilter": "a DROP or REJECT rule, or a chain's DROP policy",
@@ -122,6 +125,7 @@ DROP_CODES: Mapping[str, str] = {
     "natgw-own-subnet": "a NAT gateway does not serve clients in its own subnet",
     "natgw-protocol": "a NAT gateway carries TCP, UDP and ICMP only",
     "natgw-no-session": "a packet from outside with no NAT gateway session",
+    "lb-no-target": "a load balancer node with no eligible target (its AZ has no healthy one)",
 }
 """Why a packet was dropped, as a code the lab can hold the kernel to (`lab verify` reads the
 counter or state that each one leaves behind) and renderers can explain."""
@@ -382,7 +386,7 @@ class Hop:
 
     def decisive(self) -> Step:
         """The step a one-line summary shows: the routing decision if there was one."""
-        for kind in ("drop", "not-modelled", "route", "vpc-deliver", "deliver"):
+        for kind in ("drop", "not-modelled", "route", "vpc-deliver", "deliver", "load-balancer"):
             for step in self.steps:
                 if step.kind == kind:
                     return step

@@ -48,6 +48,27 @@ class TourWalk:
     variant: str | None = None
     """The spec's what-if variant the walk is asked in (`walk --variant`), if any: the tour
     walks it in that configuration's state."""
+    az: str | None = None
+    """The load balancer node's zone the client picks (`walk --az`)."""
+    host: str | None = None
+    path: str | None = None
+    """The HTTP request an ALB reads (`walk --host`, `--path`)."""
+    lab: bool = True
+    """Whether the lab can send it: not yet through a load balancer (the lab builds none)."""
+
+    def command(self) -> str:
+        """The `eksnet walk` command that asks the same."""
+        words = ["eksnet walk", self.src, self.dst]
+        if self.proto != "tcp":
+            words.append(f"--proto {self.proto}")
+        if self.dport is not None:
+            words.append(f"--port {self.dport}")
+        for flag, value in (("--az", self.az), ("--host", self.host), ("--path", self.path)):
+            if value is not None:
+                words.append(f"{flag} {value}")
+        if self.variant is not None:
+            words.append(f"--variant {self.variant}")
+        return " ".join(words)
 
     def run(self, state: DataplaneState, labels: Mapping[str, str] | None = None) -> Walk:
         """The walk's answer from the engine, like `eksnet walk` with these arguments."""
@@ -60,6 +81,9 @@ class TourWalk:
             sport=self.sport,
             labels=labels,
             again=self.again,
+            az=self.az,
+            host=self.host,
+            path=self.path,
         )
 
 
@@ -132,6 +156,109 @@ TOUR: tuple[TourWalk, ...] = (
         proto="tcp",
         sport=None,
         dport=30080,
+    ),
+    TourWalk(
+        id="W5",
+        title="LoadBalancer via an NLB, instance targets (client → NLB → a node:30081 → a pod)",
+        talk='"Life of a packet – LoadBalancer (NLB)" and "(return)" (29:12–36:48)',
+        src=CLIENT,
+        dst="lb/default/app1-nlb",
+        proto="tcp",
+        sport=None,
+        dport=80,
+        az="eu-west-2a",
+        lab=False,
+    ),
+    TourWalk(
+        id="W5b",
+        title="The same Service behind a CLB (the in-tree default): a proxy, a new connection",
+        talk="talk-walks.md W5b (the in-tree controller builds a CLB without the annotation)",
+        src=CLIENT,
+        dst="lb/default/app1-clb",
+        proto="tcp",
+        sport=None,
+        dport=80,
+        az="eu-west-2a",
+        lab=False,
+    ),
+    TourWalk(
+        id="W6",
+        title="externalTrafficPolicy: Local (client → NLB → node 2:30082 → a local pod, no SNAT)",
+        talk='"externalTrafficPolicy: Local" (36:48–38:40)',
+        src=CLIENT,
+        dst="lb/default/app1-nlb-local",
+        proto="tcp",
+        sport=None,
+        dport=80,
+        az="eu-west-2a",
+        lab=False,
+    ),
+    TourWalk(
+        id="W7",
+        title="NLB with target type IP: straight to the pod, from the NLB's address",
+        talk='"Target type IP" (38:40–40:57)',
+        src=CLIENT,
+        dst="lb/default/app1-nlb-ip",
+        proto="tcp",
+        sport=None,
+        dport=80,
+        az="eu-west-2a",
+        lab=False,
+    ),
+    TourWalk(
+        id="W8",
+        title="Ingress via an ALB, target type IP: GET /order → the order pods",
+        talk='"Life of a packet – Ingress" and "(return)" (40:57–44:29)',
+        src=CLIENT,
+        dst="ingress/default/myingress",
+        proto="tcp",
+        sport=None,
+        dport=80,
+        az="eu-west-2a",
+        host="www.example.com",
+        path="/order",
+        lab=False,
+    ),
+    TourWalk(
+        id="W8b",
+        title="GET /rating → pod 61 on node 1's eth1; its reply leaves by rule 1536",
+        talk="talk-walks.md W8 (the /rating branch)",
+        src=CLIENT,
+        dst="ingress/default/myingress",
+        proto="tcp",
+        sport=None,
+        dport=80,
+        az="eu-west-2a",
+        host="www.example.com",
+        path="/rating",
+        lab=False,
+    ),
+    TourWalk(
+        id="W8c",
+        title="GET /nope: the ALB's default rule answers 404 itself; no target sees it",
+        talk="talk-walks.md W8 (GET /anything-else)",
+        src=CLIENT,
+        dst="ingress/default/myingress",
+        proto="tcp",
+        sport=None,
+        dport=80,
+        az="eu-west-2a",
+        host="www.example.com",
+        path="/nope",
+        lab=False,
+    ),
+    TourWalk(
+        id="W9",
+        title="Stitching it together: DNS → the IGW → the ALB in AZ c → a pod in any AZ",
+        talk='"Stitching it together" (44:29–46:39)',
+        src=CLIENT,
+        dst="dns/www.example.com",
+        proto="tcp",
+        sport=None,
+        dport=80,
+        az="eu-west-2c",
+        path="/order",
+        lab=False,
     ),
     TourWalk(
         id="W10",
@@ -317,15 +444,14 @@ BEYOND_THE_TALK: tuple[TourWalk, ...] = (
 """Walks the lab proves besides the talk's: other paths (across AZs, from a node), other
 protocols, and a drop, so `lab verify` and `tour --lab` hold the kernel to more than one shape."""
 
-PROVEN: tuple[TourWalk, ...] = TOUR + BEYOND_THE_TALK
+PROVEN: tuple[TourWalk, ...] = tuple(w for w in TOUR + BEYOND_THE_TALK if w.lab)
 """What `lab verify` and `tour --lab` send by default."""
 
-AWAITING_THE_LAB: tuple[TourWalk, ...] = ()
-"""Walks the simulator answers that the lab cannot send yet: `lab verify` would report them not
-verified, so they are not among `PROVEN` (none now: the IMDS walk X12 moved into
-`BEYOND_THE_TALK` when the lab gained its IMDS)."""
+AWAITING_THE_LAB: tuple[TourWalk, ...] = tuple(w for w in TOUR + BEYOND_THE_TALK if not w.lab)
+"""Walks the simulator answers that the lab cannot send yet (W5–W9: the lab builds no load
+balancer): `lab verify` reports them not verified, so they are not among `PROVEN`."""
 
-KNOWN: tuple[TourWalk, ...] = PROVEN + AWAITING_THE_LAB
+KNOWN: tuple[TourWalk, ...] = TOUR + BEYOND_THE_TALK
 """Every walk `--walk ID` may name."""
 
 
