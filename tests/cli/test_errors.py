@@ -164,9 +164,18 @@ def test_walk_to_an_unknown_node(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("target", "says"),
     [
-        ("nodes/x", "is not node/NAME, pod/NAMESPACE/NAME, svc/NAMESPACE/NAME, lb/NAMESPACE/SERVICE, ingress/NAMESPACE/NAME, dns/NAME or ip/ADDRESS"),
-        ("pod/nope", "is not node/NAME, pod/NAMESPACE/NAME, svc/NAMESPACE/NAME, lb/NAMESPACE/SERVICE, ingress/NAMESPACE/NAME, dns/NAME or ip/ADDRESS"),
-        ("x", "is not node/NAME, pod/NAMESPACE/NAME, svc/NAMESPACE/NAME, lb/NAMESPACE/SERVICE, ingress/NAMESPACE/NAME, dns/NAME or ip/ADDRESS"),
+        (
+            "nodes/x",
+            "is not node/NAME, pod/NAMESPACE/NAME, svc/NAMESPACE/NAME, lb/NAMESPACE/SERVICE, ingress/NAMESPACE/NAME, dns/NAME or ip/ADDRESS",
+        ),
+        (
+            "pod/nope",
+            "is not node/NAME, pod/NAMESPACE/NAME, svc/NAMESPACE/NAME, lb/NAMESPACE/SERVICE, ingress/NAMESPACE/NAME, dns/NAME or ip/ADDRESS",
+        ),
+        (
+            "x",
+            "is not node/NAME, pod/NAMESPACE/NAME, svc/NAMESPACE/NAME, lb/NAMESPACE/SERVICE, ingress/NAMESPACE/NAME, dns/NAME or ip/ADDRESS",
+        ),
         ("ip/300.1.1.1", "'300.1.1.1' is not an IPv4 address"),
     ],
 )
