@@ -130,7 +130,9 @@ def build(cluster: Cluster) -> Built:
     pins = _pins(cluster)
     source = SliceSource(cluster)
     built: list[LoadBalancer] = []
-    for service in cluster.kube_services():
+    services = cluster.kube_services()
+    by_key = {service.key: service for service in services}
+    for service in services:
         if service.type != "LoadBalancer":
             continue
         pin = pins.get(("service", service.namespace, service.name))
@@ -139,12 +141,12 @@ def build(cluster: Cluster) -> Built:
         balancer = _for_service(cluster, service, pin, source)
         if balancer is not None:
             built.append(balancer)
-    for index, ingress in enumerate(cluster.ingresses):
+    for ingress in cluster.ingresses:
         meta = ingress.get("metadata", {})
         key = ("ingress", meta.get("namespace", "default"), meta.get("name", ""))
         pin = pins.get(key)
-        if pin is not None:
-            built.append(_for_ingress(cluster, ingress, index, pin, source))
+        if pin is not None and ingress_class(ingress) == INGRESS_CLASS:
+            built.append(_for_ingress(cluster, ingress, pin, source, by_key))
     enis: list[Eni] = []
     public: list[PublicIp] = []
     for balancer in built:
@@ -262,7 +264,7 @@ def _for_service(
     cluster: Cluster, service: KubeService, pin: _Pin, source: SliceSource
 ) -> LoadBalancer | None:
     owner = f"service/{service.key}"
-    controller, kind, target_type = controller_for(service, None)
+    controller, kind, target_type = controller_for(service, service.load_balancer_class)
     if controller is None or kind is None or target_type is None:
         return None
     _check_kind(pin, kind, owner)
@@ -402,7 +404,11 @@ def path_patterns(path: str | None, path_type: str) -> tuple[str, ...]:
 
 
 def _for_ingress(
-    cluster: Cluster, ingress: Mapping[str, Any], index: int, pin: _Pin, source: SliceSource
+    cluster: Cluster,
+    ingress: Mapping[str, Any],
+    pin: _Pin,
+    source: SliceSource,
+    services: Mapping[str, KubeService],
 ) -> LoadBalancer:
     meta = ingress.get("metadata", {})
     namespace, name = meta.get("namespace", "default"), meta.get("name", "")
@@ -420,7 +426,6 @@ def _for_ingress(
         "internet-facing" if annotations.get(f"{ALB}scheme") == "internet-facing" else "internal"
     )
     target_type: TargetType = "ip" if annotations.get(f"{ALB}target-type") == "ip" else "instance"
-    services = {service.key: service for service in cluster.kube_services()}
     groups: dict[str, TargetGroup] = {}
     rules: list[ListenerRule] = []
     for priority, item in enumerate(_ingress_paths(ingress), start=1):
@@ -470,6 +475,17 @@ def _for_ingress(
         cross_zone=True,  # ALB: always on at the LB level (§2.1)
         security_groups=pin.security_groups,
     )
+
+
+def ingress_class(ingress: Mapping[str, Any]) -> str | None:
+    """§1.4: the annotation `kubernetes.io/ingress.class` wins, else `spec.ingressClassName`.
+    The LBC manages the class `alb` (its flag `--ingress-class`; an IngressClass naming the
+    controller `ingress.k8s.aws/alb` is assumed for it, the spec holds no IngressClass
+    objects); an Ingress of another class, or of none, gets no ALB."""
+    annotations = ingress.get("metadata", {}).get("annotations", {}) or {}
+    chosen = annotations.get("kubernetes.io/ingress.class")
+    chosen = chosen or ingress.get("spec", {}).get("ingressClassName")
+    return str(chosen) if chosen is not None else None
 
 
 KNOWN_INGRESS_ANNOTATIONS = frozenset({"scheme", "target-type", "listen-ports"})

@@ -262,6 +262,8 @@ class KubeService:
     annotations: tuple[tuple[str, str], ...]
     index: int
     manifest: bool
+    load_balancer_class: str | None = None
+    """`spec.loadBalancerClass`: which controller may build its load balancer."""
 
     @property
     def key(self) -> str:
@@ -321,6 +323,7 @@ def normalize_service(entry: ServiceManifest | ServiceShorthand, index: int) -> 
         annotations=tuple(sorted(annotations.items())),
         index=index,
         manifest=isinstance(entry, ServiceManifest),
+        load_balancer_class=spec.load_balancer_class,
     )
 
 

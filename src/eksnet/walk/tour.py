@@ -430,6 +430,18 @@ BEYOND_THE_TALK: tuple[TourWalk, ...] = (
         dport=80,
     ),
     TourWalk(
+        id="X14",
+        title="Loopback through a preserving NLB: node 1 asks the NLB, which may pick node 1",
+        talk="not in the talk: aws-load-balancers.md §2.2 (the top complaint, gotcha 19)",
+        src=NODE_1,
+        dst="lb/default/app1-nlb",
+        proto="tcp",
+        sport=41000,
+        dport=80,
+        az="eu-west-2a",
+        lab=False,
+    ),
+    TourWalk(
         id="X13",
         title="The internet client tries the NAT gateway's EIP: no session, dropped",
         talk="not in the talk: a NAT gateway lets nothing in (vpc-fabric.md §5)",
