@@ -146,3 +146,31 @@ def test_the_imds_answers_with_each_instances_hop_limit() -> None:
     )
     groups = prerouting.index("ether type ip iifname vmap @sg_egress")
     assert source_check < to_imds < groups  # §1.3: source check, host-served, then groups
+
+
+def test_an_nlb_node_is_a_netdev_ingress_hook() -> None:
+    """aws-load-balancers.md §2.2 on the demo's app1-nlb-local in AZ a: only node 2 is
+    eligible (node 1's health server answers 503, node 3 is in AZ b with cross-zone off), its
+    destination rewritten, the client kept; the answer gets the listener back."""
+    state = build_state(load_cluster())
+    balancer = state.vpc.load_balancer("service/default/app1-nlb-local")
+    assert balancer is not None
+    (node,) = [item for item in attachments(state) if item.place.endswith(
+        f"{balancer.name}-eu-west-2a")]  # fmt: skip
+    assert node.kind == "nlb" and node.device.mac == "02:00:c0:a8:01:6f"
+    lines = [line.strip() for line in node.nft.splitlines()]
+    assert "ip daddr 192.168.1.111 tcp dport 80 goto to_tcp80_0" in lines
+    assert "ip daddr set 192.168.1.70 tcp dport set 30082 goto out" in lines
+    assert (
+        "ip saddr 192.168.1.70 tcp sport 30082 ip daddr != 192.168.1.111 ip saddr set "
+        "192.168.1.111 tcp sport set 80 goto out"
+    ) in lines
+    fabric = lines_of(state)
+    port = next(p for p in build_plan(state, NAMES).fabric.ports if p.eni.id == node.device.name
+                or p.node == node.place)  # fmt: skip
+    assert any(f"update @steer_{port.port}" in line for line in fabric)
+    assert any(
+        f"@steer_{port.port} ether saddr set 02:00:c0:a8:01:01 ether daddr set 02:00:c0:a8:01:6f"
+        in line
+        for line in fabric
+    )

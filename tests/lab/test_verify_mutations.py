@@ -280,3 +280,17 @@ def test_security_groups_that_track_nothing(
     verdict = verdict_of(demo_state, demo_lab, POD_51, "ip/198.51.100.20", dport=443)
     assert verdict.status == "differs"
     assert {"delivery", "wire-unexpected"} & kinds(verdict)
+
+
+def test_an_nlb_whose_replies_take_the_route_table(
+    monkeypatch: pytest.MonkeyPatch, demo_lab: LabNames, demo_state: DataplaneState
+) -> None:
+    """W6's reply leaves node 2 for the client; the preserving NLB is in its path all the same
+    (the fabric steers it). A simulator that lets the route table decide sends it straight to
+    the internet gateway, from node 2's own public address: the lab's frames say otherwise."""
+    monkeypatch.setattr(engine, "_steered", lambda carry, sender, packet: None)
+    verdict = verdict_of(
+        demo_state, demo_lab, "ip/203.0.113.10", "lb/default/app1-nlb-local", dport=80
+    )
+    assert verdict.status == "differs"
+    assert {"wire-missing", "field:src", "delivery"} & kinds(verdict)

@@ -19,6 +19,17 @@ same `VpcState` the simulator reads:
   conntrack, and drops, each with a counter: what is not TCP, UDP or ICMP, a client of its own
   subnet, and whatever reaches its own address without a session. Its default route is its
   subnet's router (base+1) with the router's MAC as a permanent neighbour entry.
+* **an NLB node** (`elb-<name>-<az>`): a namespace whose `eth0` is the node's ENI, on a bridge
+  port like any ENI's, and whose ingress hook (nftables, netdev family) does what
+  aws-load-balancers.md §2.2 says an NLB does, without an IP stack (so no TTL is spent, as the
+  simulator has it): a packet for a listener goes to one of the node's eligible targets
+  (`numgen random`, each equally likely, as the walk's branches), its destination rewritten,
+  its source too when the target group keeps no client address (the client remembered by its
+  port in a dynamic map, for the answer); the target's answer gets the listener's address back.
+  Frames leave out of `eth0` again (`fwd`) addressed as the VPC would carry them. Which targets
+  are eligible is the state's health (`walk.engine.health_probe`: probes walked through the
+  state): the lab does not probe yet, so an agreement proves the data path, not the health.
+  The fabric steers a preserved flow's reply back to the node (`fabric.steer_set`).
 * **the instance metadata service** (`imds`): one namespace holding 169.254.169.254 for every
   instance, on the bridge port `imds0`. The fabric answers each node's ARP for it with the MAC
   of the asking ENI's subnet router and hands it the frames sent there (vpc-fabric.md §8.4:
@@ -38,6 +49,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Literal
 
 from eksnet.controllers.cni_plugin import loopback_addresses, loopback_link
+from eksnet.dataplane.load_balancers import LoadBalancer
 from eksnet.dataplane.state import (
     TABLE_MAIN,
     Address,
@@ -64,7 +76,7 @@ from eksnet.lab.fabric import (
 )
 from eksnet.vpc.fabric import IMDS
 
-AttachmentKind = Literal["internet", "imds", "nat-gateway"]
+AttachmentKind = Literal["internet", "imds", "nat-gateway", "nlb"]
 
 DEVICE = "eth0"
 DEVICE_IFINDEX = 2
@@ -74,6 +86,7 @@ it only names the fabric's MAC through a permanent neighbour entry."""
 IMDS_MTU = 9001
 NAT_TABLE = "eksnet_nat_gateway"
 IMDS_TABLE = "eksnet_imds"
+NLB_TABLE = "eksnet_nlb"
 NAT_DROPS = {
     "natgw-protocol": "NAT gateway: neither TCP, UDP nor ICMP",
     "natgw-own-subnet": "NAT gateway: a client in its own subnet",
@@ -131,6 +144,9 @@ def attachments(state: DataplaneState) -> tuple[Attachment, ...]:
         gateway = next((g for g in state.vpc.nat_gateways if g.eni == port.eni.id), None)
         if gateway is not None:
             found.append(nat_gateway_attachment(state, gateway, port))
+        balancer = state.vpc.load_balancer_of(port.eni.id)
+        if balancer is not None:
+            found.append(nlb_attachment(state, balancer, port))
     return tuple(found)
 
 
@@ -268,3 +284,106 @@ def nat_gateway_attachment(
         ]
     )
     return Attachment(gateway.id, "nat-gateway", namespace, port.port, port.ifindex, nft)
+
+
+def nlb_attachment(state: DataplaneState, balancer: LoadBalancer, port: FabricPort) -> Attachment:
+    """An NLB node (see the module docstring)."""
+    from eksnet.walk.engine import health_probe
+    from eksnet.walk.load_balancing import eligible
+
+    vpc = state.vpc
+    node = balancer.node_of(port.eni.id)
+    assert node is not None
+    mac, address = port.eni.mac, node.private_ip
+    subnet = vpc.subnet(port.eni.subnet)
+    local = [eni for eni in vpc.enis if eni.subnet == subnet.name and eni.id != port.eni.id]
+    owners = [f"{a} : {eni.mac}" for eni in local for a in dict.fromkeys(eni.addresses())]
+    probe = health_probe(state)
+    chains: list[str] = []
+    rules: list[str] = []
+    back: list[str] = []
+    preserving = False
+    for listener in balancer.listeners:
+        if listener.target_group is None:
+            continue
+        group = balancer.target_group(listener.target_group)
+        proto = listener.protocol.lower()
+        targets = eligible(balancer, node, group, probe).targets
+        if not targets:
+            continue
+        preserving = preserving or group.preserve_client_ip
+        names = []
+        for number, target in enumerate(targets):
+            name = f"to_{proto}{listener.port}_{number}"
+            names.append(name)
+            source = (
+                ""
+                if group.preserve_client_ip
+                else f"update @clients {{ {proto} sport : ip saddr }} ip saddr set {address} "
+            )
+            chains += [
+                f"  chain {name} {{",
+                f"    {source}ip daddr set {target.address} {proto} dport set {target.port} "
+                "goto out",
+                "  }",
+            ]
+            back_to = (
+                "" if group.preserve_client_ip else f"ip daddr set {proto} dport map @clients "
+            )
+            to_whom = "!= " if group.preserve_client_ip else ""
+            back.append(
+                f"    ip saddr {target.address} {proto} sport {target.port} ip daddr {to_whom}"
+                f"{address} {back_to}ip saddr set {address} {proto} sport set {listener.port} "
+                "goto out"
+            )
+        pick = (
+            f"goto {names[0]}"
+            if len(names) == 1
+            else f"numgen random mod {len(names)} vmap {{ "
+            + ", ".join(f"{i} : goto {n}" for i, n in enumerate(names))
+            + " }"
+        )
+        rules.append(f"    ip daddr {address} {proto} dport {listener.port} {pick}")
+    del preserving
+    owner_map = ", ".join(owners)
+    nft = "\n".join(
+        [
+            f"table netdev {NLB_TABLE} {{",
+            "  map clients { type inet_service : ipv4_addr; flags dynamic,timeout; timeout 1h; }",
+            "  map owner_mac { type ipv4_addr : ether_addr;"
+            + (f" elements = {{ {owner_map} }}" if owners else "")
+            + " }",
+            *(
+                [
+                    "  set local_owners { type ipv4_addr; elements = { "
+                    + ", ".join(o.split(" : ")[0] for o in owners)
+                    + " } }"
+                ]
+                if owners
+                else ["  set local_owners { type ipv4_addr; }"]
+            ),
+            "  chain out {",
+            # inside its own subnet the node sends to the owner's MAC, else to the router
+            f"    ip daddr @local_owners ether saddr set {mac} ether daddr set ip daddr map "
+            f'@owner_mac fwd to "{DEVICE}"',
+            f'    ether saddr set {mac} ether daddr set {subnet.router_mac} fwd to "{DEVICE}"',
+            "  }",
+            *chains,
+            "  chain ingress {",
+            f'    type filter hook ingress device "{DEVICE}" priority 0; policy accept;',
+            *rules,
+            *back,
+            "  }",
+            "}",
+            "",
+        ]
+    )
+    namespace = Namespace(
+        name=port.node,
+        kind="node",
+        owner=port.node,
+        links=(loopback_link(), Link(DEVICE_IFINDEX, DEVICE, "device", mac, port.mtu)),
+        addresses=loopback_addresses(),
+        sysctls=SYSCTLS_IPV4_ONLY,
+    )
+    return Attachment(port.node, "nlb", namespace, port.port, port.ifindex, nft)

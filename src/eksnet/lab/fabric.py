@@ -107,6 +107,22 @@ IMDS_NEXT_HOP_MAC = "02:00:00:00:00:fb"
 destination whatever MAC they carry."""
 NAT_GATEWAY_MTU = 9001
 """The MTU of a NAT gateway's ENI in the lab: the VPC's between ENIs (vpc-fabric.md §1.8)."""
+NLB_MTU = 9001
+"""The MTU of an NLB node's ENI in the lab: the VPC's between ENIs (vpc-fabric.md §1.8)."""
+NLB_PREFIX = "elb-"
+
+
+def nlb_place(name: str, az: str) -> str:
+    """What the lab calls an NLB node's namespace (`lab/attachments.py`)."""
+    return f"{NLB_PREFIX}{name}-{az}"
+
+
+def steer_set(port: str) -> str:
+    """The fabric's set of flows an NLB node forwarded with the client's address kept, whose
+    replies the fabric hands back to it (`steering`)."""
+    return f"steer_{port}"
+
+
 HOST_MARK = 0xFFFF
 """The mark of a frame to or from a host-served address: no NACL, security group or
 destination check applies to it (vpc-fabric.md §8.4)."""
@@ -171,6 +187,11 @@ def attached_ports(state: DataplaneState) -> tuple[FabricPort, ...]:
                 add(eni, namespace.name, link.name, link.mtu)
     for gateway in state.vpc.nat_gateways:
         add(state.vpc.eni(gateway.eni), gateway.id, "eth0", NAT_GATEWAY_MTU)
+    for balancer in state.vpc.load_balancers:
+        if balancer.kind != "nlb":
+            continue  # the proxies (CLB, ALB) are not built yet
+        for node in balancer.nodes:
+            add(state.vpc.eni(node.eni), nlb_place(balancer.name, node.az), "eth0", NLB_MTU)
     limit = MAX_PORTS - (state.vpc.internet_gateway is not None) - 1
     if len(ports) > limit:
         raise NotModelled(f"a lab fabric with more than {limit} attached ENIs ({len(ports)})")
@@ -387,6 +408,27 @@ def _filter_maps(vpc: VpcState, ports: tuple[FabricPort, ...]) -> tuple[list[str
     return maps, chains
 
 
+def nlb_ports(ports: tuple[FabricPort, ...]) -> tuple[FabricPort, ...]:
+    return tuple(port for port in ports if port.node.startswith(NLB_PREFIX))
+
+
+def dynamic_sets(ports: tuple[FabricPort, ...]) -> tuple[str, ...]:
+    """The fabric's sets that frames fill (tracked flows, NLB flows), emptied before a walk."""
+    return (*filters.TRACKED_SETS, *(steer_set(port.port) for port in nlb_ports(ports)))
+
+
+def _steering(vpc: VpcState, nlbs: tuple[FabricPort, ...]) -> list[str]:
+    """The reply of a flow an NLB node forwarded with the client's address goes back to that
+    node, whatever the route table says (aws-load-balancers.md §2.2 [inf]; the simulator's
+    `_steered`): it arrives from the router of the node's subnet."""
+    return [
+        "    ether type ip meta l4proto { tcp, udp } ip saddr . th sport . ip daddr . th dport "
+        f"@{steer_set(port.port)} ether saddr set {vpc.subnet(port.eni.subnet).router_mac} "
+        f'ether daddr set {port.eni.mac} counter accept comment "to the NLB node of the flow"'
+        for port in nlbs
+    ]
+
+
 def _imds_arp_answer() -> str:
     """An instance's ARP request for the IMDS, turned into the answer in place: from the
     router of the asking ENI's subnet (`port_router_mac`), back out of the asking port
@@ -415,6 +457,7 @@ def _nft(
     drop = DROP_COMMENTS
     filter_maps, filter_chains = _filter_maps(vpc, ports)
     imds = bool(asking)
+    nlbs = nlb_ports(ports)
     lines = [
         f"table bridge {NFT_TABLE} {{",
         "  set owned { type ifname . ipv4_addr; flags interval;" + _elements(owned) + " }",
@@ -430,6 +473,11 @@ def _nft(
         + _elements(route_elements(vpc, ports))
         + " }",
         *filter_maps,
+        *(
+            f"  set {steer_set(p.port)} {{ type ipv4_addr . inet_service . ipv4_addr . "
+            "inet_service; flags dynamic,timeout; timeout 1h; }"
+            for p in nlbs
+        ),
     ]
     if internet:
         lines += _public_maps(vpc, ports)
@@ -463,6 +511,13 @@ def _nft(
         lines.append(
             f'    ether daddr {INTERNET_MAC} counter drop comment "{INTERNET_ONLY_FROM_GATEWAY}"'
         )
+    for port in nlbs:
+        # a frame an NLB node forwarded keeping the client's address: remember its reply
+        lines.append(
+            f'    iifname "{port.port}" ether type ip ip saddr != {port.eni.primary_ip} '
+            f"meta l4proto {{ tcp, udp }} update @{steer_set(port.port)} "
+            "{ ip daddr . th dport . ip saddr . th sport }"
+        )
     if imds:
         lines.append(
             f"    ether type ip ether daddr @routers ip daddr {IMDS} iifname @instance_ports"
@@ -472,6 +527,7 @@ def _nft(
         # the sending port's subnet rides along to postrouting (NACLs: `lab/filters.py`)
         "    meta mark set iifname map @port_subnet",
         "    ether type ip iifname vmap @sg_egress",
+        *_steering(vpc, nlbs),
         "    ether type ip ether daddr @routers iifname . ip daddr vmap @route_table",
         f'    ether type ip ether daddr @routers counter drop comment "{drop["vpc-no-route"]}"',
         "    ether type ip accept",
@@ -489,13 +545,13 @@ def _nft(
         "  }",
     ]
     for gateway in vpc.nat_gateways:
-        port = next((p for p in ports if p.eni.id == gateway.eni), None)
-        if port is None:
+        wired = next((p for p in ports if p.eni.id == gateway.eni), None)
+        if wired is None:
             continue
-        router = vpc.subnet(port.eni.subnet).router_mac
+        router = vpc.subnet(wired.eni.subnet).router_mac
         lines += [
             f"  chain {nat_chain(gateway.id)} {{",
-            f"    ether saddr set {router} ether daddr set {port.eni.mac}"
+            f"    ether saddr set {router} ether daddr set {wired.eni.mac}"
             f' counter accept comment "to {gateway.id}"',
             "  }",
         ]

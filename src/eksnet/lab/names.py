@@ -36,6 +36,9 @@ RESERVED = frozenset({FABRIC_SUFFIX, INTERNET_SUFFIX, IMDS_SUFFIX})
 NAT_GATEWAY_PREFIX = "nat-"
 """A NAT gateway's namespace is `<prefix><its id>`; ids start `nat-`, which no state namespace
 may (`LabNames.netns`)."""
+NLB_PREFIX = "elb-"
+"""An NLB node's namespace is `<prefix>elb-<name>-<az>` (`lab/fabric.py`)."""
+ATTACHMENT_PREFIXES = (NAT_GATEWAY_PREFIX, NLB_PREFIX)
 NAME_MAX = 255
 """The longest file name, so the longest `/run/netns` entry (`NAME_MAX`)."""
 
@@ -63,7 +66,7 @@ class LabNames:
         """The lab namespace that realizes the state namespace `state_name`. A node named like
         the lab's own namespaces (`vpc`, `internet`), or a name too long for a file name once
         prefixed, cannot be built: the lab says so rather than fail half-way."""
-        if state_name in RESERVED or state_name.startswith(NAT_GATEWAY_PREFIX):
+        if state_name in RESERVED or state_name.startswith(ATTACHMENT_PREFIXES):
             raise NotModelled(
                 f"a node or pod namespace named {state_name!r} in the lab, whose own "
                 f"{state_name!r} namespace has that name"
@@ -90,7 +93,7 @@ class LabNames:
     def attachment(self, place: str) -> str:
         """The namespace of something the lab adds to the state (`lab/attachments.py`): the
         internet, the IMDS, a NAT gateway by its id."""
-        if place not in RESERVED and not place.startswith(NAT_GATEWAY_PREFIX):
+        if place not in RESERVED and not place.startswith(ATTACHMENT_PREFIXES):
             raise ValueError(f"{place!r} is no attachment of the lab")
         return f"{self.prefix}{place}"
 
@@ -106,7 +109,7 @@ class LabNames:
         if not self.is_lab(netns):
             return None
         name = netns[len(self.prefix) :]
-        if name in RESERVED or name.startswith(NAT_GATEWAY_PREFIX):
+        if name in RESERVED or name.startswith(ATTACHMENT_PREFIXES):
             return None
         return name
 

@@ -67,8 +67,13 @@ from eksnet.lab.capture import (
     parse_nft_counters,
     parse_route_get,
 )
-from eksnet.lab.fabric import DROP_COMMENTS, NFT_TABLE
-from eksnet.lab.filters import TRACKED_SETS
+from eksnet.lab.fabric import (
+    DROP_COMMENTS,
+    NFT_TABLE,
+    attached_ports,
+    dynamic_sets,
+    nlb_place,
+)
 from eksnet.lab.names import LabNames
 from eksnet.lab.system import LabError
 from eksnet.vpc.fabric import IMDS
@@ -193,12 +198,13 @@ def delivered_at(walk: Walk) -> Hop | None:
     if walk.disposition is None or walk.disposition.kind != "delivered":
         return None
     last = walk.hops[-1]
-    return last if lab_place(last) is not None and not _is_nat_gateway(last) else None
+    wired = lab_place(last) is not None
+    return last if wired and not _is_nat_gateway(last) and _nlb_place(last) is None else None
 
 
 def lab_netns(names: LabNames, place: str) -> str:
     """The lab namespace of a place of the walk: a state namespace's, or an attachment's."""
-    if place in (INTERNET, IMDS_PLACE) or place.startswith("nat-"):
+    if place in (INTERNET, IMDS_PLACE) or place.startswith(("nat-", "elb-")):
         return names.attachment(place)
     return names.netns(place)
 
@@ -215,6 +221,17 @@ def _is_nat_gateway(hop: Hop) -> bool:
     return hop.where.kind == "vpc" and hop.where.name.startswith("nat-")
 
 
+def _nlb_place(hop: Hop) -> str | None:
+    """An NLB node's hop (`lb:<name>:<az>`, a pass-through the lab builds) as its lab place;
+    None for the proxies (`CLB`, `ALB` labels), which the lab does not build."""
+    if hop.where.kind != "vpc" or not hop.where.name.startswith("lb:"):
+        return None
+    if not hop.where.label.startswith("NLB"):
+        return None
+    _, name, az = hop.where.name.split(":", 2)
+    return nlb_place(name, az)
+
+
 def lab_place(hop: Hop) -> str | None:
     """The lab namespace a hop happens in: its own (a pod, a node), the internet's for an
     external host, the IMDS's, a NAT gateway's; None where the lab has no namespace (the
@@ -227,7 +244,7 @@ def lab_place(hop: Hop) -> str | None:
         return IMDS_PLACE
     if _is_nat_gateway(hop):
         return hop.where.name
-    return None
+    return _nlb_place(hop)
 
 
 def expected_wire(walk: Walk) -> list[WireObservation]:
@@ -1086,10 +1103,10 @@ def unverifiable(walk: Walk) -> str | None:
             if end is not None and end.kind == "not-modelled":
                 return f"the walk ends not modelled{branch}: {end.reason}"
             for hop in one.hops:
-                if hop.where.name.startswith("lb:"):
+                if hop.where.name.startswith("lb:") and _nlb_place(hop) is None:
                     return (
                         f"the walk crosses the load balancer {hop.where.label}{branch}: the lab "
-                        "does not build load balancers yet"
+                        "does not build proxies (CLB, ALB) yet"
                     )
                 if hop.where.name.startswith("host:") and not _is_imds(hop):
                     return (
@@ -1201,7 +1218,8 @@ def _forget_recent(state: DataplaneState, names: LabNames) -> None:
 def _forget_vpc_state(state: DataplaneState, names: LabNames) -> None:
     """Empty the fabric's sets of flows security groups tracked and every NAT gateway's
     sessions: the simulator starts each walk with neither."""
-    flush = "".join(f"flush set bridge {NFT_TABLE} {name}\n" for name in TRACKED_SETS)
+    sets = dynamic_sets(attached_ports(state))
+    flush = "".join(f"flush set bridge {NFT_TABLE} {name}\n" for name in sets)
     system.netns_exec(names.fabric, ["nft", "-f", "-"], stdin=flush, check=False)
     system.parallel(
         lambda netns: system.netns_exec(netns, ["conntrack", "-F"], check=False),

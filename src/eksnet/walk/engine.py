@@ -805,8 +805,13 @@ def _arrive(journey: _Journey, position: _Arrive) -> _Outcome:
 
 
 def _input_drop_code(decision: InputRoute) -> DropCode:
-    """rp_filter when the reverse-path check failed, else the routing decision itself."""
+    """rp_filter when the reverse-path check failed, else the routing decision itself. A
+    source that is the namespace's own address fails the same check but is a martian, not an
+    rp_filter drop: `__fib_validate_source` answers -EINVAL for it, and only -EXDEV counts
+    `IPReversePathFilter` (measured in the lab: X14's SYN leaves that counter unchanged)."""
     if decision.rp_filter is not None and not decision.rp_filter.passed:
+        if decision.rp_filter.why.startswith("martian"):
+            return "martian"
         return "rp-filter"
     if decision.reason is not None and decision.reason.startswith("martian"):
         return "martian"
@@ -1877,6 +1882,11 @@ def _load_balancer_sends(journey: _Journey, position: _LoadBalancerSends) -> _Ou
     )
     journey.hops.append(Hop(_lb_where(balancer, node), None, eni.id, steps, None, frame))
     return _Fabric(eni.id, frame)
+
+
+def health_probe(state: DataplaneState) -> load_balancing.Probe:
+    """The load balancers' health checks in this state (probes walked, cached)."""
+    return _probe_with(state)
 
 
 def target_health(

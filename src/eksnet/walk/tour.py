@@ -167,7 +167,6 @@ TOUR: tuple[TourWalk, ...] = (
         sport=None,
         dport=80,
         az="eu-west-2a",
-        lab=False,
     ),
     TourWalk(
         id="W5b",
@@ -191,7 +190,6 @@ TOUR: tuple[TourWalk, ...] = (
         sport=None,
         dport=80,
         az="eu-west-2a",
-        lab=False,
     ),
     TourWalk(
         id="W7",
@@ -203,7 +201,6 @@ TOUR: tuple[TourWalk, ...] = (
         sport=None,
         dport=80,
         az="eu-west-2a",
-        lab=False,
     ),
     TourWalk(
         id="W8",
@@ -439,7 +436,6 @@ BEYOND_THE_TALK: tuple[TourWalk, ...] = (
         sport=41000,
         dport=80,
         az="eu-west-2a",
-        lab=False,
     ),
     TourWalk(
         id="X13",
