@@ -586,8 +586,8 @@ def build_app() -> "typer.Typer":
         ] = None,
     ) -> None:
         """The talk's walks in talk order, forward and return; with --lab each is proven on the
-        kernel (those the lab can build: not yet W5–W9, which cross load balancers), together
-        with the walks beyond the talk (X1–X14); --walk picks any of them."""
+        kernel (those the lab can build: not yet W5b, W8, W9, through a CLB or an ALB),
+        together with the walks beyond the talk (X1–X14); --walk picks any of them."""
 
         def body() -> None:
             from eksnet.walk.tour import PROVEN, TOUR, in_configuration, tour_walks

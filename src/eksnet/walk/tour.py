@@ -54,7 +54,7 @@ class TourWalk:
     path: str | None = None
     """The HTTP request an ALB reads (`walk --host`, `--path`)."""
     lab: bool = True
-    """Whether the lab can send it: not yet through a load balancer (the lab builds none)."""
+    """Whether the lab can send it: not yet through a CLB or an ALB (it builds no proxy)."""
 
     def command(self) -> str:
         """The `eksnet walk` command that asks the same."""
@@ -456,8 +456,8 @@ PROVEN: tuple[TourWalk, ...] = tuple(w for w in TOUR + BEYOND_THE_TALK if w.lab)
 """What `lab verify` and `tour --lab` send by default."""
 
 AWAITING_THE_LAB: tuple[TourWalk, ...] = tuple(w for w in TOUR + BEYOND_THE_TALK if not w.lab)
-"""Walks the simulator answers that the lab cannot send yet (W5–W9: the lab builds no load
-balancer): `lab verify` reports them not verified, so they are not among `PROVEN`."""
+"""Walks the simulator answers that the lab cannot send yet (W5b, W8, W9: the lab builds no
+proxy, CLB or ALB): `lab verify` reports them not verified, so they are not among `PROVEN`."""
 
 KNOWN: tuple[TourWalk, ...] = TOUR + BEYOND_THE_TALK
 """Every walk `--walk ID` may name."""
