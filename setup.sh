@@ -1,8 +1,9 @@
 #!/bin/sh
 # Set up eksnet on a fresh Debian machine with Python 3.11, as root: the lab's Debian packages
 # (iproute2, iptables, conntrack, tcpdump, net-tools for `arp`, nfacct for kube-proxy's
-# counters), then a virtualenv in .venv with eksnet and its test tools. Safe to run again: it
-# installs only what is missing.
+# counters), Chromium and the DejaVu fonts for the browser tests of the pictures, then a
+# virtualenv in .venv with eksnet and its test tools. Safe to run again: it installs only what
+# is missing.
 set -eu
 cd "$(dirname "$0")"
 
@@ -17,6 +18,8 @@ need tcpdump tcpdump
 need arp net-tools
 need nft nftables
 need nfacct nfacct
+need chromium chromium
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || missing="$missing fonts-dejavu-core"
 if [ -n "$missing" ]; then
     if ! command -v apt-get >/dev/null 2>&1; then
         echo "setup.sh: missing$missing and no apt-get to install them" >&2

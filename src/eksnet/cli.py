@@ -178,6 +178,73 @@ def _describe_load_balancer(
     return 0
 
 
+def _report(directory: Path, pages: "list[tuple[TourWalk, Built, Walk]]") -> None:
+    """`tour --html DIR`: the index and one page per walk."""
+    from eksnet.dataplane.targets import parse_target, resolve_namespace
+    from eksnet.errors import InputError
+    from eksnet.render.exec import execute
+    from eksnet.render.report import Entry, index_page, walk_page
+    from eksnet.render.walk_text import walk_lines
+
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(
+            f"cannot make {directory}: {error.strerror}", fix="name a writable directory"
+        ) from None
+    entries = []
+    for tour_walk, built, result in pages:
+        entry = Entry(tour_walk.id, tour_walk.title, tour_walk.talk, tour_walk.command())
+        entries.append(entry)
+        views = []
+        for target, command in tour_walk.views:
+            namespace = resolve_namespace(built.state, parse_target(target))
+            output = execute(built.state, namespace, command.split())
+            label = built.labels.get(namespace.name, target)
+            views.append((f"{label}$ {command}", output.stdout + output.stderr))
+        text = "\n".join(line.plain for line in walk_lines(result))
+        _write(
+            directory / f"{tour_walk.id}.html", walk_page(built.state, entry, result, text, views)
+        )
+    _write(directory / "index.html", index_page(entries))
+
+
+def _draw(
+    state: "DataplaneState",
+    result: "Walk",
+    heading: str,
+    svg: Path | None,
+    html: Path | None,
+    diagram: bool,
+) -> None:
+    """The pictures of a walk: a split one's first way (`--seed` picks another), the others
+    named in the title."""
+    from eksnet.render.diagram import render_html, render_svg, render_terminal
+    from eksnet.render.walk_text import walk_lines
+
+    ways = list(result.leaves())
+    _, label, leaf = ways[0]
+    title = heading + (f" · {label} (1 of {len(ways)} ways)" if len(ways) > 1 else "")
+    if svg is not None:
+        _write(svg, render_svg(state, leaf, title=title))
+    if html is not None:
+        text = "\n".join(line.plain for line in walk_lines(leaf))
+        _write(html, render_html(state, leaf, title=title, text=text))
+    if diagram:
+        sys.stdout.write("\n" + render_terminal(state, leaf))
+
+
+def _write(path: Path, text: str) -> None:
+    from eksnet.errors import InputError
+
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise InputError(
+            f"cannot write {path}: {error.strerror}", fix="name a writable file"
+        ) from None
+
+
 @dataclass(frozen=True, slots=True)
 class ExecLine:
     target: str
@@ -510,6 +577,19 @@ def build_app() -> "typer.Typer":
         path: Annotated[
             str | None, typer.Option("--path", help="The HTTP path an ALB reads (default /).")
         ] = None,
+        svg: Annotated[
+            Path | None,
+            typer.Option("--svg", metavar="FILE", help="Also draw the walk as SVG into FILE."),
+        ] = None,
+        html: Annotated[
+            Path | None,
+            typer.Option(
+                "--html", metavar="FILE", help="Also write a self-contained page: diagram and text."
+            ),
+        ] = None,
+        diagram: Annotated[
+            bool, typer.Option("--diagram", help="Print a terminal sketch of the path.")
+        ] = False,
     ) -> None:
         """Walk a packet from SRC to DST, forward and back."""
 
@@ -519,6 +599,12 @@ def build_app() -> "typer.Typer":
 
             if log_format is not None and not flow_logs:
                 raise InputError("--format is the flow logs' format", fix="add --flow-logs")
+            for picture in (svg, html):
+                if picture is not None and not picture.parent.is_dir():
+                    raise InputError(
+                        f"cannot write {picture}: no directory {picture.parent}",
+                        fix="name a file in an existing directory",
+                    )
             loaded = load(cluster, variant, overrides or ())
             fmt = _flow_log_format(log_format, loaded.state.vpc) if flow_logs else None
             result = run_walk(
@@ -546,6 +632,8 @@ def build_app() -> "typer.Typer":
             )
             if show_conntrack and not as_json:
                 _print_conntrack(result)
+            if svg is not None or html is not None or diagram:
+                _draw(loaded.state, result, f"{src} → {dst}", svg, html, diagram)
             missing = _not_modelled(result)
             if missing is not None:
                 # The walk got as far as eksnet models (stdout shows how far); the one line on
@@ -584,6 +672,12 @@ def build_app() -> "typer.Typer":
         only: Annotated[
             list[str] | None, typer.Option("--walk", help="Only these walk ids.")
         ] = None,
+        html: Annotated[
+            Path | None,
+            typer.Option(
+                "--html", metavar="DIR", help="Also write a self-contained report into DIR."
+            ),
+        ] = None,
     ) -> None:
         """The talk's walks in talk order, forward and return; with --lab each is proven on the
         kernel (those the lab can build: not yet W5b, W8, W9, through a CLB or an ALB),
@@ -614,10 +708,13 @@ def build_app() -> "typer.Typer":
                 if not _tour_with_lab(console, loaded, selected, verbose, cluster, settings):
                     raise typer.Exit(1)
                 return
+            pages: list[tuple[TourWalk, Built, Walk]] = []
             for tour_walk in selected:
                 # A walk asked in one of the spec's variants is walked in that configuration.
                 state = load(cluster, tour_walk.variant, settings) if tour_walk.variant else loaded
-                _tour_walk(console, state, tour_walk, verbose)
+                pages.append((tour_walk, state, _tour_walk(console, state, tour_walk, verbose)))
+            if html is not None:
+                _report(html, pages)
 
         guarded(body)
 
