@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from eksnet.dataplane.flow_log_format import FlowLogFormat
     from eksnet.dataplane.state import DataplaneState, VpcState
     from eksnet.dataplane.targets import Target
+    from eksnet.lab.verify import Verdict
     from eksnet.state_cache import Built
     from eksnet.walk.model import Walk
     from eksnet.walk.tour import TourWalk
@@ -178,7 +179,7 @@ def _describe_load_balancer(
     return 0
 
 
-def _report(directory: Path, pages: "list[tuple[TourWalk, Built, Walk]]") -> None:
+def _report(directory: Path, pages: "list[tuple[TourWalk, Built, Walk, Verdict | None]]") -> None:
     """`tour --html DIR`: the index and one page per walk."""
     from eksnet.dataplane.targets import parse_target, resolve_namespace
     from eksnet.errors import InputError
@@ -193,7 +194,7 @@ def _report(directory: Path, pages: "list[tuple[TourWalk, Built, Walk]]") -> Non
             f"cannot make {directory}: {error.strerror}", fix="name a writable directory"
         ) from None
     entries = []
-    for tour_walk, built, result in pages:
+    for tour_walk, built, result, verdict in pages:
         entry = Entry(tour_walk.id, tour_walk.title, tour_walk.talk, tour_walk.command())
         entries.append(entry)
         views = []
@@ -203,9 +204,8 @@ def _report(directory: Path, pages: "list[tuple[TourWalk, Built, Walk]]") -> Non
             label = built.labels.get(namespace.name, target)
             views.append((f"{label}$ {command}", output.stdout + output.stderr))
         text = "\n".join(line.plain for line in walk_lines(result))
-        _write(
-            directory / f"{tour_walk.id}.html", walk_page(built.state, entry, result, text, views)
-        )
+        page = walk_page(built.state, entry, result, text, views, verdict)
+        _write(directory / f"{tour_walk.id}.html", page)
     _write(directory / "index.html", index_page(entries))
 
 
@@ -409,9 +409,11 @@ def _tour_with_lab(
     verbose: bool,
     cluster: Path | None,
     settings: tuple[str, ...] = (),
+    pages: "list[tuple[TourWalk, Built, Walk, Verdict | None]] | None" = None,
 ) -> bool:
     """Each walk, then the kernel's verdict on it; builds a temporary lab when none is up, and
-    refuses a lab that holds another cluster than the one walked."""
+    refuses a lab that holds another cluster than the one walked. `pages` collects each walk
+    and its verdict for a report."""
     from eksnet.lab import lifecycle
     from eksnet.lab.cli import render_verdicts, require_lab_holds, verify_walk
     from eksnet.lab.names import LabNames
@@ -439,6 +441,8 @@ def _tour_with_lab(
             verdict = verify_walk(loaded.state, result, names, f"{tour_walk.id} on the kernel")
             console.print(render_verdicts([verdict]))
             agreed = agreed and verdict.agree
+            if pages is not None:
+                pages.append((tour_walk, loaded, result, verdict))
         return agreed
     finally:
         if temporary:
@@ -704,15 +708,21 @@ def build_app() -> "typer.Typer":
                 )
             loaded = load(cluster, None, settings)
             console = _console()
+            pages: list[tuple[TourWalk, Built, Walk, Verdict | None]] = []
             if lab:
-                if not _tour_with_lab(console, loaded, selected, verbose, cluster, settings):
+                agreed = _tour_with_lab(
+                    console, loaded, selected, verbose, cluster, settings, pages
+                )
+                if html is not None:
+                    _report(html, pages)
+                if not agreed:
                     raise typer.Exit(1)
                 return
-            pages: list[tuple[TourWalk, Built, Walk]] = []
             for tour_walk in selected:
                 # A walk asked in one of the spec's variants is walked in that configuration.
                 state = load(cluster, tour_walk.variant, settings) if tour_walk.variant else loaded
-                pages.append((tour_walk, state, _tour_walk(console, state, tour_walk, verbose)))
+                walked = _tour_walk(console, state, tour_walk, verbose)
+                pages.append((tour_walk, state, walked, None))
             if html is not None:
                 _report(html, pages)
 

@@ -84,11 +84,21 @@ def places(state: DataplaneState, walk: Walk) -> list[Place]:
     """The columns, in first-reached order over both directions; a pod right after its node."""
     order: list[str] = []
     hops: dict[str, Hop] = {}
+    crossed: dict[str, list[str]] = {}
     for hop in _all_hops(walk):
         key = _place_key(hop)
         if key not in hops:
             hops[key] = hop
             order.append(key)
+        subnets = crossed.setdefault(key, [])
+        for eni_id in (hop.iif, hop.oif):
+            if eni_id is not None and eni_id.startswith("eni-"):
+                try:
+                    subnet = state.vpc.subnet(state.vpc.eni(eni_id).subnet)
+                except KeyError:
+                    continue
+                if subnet.name not in subnets:
+                    subnets.append(subnet.name)
     nodes_of = {ns.name: _node_of(state, ns.name) for ns in state.namespaces if ns.kind == "pod"}
     # pods sit right after their node (the node joins the columns if the walk skipped it)
     arranged: list[str] = []
@@ -111,7 +121,7 @@ def places(state: DataplaneState, walk: Walk) -> list[Place]:
                 continue
         if key not in arranged:
             arranged.append(key)
-    return [_place(state, key, hops.get(key), nodes_of) for key in arranged]
+    return [_place(state, key, hops.get(key), nodes_of, crossed.get(key, [])) for key in arranged]
 
 
 def _node_of(state: DataplaneState, pod: str) -> str | None:
@@ -127,7 +137,11 @@ def _node_of(state: DataplaneState, pod: str) -> str | None:
 
 
 def _place(
-    state: DataplaneState, key: str, hop: Hop | None, nodes_of: dict[str, str | None]
+    state: DataplaneState,
+    key: str,
+    hop: Hop | None,
+    nodes_of: dict[str, str | None],
+    subnets: Sequence[str] = (),
 ) -> Place:
     kind, name = key.split(":", 1)
     label = hop.where.label if hop is not None and hop.where.label else name
@@ -161,6 +175,13 @@ def _place(
         )
         lines = [label or name, *(addresses[:1]), f"veth {host_veth or (veths[:1] or ['?'])[0]}"]
         return Place(key, tuple(lines), frame=nodes_of.get(name))
+    if kind == "vpc" and name == state.vpc.id:
+        # the VPC's column names the subnets the walk crossed (with their AZs' zone ids)
+        zoned = []
+        for name_of in subnets:
+            subnet = state.vpc.subnet(name_of)
+            zoned += [f"{subnet.name} {subnet.az}", f" {subnet.cidr}"]
+        return Place(key, (label or "VPC", _short(name, 20), *zoned[: HEADER_LINES - 2]))
     return Place(key, (_short(label or name, 20), _short(name, 20)))
 
 

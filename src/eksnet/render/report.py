@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
 from eksnet.dataplane.state import DataplaneState
 from eksnet.render.diagram import render_svg
 from eksnet.walk.model import Walk
+
+if TYPE_CHECKING:
+    from eksnet.lab.verify import Verdict
 
 STYLE = (
     "body{font-family:DejaVu Sans Mono,monospace;margin:16px;color:#222;}"
@@ -39,6 +43,7 @@ def walk_page(
     result: Walk,
     text: str,
     views: Sequence[tuple[str, str]] = (),
+    verdict: Verdict | None = None,
 ) -> str:
     ways = list(result.leaves())
     _, label, first = ways[0]
@@ -46,14 +51,22 @@ def walk_page(
     svg = render_svg(state, first, title=f"{entry.id}" + (f" · {label}" if label else ""))
     listed = ""
     if len(ways) > 1:
+        # every other way drawn too, each opened by a click (no script: the page stays inert)
         items = "".join(
-            f"<li>{escape(way_label)} (p={probability:.4f})</li>"
-            for probability, way_label, _ in ways
+            f"<details><summary>{escape(way_label)} (p={probability:.4f})</summary>"
+            f"{render_svg(state, leaf, title=f'{entry.id} · {way_label}')}</details>"
+            for probability, way_label, leaf in ways[1:]
         )
-        listed = f"<h2>{len(ways)} ways (the first is drawn)</h2><ul>{items}</ul>"
+        listed = (
+            f"<h2>{len(ways)} ways: {escape(label)} (p={ways[0][0]:.4f}) is drawn above; "
+            f"open another</h2>{items}"
+        )
     shown = "".join(
         f"<h3>{escape(command)}</h3><pre>{escape(output)}</pre>" for command, output in views
     )
+    shown += _matched_rules(first)
+    if verdict is not None:
+        shown += _verdict(verdict)
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
@@ -74,3 +87,41 @@ def index_page(entries: Sequence[Entry]) -> str:
         f"<title>Life of a packet in Amazon EKS: the tour</title><style>{STYLE}</style></head>"
         f"<body><h1>Life of a packet in Amazon EKS: the tour</h1><ol>{items}</ol></body></html>\n"
     )
+
+
+def _matched_rules(walk: Walk) -> str:
+    """The iptables rules the drawn way matched, per namespace, as `iptables-save` lines."""
+    found: dict[str, list[str]] = {}
+    for one in (walk, walk.reply):
+        if one is None:
+            continue
+        for hop in one.hops:
+            lines = found.setdefault(hop.where.label or hop.where.name, [])
+            for step in hop.steps:
+                for decision in step.decided_by:
+                    if decision.kind == "iptables" and decision.text not in lines:
+                        lines.append(decision.text)
+    blocks = "".join(
+        f"<h3>{escape(place)}: iptables-save, the rules that matched</h3>"
+        f"<pre>{escape(chr(10).join(lines))}</pre>"
+        for place, lines in found.items()
+        if lines
+    )
+    return f"<h2>The rules that matched</h2>{blocks}" if blocks else ""
+
+
+def _verdict(verdict: Verdict) -> str:
+    """`tour --lab --html`: what the kernel said of the walk, and where it differed."""
+    rows = "".join(
+        f"<tr><td>{escape(d.direction)}</td><td>{escape(d.kind)}</td><td>{escape(d.where)}</td>"
+        f"<td>{escape(d.expected)}</td><td>{escape(d.observed)}</td></tr>"
+        for d in verdict.differences
+    )
+    table = (
+        "<table><tr><th>way</th><th>what</th><th>where</th><th>walk</th><th>kernel</th></tr>"
+        f"{rows}</table>"
+        if rows
+        else ""
+    )
+    said = verdict.why or verdict.checked
+    return f"<h2>On the kernel: {escape(verdict.status)}</h2><p>{escape(said)}</p>{table}"

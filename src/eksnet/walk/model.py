@@ -386,7 +386,15 @@ class Hop:
 
     def decisive(self) -> Step:
         """The step a one-line summary shows: the routing decision if there was one."""
-        for kind in ("drop", "not-modelled", "route", "vpc-deliver", "deliver", "load-balancer"):
+        for kind in (
+            "drop",
+            "not-modelled",
+            "route",
+            "vpc-deliver",
+            "deliver",
+            "load-balancer",
+            "dns",
+        ):
             for step in self.steps:
                 if step.kind == kind:
                     return step
