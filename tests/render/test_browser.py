@@ -31,8 +31,12 @@ const texts = [...svg.querySelectorAll('text')].map(t => {
   const b = t.getBBox(); return [b.x, b.y, b.width, b.height, t.textContent];
 });
 const hops = [...svg.querySelectorAll('g.hop')].map(g => g.dataset.number);
+const rects = [...svg.querySelectorAll('rect.place, rect.node-frame')].map(r => {
+  const b = r.getBBox(); return [b.x, b.y, b.width, b.height];
+});
 const out = document.createElement('pre'); out.id = 'eksnet-layout';
-out.textContent = JSON.stringify({view: [box.x, box.y, box.width, box.height], texts, hops});
+out.textContent = JSON.stringify({view: [box.x, box.y, box.width, box.height], texts, hops,
+                                  rects});
 document.body.appendChild(out);
 </script>
 """
@@ -80,6 +84,26 @@ def layout(page: Path) -> dict[str, object]:
     return data
 
 
+def crossing(texts: list[list[object]], rects: list[list[float]]) -> list[str]:
+    """Texts that cross a box's edge: partly inside a place's box or a node's frame."""
+    found = []
+    for text in texts:
+        tx, ty, tw, th = (float(v) for v in text[:4])  # type: ignore[arg-type]
+        for rx, ry, rw, rh in rects:
+            overlap = min(tx + tw, rx + rw) - max(tx, rx) > TOLERANCE and (
+                min(ty + th, ry + rh) - max(ty, ry) > TOLERANCE
+            )
+            inside = (
+                tx >= rx - TOLERANCE
+                and ty >= ry - TOLERANCE
+                and tx + tw <= rx + rw + TOLERANCE
+                and ty + th <= ry + rh + TOLERANCE
+            )
+            if overlap and not inside:
+                found.append(str(text[4]))
+    return found
+
+
 def overlapping(texts: list[list[object]]) -> list[tuple[object, object]]:
     found = []
     for a, b in itertools.combinations(texts, 2):
@@ -99,6 +123,7 @@ def test_each_page_in_chromium(report: Path, screenshots: Path, tour_walk: TourW
     texts: list[list[object]] = data["texts"]  # type: ignore[assignment]
     x, y, width, height = (float(v) for v in data["view"])  # type: ignore[union-attr]
     assert overlapping(texts) == []
+    assert crossing(texts, data["rects"]) == []  # type: ignore[arg-type]
     outside = [
         t[4] for t in texts
         if float(t[0]) < x - TOLERANCE or float(t[1]) < y - TOLERANCE  # type: ignore[arg-type]
@@ -140,3 +165,10 @@ def test_the_index_lists_the_tour_in_order(report: Path) -> None:
     for page in report.glob("*.html"):
         text = page.read_text(encoding="utf-8").replace('xmlns="http://www.w3.org/2000/svg"', "")
         assert "http://" not in text and "https://" not in text, page.name
+
+
+def test_the_layout_checks_can_fail() -> None:
+    """The checks above, on boxes that break them: text over text, text across an edge."""
+    assert overlapping([[0, 0, 50, 14, "a"], [40, 5, 50, 14, "b"]]) == [("a", "b")]
+    assert crossing([[90, 10, 30, 14, "spills"]], [[0, 0, 100, 100]]) == ["spills"]
+    assert crossing([[10, 10, 30, 14, "inside"]], [[0, 0, 100, 100]]) == []
