@@ -172,8 +172,8 @@ def _describe_load_balancer(
     balancer = state.vpc.load_balancer(f"{kind}/{target.name}")
     if balancer is None:
         raise NotModelled(
-            f"the load balancer of {kind}/{target.name}: no controller builds one, or the spec "
-            "pins no addresses for it under loadBalancers"
+            f"the load balancer of {kind}/{target.name}: no controller builds one (its "
+            "annotations, its loadBalancerClass or its ingress class say who would)"
         )
     sys.stdout.write(describe(state, balancer))
     return 0

@@ -4,6 +4,7 @@ of talk-walks.md §2.7–2.8 (every expected value is the specs')."""
 from __future__ import annotations
 
 from ipaddress import IPv4Address
+from pathlib import Path
 
 import pytest
 
@@ -11,8 +12,10 @@ from eksnet.controllers import build_state
 from eksnet.controllers.load_balancers import controller_for, dns_name, path_patterns
 from eksnet.dataplane.load_balancers import Listener, ListenerRule, LoadBalancer
 from eksnet.dataplane.state import DataplaneState
+from eksnet.errors import InputError
 from eksnet.model import load_cluster
 from eksnet.model.kubernetes import KubeService
+from eksnet.walk.engine import walk
 from eksnet.walk.load_balancing import HttpRequest, rule_for
 
 TYPE = "service.beta.kubernetes.io/aws-load-balancer-type"
@@ -180,3 +183,31 @@ def test_dns_names_have_awss_shape() -> None:
     assert dns_name("web", "clb", "internet-facing", "eu-west-2").endswith(
         ".eu-west-2.elb.amazonaws.com"
     )
+
+
+def test_unpinned_load_balancers_find_their_subnets_and_addresses(tmp_path: Path) -> None:
+    """§1.5: with no `loadBalancers` entry, the nodes go to the role-tagged subnets, one per AZ
+    (the demo's public-a/b/c carry `kubernetes.io/role/elb: "1"`), each on the highest free
+    address (.255 is AWS's, the broadcast); no public address is made up."""
+    from eksnet.model.load import demo_text
+
+    text, _ = demo_text()
+    start = text.index("loadBalancers:")
+    end = text.index("externalHosts:")
+    path = tmp_path / "unpinned.yaml"
+    path.write_text(text[:start] + text[end:])
+    state = build_state(load_cluster(str(path)))
+    nlb = balancer(state, "service/default/app1-nlb")
+    assert [(n.subnet, str(n.private_ip), n.public_ip) for n in nlb.nodes] == [
+        ("public-a", "192.168.1.254", None),
+        ("public-b", "192.168.2.254", None),
+        ("public-c", "192.168.3.254", None),
+    ]
+    local = balancer(state, "service/default/app1-nlb-local")
+    assert str(local.nodes[0].private_ip) == "192.168.1.253"  # the next free one
+    assert balancer(state, "ingress/default/myingress").kind == "alb"
+    # reachable from inside the VPC; from the internet it needs a pinned public address
+    inside = walk(state, "pod/default/app2-7c9f8d6b5-k5x2p", "lb/default/app1-nlb", dport=80)
+    assert all(leaf.disposition is not None for _, _, leaf in inside.leaves())
+    with pytest.raises(InputError, match="pins no public address"):
+        walk(state, "ip/203.0.113.10", "lb/default/app1-nlb", dport=80)

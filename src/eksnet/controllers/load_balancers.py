@@ -5,9 +5,10 @@ Balancer Controller ("LBC") build them (aws-load-balancers.md §1).
 Which controller acts is §1.1's table (`controller_for`); what it builds is §1.2 (CPA: a CLB by
 default, an NLB with instance targets for `aws-load-balancer-type: nlb`), §1.3 (LBC: an NLB,
 instance or ip targets) and §1.4 (LBC: an ALB per Ingress group, its listener rules in LBC's
-order). The load balancer's nodes (one per AZ, its ENI, private and public IP) are pinned in the
-spec's `loadBalancers:` (AWS allocates them; a load balancer the spec pins no addresses for is
-not built, and a walk to it says so). Everything else is derived here.
+order). The load balancer's nodes (one per AZ, its ENI, private and public IP) are pinned in
+the spec's `loadBalancers:` where it knows them (AWS allocates them); where it does not, they
+are found as the controller finds its subnets (§1.5) and given the highest free address there,
+with no public address (`Allocator`). Everything else is derived here.
 
 Names need the objects' UIDs, which a spec does not hold: the in-tree name is `a` + 31 hex
 characters of a hash of `NS/NAME`, the LBC's `k8s-<ns8>-<name8>-<10 hex>` of a hash of cluster,
@@ -126,27 +127,27 @@ def _truthy_internal(value: str | None) -> bool:
 
 
 def build(cluster: Cluster) -> Built:
-    """Every load balancer the spec pins addresses for, with its ENIs and public IPs."""
+    """Every load balancer the controllers build, with its ENIs and public IPs: its nodes where
+    the spec pins them, else found (`Allocator`)."""
     pins = _pins(cluster)
     source = SliceSource(cluster)
+    allocator = Allocator(cluster, pins)
     built: list[LoadBalancer] = []
     services = cluster.kube_services()
     by_key = {service.key: service for service in services}
     for service in services:
         if service.type != "LoadBalancer":
             continue
-        pin = pins.get(("service", service.namespace, service.name))
-        if pin is None:
-            continue
-        balancer = _for_service(cluster, service, pin, source)
+        pin = pins.get(("service", service.namespace, service.name)) or _UNPINNED
+        balancer = _for_service(cluster, service, pin, source, allocator)
         if balancer is not None:
             built.append(balancer)
     for ingress in cluster.ingresses:
         meta = ingress.get("metadata", {})
         key = ("ingress", meta.get("namespace", "default"), meta.get("name", ""))
-        pin = pins.get(key)
-        if pin is not None and ingress_class(ingress) == INGRESS_CLASS:
-            built.append(_for_ingress(cluster, ingress, pin, source, by_key))
+        pin = pins.get(key) or _UNPINNED
+        if ingress_class(ingress) == INGRESS_CLASS:
+            built.append(_for_ingress(cluster, ingress, pin, source, by_key, allocator))
     enis: list[Eni] = []
     public: list[PublicIp] = []
     for balancer in built:
@@ -197,7 +198,112 @@ def _pins(cluster: Cluster) -> dict[tuple[str, str, str], _Pin]:
     return found
 
 
-def _nodes(cluster: Cluster, pin: _Pin, scheme: Scheme) -> tuple[LbNode, ...]:
+_UNPINNED = _Pin(-1, "", {}, None, ())
+"""What a load balancer the spec pins nothing for has: its nodes are found (`Allocator`)."""
+
+ROLE_TAG = {
+    "internet-facing": "kubernetes.io/role/elb",
+    "internal": "kubernetes.io/role/internal-elb",
+}
+CLUSTER_TAG = "kubernetes.io/cluster/"
+
+
+class Allocator:
+    """The nodes of a load balancer the spec pins no addresses for: one subnet per AZ found as
+    its controller finds them (aws-load-balancers.md §1.5), and in each the highest free
+    address (AWS allocates them; any free one is as good, this one is stable). Such a load
+    balancer has no public address: an internet-facing one is reached from the internet only
+    once the spec pins it (`loadBalancers`)."""
+
+    def __init__(self, cluster: Cluster, pins: Mapping[tuple[str, str, str], _Pin]) -> None:
+        self.cluster = cluster
+        self.used: set[IPv4Address] = set()
+        for node in cluster.nodes:
+            for eni in node.enis:
+                self.used.add(eni.primary_ip)
+                self.used.update(eni.secondary_ips)
+        for gateway in cluster.vpc.nat_gateways:
+            self.used.add(gateway.private_ip)
+        for pin in pins.values():
+            for addresses in pin.ips.values():
+                self.used.add(IPv4Address(addresses[0]))
+
+    def nodes(
+        self, controller: Controller, kind: LbKind, scheme: Scheme, owner: str
+    ) -> tuple[LbNode, ...]:
+        chosen = self.subnets(controller, scheme)
+        if kind == "alb" and len(chosen) < 2:
+            raise InputError(
+                f"{owner}: an ALB needs subnets in two AZs at least; the LBC finds "
+                f"{len(chosen)} ({', '.join(s.name for s in chosen) or 'none'})",
+                fix=f'tag a subnet per AZ {ROLE_TAG[scheme]}: "1", or pin the ALB under '
+                "loadBalancers",
+            )
+        nodes = []
+        for subnet in chosen:
+            address = self._free(subnet.cidr)
+            eni = "eni-0e1b" + "".join(f"{octet:02x}" for octet in address.packed)
+            nodes.append(LbNode(subnet.az, subnet.name, eni, address, None))
+        return tuple(nodes)
+
+    def subnets(self, controller: Controller, scheme: Scheme) -> list[Any]:
+        """§1.5: role-tagged subnets (LBC; then by reachability), not another cluster's, one per
+        AZ: this cluster's tag first, then the lowest id; CPA: this cluster's or untagged ones,
+        public for internet-facing, per AZ the role tag, then the cluster tag, then the id."""
+        mine = f"{CLUSTER_TAG}{self.cluster.name}"
+        role = ROLE_TAG[scheme]
+        subnets = [s for s in self.cluster.vpc.subnets if s.variant is None]
+
+        def others_only(subnet: Any) -> bool:
+            tags = [t for t in subnet.tags if t.startswith(CLUSTER_TAG)]
+            return bool(tags) and mine not in tags
+
+        def public(subnet: Any) -> bool:
+            routes = self.cluster.vpc.route_tables.get(subnet.route_table, [])
+            return any(str(r.dst) == "0.0.0.0/0" and r.target.startswith("igw-") for r in routes)
+
+        if controller == "lbc":
+            candidates = [s for s in subnets if s.tags.get(role) in ("", "1")]
+            if not candidates:
+                candidates = [s for s in subnets if public(s) == (scheme == "internet-facing")]
+            candidates = [s for s in candidates if not others_only(s)]
+
+            def rank(s: Any) -> tuple[int, str]:
+                return (0 if mine in s.tags else 1, s.name)
+        else:
+            candidates = [s for s in subnets if not others_only(s)]
+            if scheme == "internet-facing":
+                candidates = [s for s in candidates if public(s)]
+
+            def rank(s: Any) -> tuple[int, str]:
+                return (0 if role in s.tags else 1 if mine in s.tags else 2, s.name)
+
+        per_zone: dict[str, Any] = {}
+        for subnet in sorted(candidates, key=rank):
+            per_zone.setdefault(subnet.az, subnet)
+        return [per_zone[zone] for zone in sorted(per_zone)]
+
+    def _free(self, cidr: Any) -> IPv4Address:
+        # AWS keeps the first four addresses and the last of every subnet
+        for value in range(int(cidr.broadcast_address) - 1, int(cidr.network_address) + 3, -1):
+            address = IPv4Address(value)
+            if address not in self.used:
+                self.used.add(address)
+                return address
+        raise InputError(f"subnet {cidr} has no free address for a load balancer")
+
+
+def _nodes(
+    cluster: Cluster,
+    pin: _Pin,
+    scheme: Scheme,
+    allocator: Allocator | None = None,
+    controller: Controller = "lbc",
+    kind: LbKind = "nlb",
+    owner: str = "",
+) -> tuple[LbNode, ...]:
+    if not pin.ips and allocator is not None:
+        return allocator.nodes(controller, kind, scheme, owner)
     nodes: list[LbNode] = []
     for az, addresses in sorted(pin.ips.items()):
         private = IPv4Address(addresses[0])
@@ -261,7 +367,11 @@ def _ip_targets(
 
 
 def _for_service(
-    cluster: Cluster, service: KubeService, pin: _Pin, source: SliceSource
+    cluster: Cluster,
+    service: KubeService,
+    pin: _Pin,
+    source: SliceSource,
+    allocator: Allocator | None = None,
 ) -> LoadBalancer | None:
     owner = f"service/{service.key}"
     controller, kind, target_type = controller_for(service, service.load_balancer_class)
@@ -341,7 +451,7 @@ def _for_service(
         scheme=scheme,
         owner=owner,
         dns_name=dns_name(name, kind, scheme, cluster.region),
-        nodes=_nodes(cluster, pin, scheme),
+        nodes=_nodes(cluster, pin, scheme, allocator, controller, kind, owner),
         listeners=tuple(listeners),
         target_groups=tuple(groups),
         cross_zone=False,  # NLB: AWS's default; CLB: CPA sets it false (§1.2, §1.3)
@@ -409,6 +519,7 @@ def _for_ingress(
     pin: _Pin,
     source: SliceSource,
     services: Mapping[str, KubeService],
+    allocator: Allocator | None = None,
 ) -> LoadBalancer:
     meta = ingress.get("metadata", {})
     namespace, name = meta.get("namespace", "default"), meta.get("name", "")
@@ -469,7 +580,7 @@ def _for_ingress(
         scheme=scheme,
         owner=owner,
         dns_name=dns_name(lb_name, "alb", scheme, cluster.region),
-        nodes=_nodes(cluster, pin, scheme),
+        nodes=_nodes(cluster, pin, scheme, allocator, "lbc", "alb", owner),
         listeners=(Listener("HTTP", 80, None, tuple(rules)),),
         target_groups=tuple(groups.values()),
         cross_zone=True,  # ALB: always on at the LB level (§2.1)

@@ -2018,9 +2018,15 @@ def _balanced_destination(
             raise _no_balancer(state, target, owner)
         node = _node_in(balancer, list(balancer.nodes), az, target.spec())
         if outside and node.public_ip is None:
+            if balancer.scheme == "internal":
+                raise InputError(
+                    f"{target.spec()} is internal: it has no public address the internet can reach",
+                    fix="walk from a pod or node, or make it internet-facing",
+                )
             raise InputError(
-                f"{target.spec()} is internal: it has no public address the internet can reach",
-                fix="walk from a pod or node, or make it internet-facing",
+                f"{target.spec()}: the spec pins no public address for its node in {node.az}",
+                fix="pin it under loadBalancers (ips: {ZONE: [PRIVATE, PUBLIC]}), or walk from "
+                "inside the VPC",
             )
         address = node.public_ip if outside and node.public_ip else node.private_ip
         if balancer.kind == "alb":
@@ -2068,8 +2074,8 @@ def _no_balancer(state: DataplaneState, target: Target, owner: str) -> Exception
                 fix="walk to svc/NAMESPACE/NAME, or make it a LoadBalancer Service",
             )
     return NotModelled(
-        f"the load balancer of {owner}: no controller builds one for it, or the spec pins no "
-        "addresses for its nodes under loadBalancers"
+        f"the load balancer of {owner}: no controller builds one for it (its annotations, its "
+        "loadBalancerClass or its ingress class say who would)"
     )
 
 
