@@ -1647,13 +1647,18 @@ def _steered(carry: _Carry, sender: Eni, packet: Packet) -> fabric.Delivery | No
     )
 
 
+def _lb_node(vpc: VpcState, eni_id: str) -> tuple[LoadBalancer, LbNode, Eni]:
+    """The load balancer, its node and the node's ENI, of a load balancer ENI."""
+    balancer = vpc.load_balancer_of(eni_id)
+    assert balancer is not None
+    node = balancer.node_of(eni_id)
+    assert node is not None
+    return balancer, node, vpc.eni(eni_id)
+
+
 def _at_load_balancer(journey: _Journey, position: _AtLoadBalancer) -> _Outcome:
     vpc = journey.state.vpc
-    balancer = vpc.load_balancer_of(position.eni_id)
-    assert balancer is not None
-    node = balancer.node_of(position.eni_id)
-    assert node is not None
-    eni = vpc.eni(position.eni_id)
+    balancer, node, eni = _lb_node(vpc, position.eni_id)
     packet = position.packet
     where = _lb_where(balancer, node)
     key = (packet.proto, packet.src, packet.sport or 0, packet.dst, packet.dport or 0)
@@ -1868,11 +1873,7 @@ def _lb_back(
 
 def _load_balancer_sends(journey: _Journey, position: _LoadBalancerSends) -> _Outcome:
     vpc = journey.state.vpc
-    balancer = vpc.load_balancer_of(position.eni_id)
-    assert balancer is not None
-    node = balancer.node_of(position.eni_id)
-    assert node is not None
-    eni = vpc.eni(position.eni_id)
+    balancer, node, eni = _lb_node(vpc, position.eni_id)
     frame = _lb_frame(vpc, eni, position.packet)
     steps = (
         Step(
