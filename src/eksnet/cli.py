@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from eksnet.dataplane.flow_log_format import FlowLogFormat
     from eksnet.dataplane.state import DataplaneState, VpcState
     from eksnet.dataplane.targets import Target
+    from eksnet.lab.names import LabNames
     from eksnet.lab.verify import Verdict
     from eksnet.state_cache import Built
     from eksnet.walk.model import Walk
@@ -184,7 +185,7 @@ def _report(directory: Path, pages: "list[tuple[TourWalk, Built, Walk, Verdict |
     from eksnet.dataplane.targets import parse_target, resolve_namespace
     from eksnet.errors import InputError
     from eksnet.render.exec import execute
-    from eksnet.render.report import Entry, index_page, walk_page
+    from eksnet.render.report import Entry, KernelSaid, index_page, walk_page
     from eksnet.render.walk_text import walk_lines
 
     try:
@@ -204,7 +205,17 @@ def _report(directory: Path, pages: "list[tuple[TourWalk, Built, Walk, Verdict |
             label = built.labels.get(namespace.name, target)
             views.append((f"{label}$ {command}", output.stdout + output.stderr))
         text = "\n".join(line.plain for line in walk_lines(result))
-        page = walk_page(built.state, entry, result, text, views, verdict)
+        said = None
+        if verdict is not None:
+            said = KernelSaid(
+                verdict.status,
+                verdict.why or verdict.checked,
+                tuple(
+                    (d.direction, d.kind, d.where, d.expected, d.observed)
+                    for d in verdict.differences
+                ),
+            )
+        page = walk_page(built.state, entry, result, text, views, said)
         _write(directory / f"{tour_walk.id}.html", page)
     _write(directory / "index.html", index_page(entries))
 
@@ -437,6 +448,12 @@ def _tour_with_lab(
             lifecycle.settle(names)
         agreed = True
         for tour_walk in selected:
+            if tour_walk.variant is not None:
+                walked = _tour_variant_with_lab(
+                    console, tour_walk, verbose, cluster, settings, names, pages
+                )
+                agreed = agreed and walked
+                continue
             result = _tour_walk(console, loaded, tour_walk, verbose)
             verdict = verify_walk(loaded.state, result, names, f"{tour_walk.id} on the kernel")
             console.print(render_verdicts([verdict]))
@@ -447,6 +464,41 @@ def _tour_with_lab(
     finally:
         if temporary:
             lifecycle.down(names)
+
+
+def _tour_variant_with_lab(
+    console: "Console",
+    tour_walk: "TourWalk",
+    verbose: bool,
+    cluster: Path | None,
+    settings: tuple[str, ...],
+    names: "LabNames",
+    pages: "list[tuple[TourWalk, Built, Walk, Verdict | None]] | None",
+) -> bool:
+    """A walk asked in one of the spec's variants (W10c through the NAT gateway …): walked
+    and proven in a lab of that configuration, built for it beside the main one (its prefix
+    extends the main lab's with the variant's name) and taken down after it."""
+    from eksnet.lab import lifecycle
+    from eksnet.lab.cli import render_verdicts, verify_walk
+    from eksnet.lab.names import LabNames
+
+    variant = tour_walk.variant
+    assert variant is not None
+    built = load(cluster, variant, settings)
+    lab = LabNames(f"{names.prefix}{variant.lower()}-", run_dir=names.run_dir)
+    source = str(cluster) if cluster is not None else None
+    console.print(f"[dim]lab: building the {variant} configuration…[/dim]")
+    try:
+        lifecycle.up(built.state, lab, cluster=source, variant=variant, overrides=settings)
+        lifecycle.settle(lab)
+        result = _tour_walk(console, built, tour_walk, verbose)
+        verdict = verify_walk(built.state, result, lab, f"{tour_walk.id} on the kernel")
+        console.print(render_verdicts([verdict]))
+        if pages is not None:
+            pages.append((tour_walk, built, result, verdict))
+        return verdict.agree
+    finally:
+        lifecycle.down(lab)
 
 
 # --- the typer app -------------------------------------------------------------------------------
@@ -684,28 +736,19 @@ def build_app() -> "typer.Typer":
         ] = None,
     ) -> None:
         """The talk's walks in talk order, forward and return; with --lab each is proven on the
-        kernel (those the lab can build: not yet W5b, W8, W9, through a CLB or an ALB),
-        together with the walks beyond the talk (X1–X14); --walk picks any of them."""
+        kernel (a walk of one of the spec's variants in a lab of that configuration, built for
+        it), together with the walks beyond the talk (X1–X14); --walk picks any of them."""
 
         def body() -> None:
-            from eksnet.walk.tour import PROVEN, TOUR, in_configuration, tour_walks
+            from eksnet.walk.tour import PROVEN, TOUR, tour_walks
 
             settings = tuple(overrides or ())
             if only:
                 selected = tour_walks(only)
             elif lab:
-                selected = list(in_configuration(PROVEN))
+                selected = list(PROVEN)
             else:
                 selected = list(TOUR)
-            asked = [t.id for t in selected if t.variant is not None]
-            if lab and asked:
-                from eksnet.errors import InputError
-
-                raise InputError(
-                    f"{', '.join(asked)}: asked under a variant of the spec; the lab proves "
-                    "the spec without variants",
-                    fix="pick walks of that configuration, or walk these without --lab",
-                )
             loaded = load(cluster, None, settings)
             console = _console()
             pages: list[tuple[TourWalk, Built, Walk, Verdict | None]] = []

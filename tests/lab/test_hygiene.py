@@ -19,7 +19,8 @@ def test_host_namespace_unchanged(scratch: Scratch, demo_state: DataplaneState) 
     try:
         lifecycle.up(demo_state, names)
         lifecycle.settle(names)
-        assert verify_walk(demo_state, w1(), names).agree
+        verdict = verify_walk(demo_state, w1(), names)
+        assert verdict.agree, verdict.differences
         during = hygiene.snapshot()
     finally:
         lifecycle.down(names)

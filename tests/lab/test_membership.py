@@ -133,8 +133,8 @@ def test_run_file_round_trip_and_claims(tmp_path: Path, demo: DataplaneState) ->
     assert record.cluster == os.path.abspath("cluster.yaml")
     assert set(record.recorded) == set(lifecycle.planned_netns(plan))
     # one per node and pod, the fabric, and what the lab adds: the internet (the demo has an
-    # internet gateway), the IMDS (it has instances) and each NLB node (3 NLBs × 3 AZs)
-    assert len(record.recorded) == len(demo.namespaces) + 3 + 9
+    # internet gateway), the IMDS (it has instances) and each load balancer node (5 × 3 AZs)
+    assert len(record.recorded) == len(demo.namespaces) + 3 + 15
     assert names.internet in record.recorded
     assert names.attachment("imds") in record.recorded
     assert lifecycle.claims(names) == (Claim(TEST, frozenset(record.recorded)),)

@@ -294,3 +294,29 @@ def test_an_nlb_whose_replies_take_the_route_table(
     )
     assert verdict.status == "differs"
     assert {"wire-missing", "field:src", "delivery"} & kinds(verdict)
+
+
+def test_a_proxy_that_always_sends_through_the_router(
+    monkeypatch: pytest.MonkeyPatch, demo_lab: LabNames, demo_state: DataplaneState
+) -> None:
+    """W8b's ALB node and pod 61's ENI share a subnet: the ALB's own connection reaches the ENI
+    at layer 2 (talk-walks.md W7's frame). A simulator that routes it through the subnet router
+    claims the router's MAC on node 1's eth1; the lab's frame says otherwise."""
+    original = engine._lb_frame
+
+    def routed(vpc: Any, eni: Any, packet: Packet) -> Packet:
+        frame = original(vpc, eni, packet)
+        return frame.but(dst_mac=vpc.subnet(eni.subnet).router_mac)
+
+    monkeypatch.setattr(engine, "_lb_frame", routed)
+    verdict = verdict_of(
+        demo_state,
+        demo_lab,
+        "ip/203.0.113.10",
+        "ingress/default/myingress",
+        dport=80,
+        host="www.example.com",
+        path="/rating",
+    )
+    assert verdict.status == "differs"
+    assert {"field:src_mac", "field:dst_mac", "wire-missing"} & kinds(verdict)

@@ -109,12 +109,19 @@ def test_w5_flow_logs_on_the_nlb_eni_front_and_back(demo: DataplaneState) -> Non
     ]
 
 
+def opened(result: Walk) -> Walk:
+    """The proxy's own connection (`Walk.backend`): the client's ends at the proxy."""
+    assert result.backend is not None
+    assert result.disposition is not None and "proxy" in result.disposition.reason
+    return result.backend
+
+
 def test_w5b_the_clb_is_a_proxy(demo: DataplaneState) -> None:
     result = walk(demo, CLIENT, "lb/default/app1-clb", dport=80, az="eu-west-2a")
     talk = leaf(result, "i-0a11c0ffee0000050", "192.168.1.71")
-    src, _, dst, dport = ends(lb_hop(talk).packet_out)
+    src, _, dst, dport = ends(opened(talk).hops[0].packet_out)
     assert (src, dst, dport) == ("192.168.1.131", "192.168.1.50", 30083)
-    (entry,) = [r.text for r in talk.conntrack if r.namespace == NODE_1]
+    (entry,) = [r.text for r in opened(talk).conntrack if r.namespace == NODE_1]
     assert "src=192.168.1.131 dst=192.168.1.50" in entry and "dport=30083" in entry
     assert client_sees(talk) == ("192.0.2.131", 80)
 
@@ -179,13 +186,14 @@ def test_w8_order_and_rating_and_404(demo: DataplaneState) -> None:
     )
     alb = lb_hop(rating)
     assert "priority 1" in next(s.summary for s in alb.steps if s.summary.startswith("listener"))
-    src, _, dst, dport = ends(alb.packet_out)
+    backend = opened(rating)
+    src, _, dst, dport = ends(backend.hops[0].packet_out)
     assert (src, dst, dport) == ("192.168.1.141", "192.168.1.61", 80)
     assert any("X-Forwarded-For: 203.0.113.10" in s.summary for s in alb.steps)
-    assert hop(rating, NODE_1).iif == "eth1"
-    assert hop(rating, POD_61).packet_in is not None
-    assert rating.reply is not None
-    back = hop(rating.reply, NODE_1)
+    assert hop(backend, NODE_1).iif == "eth1"
+    assert hop(backend, POD_61).packet_in is not None
+    assert backend.reply is not None
+    back = hop(backend.reply, NODE_1)
     assert back.oif == "eth1"
     assert any(d.text.startswith("1536:") for s in back.steps for d in s.decided_by)
     assert client_sees(rating) == ("192.0.2.141", 80)
@@ -194,6 +202,7 @@ def test_w8_order_and_rating_and_404(demo: DataplaneState) -> None:
     )
     assert nope.disposition is not None and "fixed-response 404" in nope.disposition.reason
     assert not [h for h in nope.hops if h.where.kind in ("node", "pod")]
+    assert nope.backend is None
     assert client_sees(nope) == ("192.0.2.141", 80)
 
 
@@ -205,9 +214,9 @@ def test_w9_dns_the_alb_in_az_c_cross_zone(demo: DataplaneState) -> None:
     assert "192.0.2.141, 192.0.2.142, 192.0.2.143" in dns.summary and "192.0.2.143" in dns.summary
     gateway = next(h for h in result.hops + talk.hops if h.where.kind == "vpc" and h.packet_out)
     assert gateway.packet_out is not None and str(gateway.packet_out.dst) == "192.168.3.141"
-    src, _, dst, _ = ends(lb_hop(talk).packet_out)
+    src, _, dst, _ = ends(opened(talk).hops[0].packet_out)
     assert (src, dst) == ("192.168.3.141", "192.168.1.71")
-    node_2 = hop(talk, NODE_2)
+    node_2 = hop(opened(talk), NODE_2)
     assert node_2.packet_in is not None
     # from subnet c to subnet a: through the router
     assert (node_2.packet_in.src_mac, node_2.packet_in.dst_mac) == (

@@ -30,6 +30,10 @@ same `VpcState` the simulator reads:
   are eligible is the state's health (`walk.engine.health_probe`: probes walked through the
   state): the lab does not probe yet, so an agreement proves the data path, not the health.
   The fabric steers a preserved flow's reply back to the node (`fabric.steer_set`).
+* **a CLB or ALB node** (`elb-<name>-<az>` too): a host with the node's address on its ENI,
+  its subnet's router as default route (a permanent neighbour entry), and nothing else: a
+  proxy's two connections are each walked (`Walk.backend`), and `lab verify` listens for the
+  client's connection there and opens the proxy's own from there.
 * **the instance metadata service** (`imds`): one namespace holding 169.254.169.254 for every
   instance, on the bridge port `imds0`. The fabric answers each node's ARP for it with the MAC
   of the asking ENI's subnet router and hands it the frames sent there (vpc-fabric.md §8.4:
@@ -76,7 +80,7 @@ from eksnet.lab.fabric import (
 )
 from eksnet.vpc.fabric import IMDS
 
-AttachmentKind = Literal["internet", "imds", "nat-gateway", "nlb"]
+AttachmentKind = Literal["internet", "imds", "nat-gateway", "nlb", "proxy"]
 
 DEVICE = "eth0"
 DEVICE_IFINDEX = 2
@@ -145,8 +149,10 @@ def attachments(state: DataplaneState) -> tuple[Attachment, ...]:
         if gateway is not None:
             found.append(nat_gateway_attachment(state, gateway, port))
         balancer = state.vpc.load_balancer_of(port.eni.id)
-        if balancer is not None:
+        if balancer is not None and balancer.kind == "nlb":
             found.append(nlb_attachment(state, balancer, port))
+        elif balancer is not None:
+            found.append(proxy_attachment(state, port))
     return tuple(found)
 
 
@@ -387,3 +393,28 @@ def nlb_attachment(state: DataplaneState, balancer: LoadBalancer, port: FabricPo
         sysctls=SYSCTLS_IPV4_ONLY,
     )
     return Attachment(port.node, "nlb", namespace, port.port, port.ifindex, nft)
+
+
+def proxy_attachment(state: DataplaneState, port: FabricPort) -> Attachment:
+    """A CLB or ALB node: an address and a way out (see the module docstring)."""
+    subnet = state.vpc.subnet(port.eni.subnet)
+    address = port.eni.primary_ip
+    namespace = _host(
+        port.node,
+        port.eni.mac,
+        port.mtu,
+        (
+            Address(
+                DEVICE,
+                IPv4Interface(f"{address}/{subnet.cidr.prefixlen}"),
+                broadcast=subnet.cidr.broadcast_address,
+            ),
+        ),
+        routes=(
+            Route(TABLE_MAIN, subnet.cidr, dev=DEVICE, proto="kernel", scope="link", src=address),
+            Route(TABLE_MAIN, IPv4Network("0.0.0.0/0"), gateway=subnet.gateway, dev=DEVICE),
+        ),
+        neighbours=(Neighbour(subnet.gateway, DEVICE, subnet.router_mac),),
+        sysctls=SYSCTLS_IPV4_ONLY,
+    )
+    return Attachment(port.node, "proxy", namespace, port.port, port.ifindex)

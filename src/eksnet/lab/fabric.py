@@ -188,8 +188,6 @@ def attached_ports(state: DataplaneState) -> tuple[FabricPort, ...]:
     for gateway in state.vpc.nat_gateways:
         add(state.vpc.eni(gateway.eni), gateway.id, "eth0", NAT_GATEWAY_MTU)
     for balancer in state.vpc.load_balancers:
-        if balancer.kind != "nlb":
-            continue  # the proxies (CLB, ALB) are not built yet
         for node in balancer.nodes:
             add(state.vpc.eni(node.eni), nlb_place(balancer.name, node.az), "eth0", NLB_MTU)
     limit = MAX_PORTS - (state.vpc.internet_gateway is not None) - 1
@@ -408,13 +406,15 @@ def _filter_maps(vpc: VpcState, ports: tuple[FabricPort, ...]) -> tuple[list[str
     return maps, chains
 
 
-def nlb_ports(ports: tuple[FabricPort, ...]) -> tuple[FabricPort, ...]:
-    return tuple(port for port in ports if port.node.startswith(NLB_PREFIX))
+def nlb_ports(vpc: VpcState, ports: tuple[FabricPort, ...]) -> tuple[FabricPort, ...]:
+    """The ports of NLB nodes (pass-through; the proxies' ports are ENIs like any other)."""
+    kinds = {node.eni: lb.kind for lb in vpc.load_balancers for node in lb.nodes}
+    return tuple(port for port in ports if kinds.get(port.eni.id) == "nlb")
 
 
-def dynamic_sets(ports: tuple[FabricPort, ...]) -> tuple[str, ...]:
+def dynamic_sets(vpc: VpcState, ports: tuple[FabricPort, ...]) -> tuple[str, ...]:
     """The fabric's sets that frames fill (tracked flows, NLB flows), emptied before a walk."""
-    return (*filters.TRACKED_SETS, *(steer_set(port.port) for port in nlb_ports(ports)))
+    return (*filters.TRACKED_SETS, *(steer_set(port.port) for port in nlb_ports(vpc, ports)))
 
 
 def _steering(vpc: VpcState, nlbs: tuple[FabricPort, ...]) -> list[str]:
@@ -457,7 +457,7 @@ def _nft(
     drop = DROP_COMMENTS
     filter_maps, filter_chains = _filter_maps(vpc, ports)
     imds = bool(asking)
-    nlbs = nlb_ports(ports)
+    nlbs = nlb_ports(vpc, ports)
     lines = [
         f"table bridge {NFT_TABLE} {{",
         "  set owned { type ifname . ipv4_addr; flags interval;" + _elements(owned) + " }",

@@ -46,7 +46,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 from typing import Literal
 
@@ -79,6 +79,7 @@ from eksnet.lab.system import LabError
 from eksnet.vpc.fabric import IMDS
 from eksnet.walk.model import (
     ERROR_ERRNO,
+    Branch,
     Direction,
     Hop,
     Packet,
@@ -198,8 +199,7 @@ def delivered_at(walk: Walk) -> Hop | None:
     if walk.disposition is None or walk.disposition.kind != "delivered":
         return None
     last = walk.hops[-1]
-    wired = lab_place(last) is not None
-    return last if wired and not _is_nat_gateway(last) and _nlb_place(last) is None else None
+    return last if lab_place(last) is not None and not _is_nat_gateway(last) else None
 
 
 def lab_netns(names: LabNames, place: str) -> str:
@@ -221,12 +221,9 @@ def _is_nat_gateway(hop: Hop) -> bool:
     return hop.where.kind == "vpc" and hop.where.name.startswith("nat-")
 
 
-def _nlb_place(hop: Hop) -> str | None:
-    """An NLB node's hop (`lb:<name>:<az>`, a pass-through the lab builds) as its lab place;
-    None for the proxies (`CLB`, `ALB` labels), which the lab does not build."""
+def _lb_place(hop: Hop) -> str | None:
+    """A load balancer node's hop (`lb:<name>:<az>`) as the lab's namespace for it."""
     if hop.where.kind != "vpc" or not hop.where.name.startswith("lb:"):
-        return None
-    if not hop.where.label.startswith("NLB"):
         return None
     _, name, az = hop.where.name.split(":", 2)
     return nlb_place(name, az)
@@ -244,7 +241,7 @@ def lab_place(hop: Hop) -> str | None:
         return IMDS_PLACE
     if _is_nat_gateway(hop):
         return hop.where.name
-    return _nlb_place(hop)
+    return _lb_place(hop)
 
 
 def expected_wire(walk: Walk) -> list[WireObservation]:
@@ -1096,18 +1093,13 @@ def unverifiable(walk: Walk) -> str | None:
     for _, label, leaf in walk.leaves():
         first = leaf.hops[0]
         branch = f" (branch {label})" if label else ""
-        if first.where.kind not in ("pod", "node", "external"):
+        if first.where.kind not in ("pod", "node", "external") and _lb_place(first) is None:
             return f"the walk starts in {first.where.kind} {first.where.name}"
         for _, one in directions(leaf):
             end = one.disposition
             if end is not None and end.kind == "not-modelled":
                 return f"the walk ends not modelled{branch}: {end.reason}"
             for hop in one.hops:
-                if hop.where.name.startswith("lb:") and _nlb_place(hop) is None:
-                    return (
-                        f"the walk crosses the load balancer {hop.where.label}{branch}: the lab "
-                        "does not build proxies (CLB, ALB) yet"
-                    )
                 if hop.where.name.startswith("host:") and not _is_imds(hop):
                     return (
                         f"the walk reaches {hop.where.label}{branch}: of the addresses the "
@@ -1120,7 +1112,11 @@ def verify_walk(
     state: DataplaneState, walk: Walk, names: LabNames | None = None, label: str = ""
 ) -> Verdict:
     """Send `walk`'s exchange in the lab built from `state` and hold the kernel to it; a split
-    walk is sent until every branch was seen (see `connections_needed`)."""
+    walk is sent until every branch was seen (see `connections_needed`). Through a proxy, the
+    client's connection and the proxy's own (`Walk.backend`) are each sent and judged: the
+    lab's proxy node accepts the client, and the verifier opens the proxy's connection from it
+    to each target the walk's ways choose (which target is the proxy's decision, the
+    simulator's: the lab holds the two connections' packets to the walk, not the choice)."""
     names = names or LabNames.from_env()
     label = label or walk.flow.first_packet().five_tuple()
     flow = walk.flow.first_packet().five_tuple()
@@ -1128,6 +1124,35 @@ def verify_walk(
     if why is not None:
         return not_verified(label, walk, why)
     leaves = list(walk.leaves())
+    if any(leaf.backend is not None for _, _, leaf in leaves):
+        return _verify_proxied(state, names, walk, label, leaves)
+    differences, sent, seen_count = _send_until_seen(state, names, walk, leaves)
+    branches = tuple(
+        BranchSeen(branch_label, probability, seen_count[index])
+        for index, (probability, branch_label, _) in enumerate(leaves)
+        if len(leaves) > 1
+    )
+    status: Status = "differs" if differences else "agree"
+    return Verdict(
+        label,
+        flow,
+        status,
+        tuple(differences),
+        connections=sent,
+        branches=branches,
+        checked=checked_summary(walk),
+    )
+
+
+def _send_until_seen(
+    state: DataplaneState,
+    names: LabNames,
+    walk: Walk,
+    leaves: Sequence[tuple[float, str, Walk]],
+    prefix: str = "",
+) -> tuple[list[Difference], int, list[int]]:
+    """Send `walk`'s exchange until every way (`leaves`) was seen, or one differed: the
+    differences, how many connections, how often each way was taken."""
     needed = connections_needed([probability for probability, _, _ in leaves])
     seen_count = [0] * len(leaves)
     routes = {index: _route_gets(leaf, names) for index, (_, _, leaf) in enumerate(leaves)}
@@ -1141,7 +1166,7 @@ def verify_walk(
         best, judged = _closest(leaves, exchange(state, names, walk), routes)
         sent += 1
         seen_count[best] += 1
-        branch = f" (as branch {leaves[best][1]})" if len(leaves) > 1 else ""
+        branch = prefix + (f" (as branch {leaves[best][1]})" if len(leaves) > 1 else "")
         following = leaves[best][2].then
         if not judged and following is not None:
             # The same client's next connection, with the kernel's `recent` lists as the first
@@ -1165,20 +1190,62 @@ def verify_walk(
                 Difference(
                     "forward",
                     "branch",
-                    branch_label,
+                    prefix + branch_label,
                     f"taken with probability {probability:.4f}",
                     f"never taken in {sent} connections",
                 )
             )
+    return differences, sent, seen_count
+
+
+def _verify_proxied(
+    state: DataplaneState,
+    names: LabNames,
+    walk: Walk,
+    label: str,
+    leaves: Sequence[tuple[float, str, Walk]],
+) -> Verdict:
+    # every way's client side is the same connection, ending at the proxy
+    client = replace(leaves[0][2], backend=None)
+    differences, sent, _ = _send_until_seen(state, names, client, [(1.0, "", client)])
+    # the proxy's own connections, one per target; kube-proxy on a target node may split one
+    groups: dict[tuple[object, ...], list[tuple[float, str, Walk]]] = {}
+    for probability, branch_label, leaf in leaves:
+        assert leaf.backend is not None
+        key = (leaf.backend.flow.dst.address, leaf.backend.flow.dport)
+        groups.setdefault(key, []).append((probability, branch_label, leaf.backend))
+    seen: dict[str, int] = {}
+    for ways in groups.values():
+        if differences:
+            break
+        total = sum(probability for probability, _, _ in ways)
+        if len(ways) == 1:
+            opened = ways[0][2]
+        else:
+            opened = Walk(
+                flow=ways[0][2].flow,
+                direction="forward",
+                hops=(),
+                disposition=None,
+                branches=tuple(Branch(p / total, lab, one) for p, lab, one in ways),
+            )
+        parts = list(opened.leaves())
+        found, count, taken = _send_until_seen(
+            state, names, opened, parts, prefix=" (the proxy's connection)"
+        )
+        differences += found
+        sent += count
+        for (_, branch_label, _), times in zip(ways, taken, strict=True):
+            seen[branch_label] = times
     branches = tuple(
-        BranchSeen(branch_label, probability, seen_count[index])
-        for index, (probability, branch_label, _) in enumerate(leaves)
+        BranchSeen(branch_label, probability, seen.get(branch_label, 0))
+        for probability, branch_label, _ in leaves
         if len(leaves) > 1
     )
     status: Status = "differs" if differences else "agree"
     return Verdict(
         label,
-        flow,
+        walk.flow.first_packet().five_tuple(),
         status,
         tuple(differences),
         connections=sent,
@@ -1218,7 +1285,7 @@ def _forget_recent(state: DataplaneState, names: LabNames) -> None:
 def _forget_vpc_state(state: DataplaneState, names: LabNames) -> None:
     """Empty the fabric's sets of flows security groups tracked and every NAT gateway's
     sessions: the simulator starts each walk with neither."""
-    sets = dynamic_sets(attached_ports(state))
+    sets = dynamic_sets(state.vpc, attached_ports(state))
     flush = "".join(f"flush set bridge {NFT_TABLE} {name}\n" for name in sets)
     system.netns_exec(names.fabric, ["nft", "-f", "-"], stdin=flush, check=False)
     system.parallel(
@@ -1237,7 +1304,9 @@ def checked_summary(walk: Walk) -> str:
     """What the comparison covers for this walk, counted over every way it can go."""
     frames = routes = rules = entries = 0
     endings: list[str] = []
-    for _, _, leaf in walk.leaves():
+    parts = [leaf for _, _, leaf in walk.leaves()]
+    parts += [leaf.backend for leaf in parts if leaf.backend is not None]
+    for leaf in parts:
         for _, one in directions(leaf):
             frames += len(expected_wire(one))
             end = one.disposition

@@ -185,19 +185,36 @@ def _place(
     return Place(key, (_short(label or name, 20), _short(name, 20)))
 
 
-def _all_hops(walk: Walk) -> Iterator[Hop]:
-    yield from walk.hops
+def _parts(walk: Walk) -> list[tuple[str, Walk]]:
+    """The walk's connections in the order they happen: the request, its answer, and a proxy's
+    own connection (`Walk.backend`) with its answer."""
+    parts: list[tuple[str, Walk]] = [("forward", walk)]
     if walk.reply is not None:
-        yield from walk.reply.hops
+        parts.append(("return", walk.reply))
+    if walk.backend is not None:
+        parts.append(("backend", walk.backend))
+        if walk.backend.reply is not None:
+            parts.append(("backend-return", walk.backend.reply))
+    return parts
+
+
+def _joined(row: Row, following: Row) -> bool:
+    """An arrow joins the hops of one connection, and a request to its answer; a proxy's own
+    connection starts afresh at the proxy."""
+    answer = "return" if row.direction == "forward" else "backend-return"
+    return following.direction in (row.direction, answer)
+
+
+def _all_hops(walk: Walk) -> Iterator[Hop]:
+    for _, part in _parts(walk):
+        yield from part.hops
 
 
 def rows(walk: Walk, columns: Sequence[Place]) -> list[Row]:
     index = {place.key: number for number, place in enumerate(columns)}
     found: list[Row] = []
     number = 0
-    for direction, one in (("forward", walk), ("return", walk.reply)):
-        if one is None:
-            continue
+    for direction, one in _parts(walk):
         for position, hop in enumerate(one.hops):
             number += 1
             decisive = hop.decisive()
@@ -315,8 +332,8 @@ def render_svg(state: DataplaneState, walk: Walk, *, title: str = "") -> str:
             following = table[position + 1]
             x1, x2 = lane_x[row.place], lane_x[following.place]
             y2 = row_y[position + 1] + LINE / 2
-            dashed = ' stroke-dasharray="6 4"' if following.direction == "return" else ""
-            if row.dropped is None:
+            dashed = ' stroke-dasharray="6 4"' if following.direction.endswith("return") else ""
+            if row.dropped is None and _joined(row, following):
                 parts.append(
                     f'<line class="hop-arrow {following.direction}" x1="{x1:.1f}" '
                     f'y1="{marker_y + 9:.1f}" x2="{x2:.1f}" y2="{y2 - 10:.1f}" stroke="#333" '
@@ -325,9 +342,8 @@ def render_svg(state: DataplaneState, walk: Walk, *, title: str = "") -> str:
         for line_number, line in enumerate(row.lines):
             parts.append(_text(PAD, top + FONT + line_number * LINE, line, css="row-text"))
         x = lane_x[row.place]
-        fill = (
-            "#c0392b" if row.dropped else ("#2c6fbb" if row.direction == "forward" else "#7a4fb0")
-        )
+        colours = {"forward": "#2c6fbb", "return": "#7a4fb0", "backend": "#1e8449"}
+        fill = "#c0392b" if row.dropped else colours.get(row.direction, "#6c3483")
         steps = "\n".join(f"{step.kind}: {step.summary}" for step in row.hop.steps)
         parts.append(
             f'<g class="hop" data-number="{row.number}"><title>{escape(steps)}</title>'
@@ -414,9 +430,10 @@ def render_terminal(state: DataplaneState, walk: Walk) -> str:
         mark = f"{row.number}" + ("✕" if row.dropped else "")
         for offset, char in enumerate(mark):
             line[here + offset] = char
-        if position + 1 < len(table) and row.dropped is None:
+        joined = position + 1 < len(table) and _joined(row, table[position + 1])
+        if joined and row.dropped is None:
             there = table[position + 1].place * width
-            dash = "╌" if table[position + 1].direction == "return" else "─"
+            dash = "╌" if table[position + 1].direction.endswith("return") else "─"
             if there > here:
                 for x in range(here + len(mark), there):
                     line[x] = dash

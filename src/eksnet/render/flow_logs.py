@@ -117,6 +117,8 @@ def traffic(walk: Walk) -> list[EniTraffic]:
     """Every ENI observation of one complete way of a walk (one of `leaves()`), in order: the
     request, its reply, then the next connection (`then`) and its reply."""
     parts = [walk, walk.reply]
+    if walk.backend is not None:
+        parts += [walk.backend, walk.backend.reply]
     if walk.then is not None:
         parts += [walk.then, walk.then.reply]
     found: list[EniTraffic] = []

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
 from eksnet.dataplane.state import DataplaneState
 from eksnet.render.diagram import render_svg
 from eksnet.walk.model import Walk
-
-if TYPE_CHECKING:
-    from eksnet.lab.verify import Verdict
 
 STYLE = (
     "body{font-family:DejaVu Sans Mono,monospace;margin:16px;color:#222;}"
@@ -25,6 +21,17 @@ STYLE = (
     "svg{max-width:100%;height:auto;border:1px solid #ddd;}"
     "li{margin:4px 0;}"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class KernelSaid:
+    """What `tour --lab` found for a walk (the lab's `Verdict`, as a page shows it: render
+    does not import the lab): the status, what was checked or why not, and each difference as
+    (way, what, where, walk, kernel)."""
+
+    status: str
+    said: str
+    differences: tuple[tuple[str, str, str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +50,7 @@ def walk_page(
     result: Walk,
     text: str,
     views: Sequence[tuple[str, str]] = (),
-    verdict: Verdict | None = None,
+    verdict: KernelSaid | None = None,
 ) -> str:
     ways = list(result.leaves())
     _, label, first = ways[0]
@@ -110,12 +117,11 @@ def _matched_rules(walk: Walk) -> str:
     return f"<h2>The rules that matched</h2>{blocks}" if blocks else ""
 
 
-def _verdict(verdict: Verdict) -> str:
+def _verdict(verdict: KernelSaid) -> str:
     """`tour --lab --html`: what the kernel said of the walk, and where it differed."""
     rows = "".join(
-        f"<tr><td>{escape(d.direction)}</td><td>{escape(d.kind)}</td><td>{escape(d.where)}</td>"
-        f"<td>{escape(d.expected)}</td><td>{escape(d.observed)}</td></tr>"
-        for d in verdict.differences
+        "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in difference) + "</tr>"
+        for difference in verdict.differences
     )
     table = (
         "<table><tr><th>way</th><th>what</th><th>where</th><th>walk</th><th>kernel</th></tr>"
@@ -123,5 +129,4 @@ def _verdict(verdict: Verdict) -> str:
         if rows
         else ""
     )
-    said = verdict.why or verdict.checked
-    return f"<h2>On the kernel: {escape(verdict.status)}</h2><p>{escape(said)}</p>{table}"
+    return f"<h2>On the kernel: {escape(verdict.status)}</h2><p>{escape(verdict.said)}</p>{table}"

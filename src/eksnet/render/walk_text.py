@@ -120,6 +120,12 @@ def walk_lines(
     if walk.reply is not None:
         lines.append(Text(""))
         lines += walk_lines(walk.reply, verbose=verbose, title=f"{heading} (return)")
+    if walk.backend is not None:
+        lines.append(Text(""))
+        opened = walk.backend.flow.first_packet().five_tuple()
+        lines += walk_lines(
+            walk.backend, verbose=verbose, title=f"{heading} · the proxy's connection {opened}"
+        )
     if walk.then is not None:
         lines.append(Text(""))
         following = walk.then.flow.first_packet().five_tuple()

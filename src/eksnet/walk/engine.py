@@ -153,12 +153,14 @@ class _AtLoadBalancer:
 
 @dataclass(frozen=True, slots=True)
 class _LoadBalancerSends:
-    """A load balancer node sends a packet of its own (a proxy's answer to its client, the 404
-    of an ALB's default rule) from its ENI `eni_id`."""
+    """A load balancer node sends a packet of its own (a proxy accepting its client's
+    connection, or opening its own to a target) from its ENI `eni_id`."""
 
     eni_id: str
     packet: Packet
     what: str
+    chosen: tuple[int, ...] = ()
+    """Values the load balancer picked for the packet (its source port)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +294,8 @@ class _Journey:
     target: (protocol, source, source port, destination, destination port)."""
     request: load_balancing.HttpRequest | None = None
     """What the client asks over HTTP (an ALB reads it)."""
+    backend: tuple[_LoadBalancerSends, Flow] | None = None
+    """The connection a proxy opened for this one (`Walk.backend`), to walk after its reply."""
 
     def where(self, namespace: Namespace) -> Where:
         return Where(namespace.kind, namespace.name, self.labels.get(namespace.name, ""))
@@ -533,8 +537,32 @@ def _walk_once(
         conntrack=tuple(journey.records),
         reply=reply,
         notes=_notes(journey),
+        backend=_backend_walk(journey, with_reply),
     )
     return walked, left
+
+
+def _backend_walk(journey: _Journey, with_reply: bool) -> Walk | None:
+    """The connection a proxy opened for the walk's client (`Walk.backend`), and its answer."""
+    if journey.backend is None:
+        return None
+    start, flow = journey.backend
+    opened = journey.answering(_namespace_of_endpoint(journey.state, flow.dst))
+    end = _run(opened, start)
+    reply: Walk | None = None
+    if with_reply and end.disposition.kind == "delivered" and end.delivered_packet is not None:
+        reply, _ = _reply_walk(flow, opened, end)
+    elif with_reply and end.answer is not None:
+        reply, _ = _answer_walk(flow, opened, end.answer)
+    return Walk(
+        flow=flow,
+        direction="forward",
+        hops=tuple(opened.hops),
+        disposition=end.disposition,
+        conntrack=tuple(opened.records),
+        reply=reply,
+        notes=_notes(opened),
+    )
 
 
 def _branched(flow: Flow, leaves: Sequence[tuple[_Choices, Walk]]) -> Walk:
@@ -1749,46 +1777,8 @@ def _at_load_balancer(journey: _Journey, position: _AtLoadBalancer) -> _Outcome:
     )
     client, client_port = packet.src, packet.sport or 0
     if balancer.proxies:
-        used = [k[4] for k in journey.lb_sessions if k[3] == node.private_ip]
-        port = load_balancing.lowest_free_port(used)
-        after = Packet(
-            src=node.private_ip,
-            dst=target.address,
-            proto="tcp",
-            sport=port,
-            dport=target.port,
-            tcp_flags="S",
-            ttl=DEFAULT_TTL,
-        )
-        details: tuple[str, ...] = (
-            f"the client's connection {packet.five_tuple()} ends here: {balancer.kind.upper()}s "
-            "are proxies (aws-load-balancers.md §2.3, §2.4)",
-        )
-        if balancer.kind == "alb":
-            details += load_balancing.forwarding_headers(client, listener.port)
-        elif balancer.proxy_protocol:
-            details += (
-                f"PROXY TCP4 {client} {node.private_ip} {client_port} {listener.port} (proxy "
-                "protocol v1, the first line the target reads)",
-            )
-        else:
-            details += (f"the target sees {node.private_ip}, not the client",)
-        carries = f"; {details[1]}" if len(details) > 1 else ""
-        steps.append(
-            Step(
-                "nat",
-                f"a new connection from {node.private_ip}:{port} to {target.address}:{target.port}"
-                f" (the port is the load balancer's choice){carries}",
-                before=packet,
-                after=after,
-                details=details,
-                chosen=(port,),
-            )
-        )
-        journey.lb_sessions[("tcp", target.address, target.port, node.private_ip, port)] = (
-            _LbSession(eni.id, client, client_port, node.private_ip, listener.port, proxy=True)
-        )
-    elif group.preserve_client_ip:
+        return _proxy(journey, balancer, node, eni, listener.port, packet, target, steps, where)
+    if group.preserve_client_ip:
         after = packet.but(dst=target.address, dport=target.port, src_mac=None, dst_mac=None)
         steps.append(
             Step(
@@ -1829,6 +1819,73 @@ def _at_load_balancer(journey: _Journey, position: _AtLoadBalancer) -> _Outcome:
     return _Fabric(eni.id, frame)
 
 
+def _proxy(
+    journey: _Journey,
+    balancer: LoadBalancer,
+    node: LbNode,
+    eni: Eni,
+    listener_port: int,
+    packet: Packet,
+    target: LbTarget,
+    steps: list[Step],
+    where: Where,
+) -> _Outcome:
+    """A CLB or an ALB (aws-load-balancers.md §2.3, §2.4): the client's connection ends at the
+    node, which accepts it itself; the node opens a connection of its own to the target, from
+    its own address and a port it picks, walked after this one (`Walk.backend`)."""
+    kind = balancer.kind.upper()
+    client, client_port = packet.src, packet.sport or 0
+    used = [k[4] for k in journey.lb_sessions if k[3] == node.private_ip]
+    port = load_balancing.lowest_free_port(used)
+    opened = Packet(
+        src=node.private_ip, dst=target.address, proto="tcp", sport=port, dport=target.port,
+        tcp_flags="S", ttl=DEFAULT_TTL,
+    )  # fmt: skip
+    if balancer.kind == "alb":
+        carried: tuple[str, ...] = load_balancing.forwarding_headers(client, listener_port)
+    elif balancer.proxy_protocol:
+        carried = (
+            f"PROXY TCP4 {client} {node.private_ip} {client_port} {listener_port} (proxy "
+            "protocol v1, the first line the target reads)",
+        )
+    else:
+        carried = (f"the target sees {node.private_ip}, not the client",)
+    steps.append(
+        Step(
+            "load-balancer",
+            f"a new connection from {node.private_ip}:{port} to {target.address}:{target.port} "
+            f"(the port is the {kind}'s choice); {carried[0]}",
+            details=carried,
+        )
+    )
+    reason = (
+        f"delivered to the {kind}'s listener {packet.dst}:{packet.dport}: a proxy, it ends the "
+        "client's connection here"
+    )
+    steps.append(Step("deliver", reason, after=packet))
+    journey.hops.append(Hop(where, eni.id, None, tuple(steps), packet, None))
+    journey.lb_sessions[("tcp", target.address, target.port, node.private_ip, port)] = _LbSession(
+        eni.id, client, client_port, node.private_ip, listener_port, proxy=True
+    )
+    flow = Flow(
+        Endpoint("lb", balancer.name, node.private_ip),
+        Endpoint("ip", str(target.address), target.address),
+        "tcp",
+        port,
+        target.port,
+    )
+    journey.backend = (
+        _LoadBalancerSends(eni.id, opened, f"the {kind}'s own connection", chosen=(port,)),
+        flow,
+    )
+    accepted = packet.reply().but(ttl=DEFAULT_TTL)
+    return _End(
+        Disposition("delivered", where, reason),
+        delivered_packet=packet,
+        answer=_LoadBalancerSends(eni.id, accepted, f"the {kind} accepts its client's connection"),
+    )
+
+
 def _lb_back(
     journey: _Journey,
     balancer: LoadBalancer,
@@ -1841,19 +1898,11 @@ def _lb_back(
     vpc = journey.state.vpc
     where = _lb_where(balancer, node)
     if session.proxy and balancer.proxies:
-        after = Packet(
-            src=session.listener,
-            dst=session.client,
-            proto="tcp",
-            sport=session.listener_port,
-            dport=session.client_port,
-            tcp_flags=packet.tcp_flags,
-            ttl=DEFAULT_TTL,
-        )
-        what = (
-            f"the target answered the load balancer's connection; the {balancer.kind.upper()} "
-            f"answers its client on the client's own connection: {after.five_tuple()}"
-        )
+        socket = f"{packet.dst}:{packet.dport}"
+        reason = f"delivered to the {balancer.kind.upper()}'s own socket {socket}"
+        steps_in = (Step("deliver", reason, after=packet),)
+        journey.hops.append(Hop(where, eni.id, None, steps_in, packet, None))
+        return _End(Disposition("delivered", where, reason), delivered_packet=packet)
     else:
         after = packet.but(
             src=session.listener, sport=session.listener_port, dst=session.client,
@@ -1877,7 +1926,10 @@ def _load_balancer_sends(journey: _Journey, position: _LoadBalancerSends) -> _Ou
     frame = _lb_frame(vpc, eni, position.packet)
     steps = (
         Step(
-            "originate", f"{position.what}: {position.packet.five_tuple()}", after=position.packet
+            "originate",
+            f"{position.what}: {position.packet.five_tuple()}",
+            after=position.packet,
+            chosen=position.chosen,
         ),
         Step("transmit", f"out of {eni.id}", after=frame),
     )

@@ -484,6 +484,10 @@ class Walk:
     then: Walk | None = None
     """The same client's next connection (one source port higher, a second later), walked
     with the state this exchange left: how ClientIP session affinity shows (`walk --again`)."""
+    backend: Walk | None = None
+    """The connection a proxy (a CLB, an ALB) opens for this one, from its node to the target
+    it chose, with the target's answer: the client's connection ends at the proxy, so the two
+    are linked walks (aws-load-balancers.md §2.3, §2.4)."""
 
     def __post_init__(self) -> None:
         if self.then is not None and (self.direction != "forward" or self.disposition is None):

@@ -54,7 +54,7 @@ class TourWalk:
     path: str | None = None
     """The HTTP request an ALB reads (`walk --host`, `--path`)."""
     lab: bool = True
-    """Whether the lab can send it: not yet through a CLB or an ALB (it builds no proxy)."""
+    """Whether the lab can send it (every walk of the tour now)."""
 
     def command(self) -> str:
         """The `eksnet walk` command that asks the same."""
@@ -178,7 +178,6 @@ TOUR: tuple[TourWalk, ...] = (
         sport=None,
         dport=80,
         az="eu-west-2a",
-        lab=False,
     ),
     TourWalk(
         id="W6",
@@ -214,7 +213,6 @@ TOUR: tuple[TourWalk, ...] = (
         az="eu-west-2a",
         host="www.example.com",
         path="/order",
-        lab=False,
     ),
     TourWalk(
         id="W8b",
@@ -228,7 +226,6 @@ TOUR: tuple[TourWalk, ...] = (
         az="eu-west-2a",
         host="www.example.com",
         path="/rating",
-        lab=False,
     ),
     TourWalk(
         id="W8c",
@@ -242,7 +239,6 @@ TOUR: tuple[TourWalk, ...] = (
         az="eu-west-2a",
         host="www.example.com",
         path="/nope",
-        lab=False,
     ),
     TourWalk(
         id="W9",
@@ -255,7 +251,6 @@ TOUR: tuple[TourWalk, ...] = (
         dport=80,
         az="eu-west-2c",
         path="/order",
-        lab=False,
     ),
     TourWalk(
         id="W10",
@@ -456,8 +451,8 @@ PROVEN: tuple[TourWalk, ...] = tuple(w for w in TOUR + BEYOND_THE_TALK if w.lab)
 """What `lab verify` and `tour --lab` send by default."""
 
 AWAITING_THE_LAB: tuple[TourWalk, ...] = tuple(w for w in TOUR + BEYOND_THE_TALK if not w.lab)
-"""Walks the simulator answers that the lab cannot send yet (W5b, W8, W9: the lab builds no
-proxy, CLB or ALB): `lab verify` reports them not verified, so they are not among `PROVEN`."""
+"""Walks the simulator answers that the lab cannot send yet: `lab verify` would report them not
+verified, so they are not among `PROVEN` (none now: the whole talk is proven)."""
 
 KNOWN: tuple[TourWalk, ...] = TOUR + BEYOND_THE_TALK
 """Every walk `--walk ID` may name."""
