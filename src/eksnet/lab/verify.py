@@ -90,6 +90,7 @@ from eksnet.walk.model import (
 )
 
 AGENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent.py")
+HTTP_AGENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "http_agent.py")
 PROBE_TABLE = "eksnet_lab_probe"
 ANSWER_WAIT = 0.6
 """Seconds the sender waits for the answer: far beyond a lab round trip, and short of the
@@ -1127,6 +1128,8 @@ def verify_walk(
     if any(leaf.backend is not None for _, _, leaf in leaves):
         return _verify_proxied(state, names, walk, label, leaves)
     differences, sent, seen_count = _send_until_seen(state, names, walk, leaves)
+    if not differences:
+        differences += http_check(state, names, walk)
     branches = tuple(
         BranchSeen(branch_label, probability, seen_count[index])
         for index, (probability, branch_label, _) in enumerate(leaves)
@@ -1237,6 +1240,8 @@ def _verify_proxied(
         sent += count
         for (_, branch_label, _), times in zip(ways, taken, strict=True):
             seen[branch_label] = times
+    if not differences:
+        differences += http_check(state, names, walk)
     branches = tuple(
         BranchSeen(branch_label, probability, seen.get(branch_label, 0))
         for probability, branch_label, _ in leaves
@@ -1633,3 +1638,144 @@ def _route_gets(walk: Walk, names: LabNames) -> dict[tuple[Direction, int, int],
         key: parse_route_get(result.stdout, result.stderr)
         for (key, _), result in zip(jobs, results, strict=True)
     }
+
+
+# --- the application: an ALB's HTTP, for real ---------------------------------------------------
+
+
+def _alb_hop(walk: Walk) -> Hop | None:
+    """The ALB node's hop of the walk's client connection, if it goes to an ALB."""
+    for _, _, leaf in walk.leaves():
+        for hop in leaf.hops:
+            if _lb_place(hop) is not None and hop.where.label.startswith("ALB"):
+                return hop
+    return None
+
+
+def _http_agent(netns: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["ip", "netns", "exec", netns, sys.executable, "-I", "-S", HTTP_AGENT, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def http_check(state: DataplaneState, names: LabNames, walk: Walk) -> list[Difference]:
+    """Through an ALB, the request itself: the lab's ALB node runs a real proxy
+    (`http_agent.py`) with the listener's rules and the eligible targets the state gives each,
+    every target runs a server, the client sends the walk's request. The walk's answer must
+    hold: the status (200, or the default rule's 404 with no target reached), the one target
+    reached among those the walk's ways choose, the proxy's address as the target's peer, and
+    `X-Forwarded-For` with the client's address."""
+    from eksnet.walk.engine import health_probe
+    from eksnet.walk.load_balancing import eligible
+
+    hop = _alb_hop(walk)
+    if hop is None or hop.packet_in is None or walk.flow.http is None or hop.iif is None:
+        return []
+    balancer = state.vpc.load_balancer_of(hop.iif)
+    place = _lb_place(hop)
+    node = balancer.node_of(hop.iif) if balancer is not None else None
+    listener = balancer.listener("HTTP", hop.packet_in.dport or 0) if balancer else None
+    if balancer is None or node is None or listener is None or place is None:
+        return []
+    probe = health_probe(state)
+    rules: list[dict[str, object]] = []
+    servers: dict[tuple[str, int], str] = {}
+    for rule in listener.rules:
+        if rule.target_group is None:
+            rules.append({"status": rule.fixed_response or 404})
+            continue
+        group = balancer.target_group(rule.target_group)
+        targets = eligible(balancer, node, group, probe).targets
+        rules.append(
+            {
+                "host": rule.host,
+                "paths": list(rule.paths),
+                "targets": [[str(t.address), t.port] for t in targets],
+            }
+        )
+        for target in targets:
+            owner = _owner(state, target.address)
+            if owner is not None:
+                servers[(str(target.address), target.port)] = owner
+    chosen = {
+        (str(leaf.backend.flow.dst.address), leaf.backend.flow.dport)
+        for _, _, leaf in walk.leaves()
+        if leaf.backend is not None
+    }
+    host, path = walk.flow.http
+    sent = sent_by_source(walk)
+    first = (walk.hops or walk.branches[0].walk.hops)[0]
+    client = lab_place(first)
+    if client is None:
+        return []
+    running: list[tuple[tuple[str, int], subprocess.Popen[str]]] = []
+    differences: list[Difference] = []
+    try:
+        for (address, port), owner in servers.items():
+            proc = _http_agent(lab_netns(names, owner), "serve", address, str(port))
+            running.append(((address, port), proc))
+            _read_json(proc, 5)
+        proxy = _http_agent(
+            names.attachment(place), "proxy", str(node.private_ip), str(listener.port),
+            json.dumps(rules),
+        )  # fmt: skip
+        _read_json(proxy, 5)
+        asked = system.run(
+            ["ip", "netns", "exec", lab_netns(names, client), sys.executable, "-I", "-S",
+             HTTP_AGENT, "get", str(sent.src), str(sent.dst), str(sent.dport), host or "",
+             path],
+            check=False, timeout=30,
+        )  # fmt: skip
+        answer = json.loads(asked.stdout.splitlines()[-1]) if asked.stdout.strip() else {}
+        proxy.wait(timeout=15)
+        reached = []
+        for (address, port), proc in running:
+            proc.terminate()
+            out, _ = proc.communicate(timeout=5)
+            lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+            got = next((item for item in lines if item.get("received")), None)
+            if got is not None:
+                reached.append(((address, port), got))
+    finally:
+        for _, proc in running:
+            if proc.poll() is None:
+                proc.kill()
+    where = f"{place} HTTP"
+    wanted_status = 200 if chosen else 404
+    if answer.get("status") != wanted_status:
+        differences.append(
+            Difference("return", "http:status", where, str(wanted_status), str(answer))
+        )
+    got_targets = sorted(f"{a}:{p}" for (a, p), _ in reached)
+    if not chosen and reached:
+        differences.append(
+            Difference("forward", "http:target", where, "none", ", ".join(got_targets))
+        )
+    if chosen:
+        if len(reached) != 1 or (reached[0][0] not in chosen):
+            wanted = " or ".join(sorted(f"{a}:{p}" for a, p in chosen))
+            differences.append(
+                Difference(
+                    "forward", "http:target", where, wanted, ", ".join(got_targets) or "none"
+                )
+            )
+        for _, got in reached:
+            peer = str(got.get("peer", "")).split(":")[0]
+            headers = got.get("headers", {})
+            assert isinstance(headers, dict)
+            if peer != str(node.private_ip):
+                differences.append(
+                    Difference("forward", "http:peer", where, str(node.private_ip), peer)
+                )
+            if headers.get("x-forwarded-for") != str(walk.flow.src.address):
+                differences.append(
+                    Difference(
+                        "forward", "http:x-forwarded-for", where, str(walk.flow.src.address),
+                        str(headers.get("x-forwarded-for")),
+                    )
+                )  # fmt: skip
+    return differences

@@ -402,6 +402,7 @@ def walk(
         sport if proto != "icmp" else None,
         dport,
         icmp_id if proto == "icmp" else None,
+        http=(request.host, request.path) if request is not None else None,
     )
     origin: _Position = (
         _Origin(start, flow.first_packet())
@@ -484,6 +485,7 @@ def _with_next_connection(
         flow.sport + 1 if flow.sport is not None else None,
         flow.dport,
         flow.icmp_id + 1 if flow.icmp_id is not None else None,
+        http=flow.http,
     )
     origin: _Position = (
         _Origin(start, following.first_packet())

@@ -265,6 +265,9 @@ class Flow:
     dport: int | None
     icmp_id: int | None = None
     """The echo request's identifier (what a ping socket or the lab's sender puts in it)."""
+    http: tuple[str | None, str] | None = None
+    """The HTTP request the client sends on the connection, (Host, path), where an ALB reads
+    it (`walk --host/--path`)."""
 
     def first_packet(self) -> Packet:
         icmp = self.proto == "icmp"

@@ -1,0 +1,195 @@
+"""The lab's HTTP: a target's server, an ALB node's proxy, a client (one request each).
+
+Run as a plain script inside a namespace (`python3 -I -S http_agent.py MODE …` under `ip netns
+exec`), standard library only, like `agent.py`. It prints JSON lines: `{"ready": true}` once
+listening, then what happened.
+
+* `serve ADDR PORT`: accept one request, answer `200 ok`, report the request line, the headers
+  and the peer it came from.
+* `proxy ADDR PORT RULES`: the ALB node (aws-load-balancers.md §2.3), a real proxy: accept the
+  client, read its request, take the first rule (lowest priority number) whose conditions it
+  meets, the default last, as §1.4 says ALBs match (hosts case-insensitive, `*.example.com`
+  one more label; paths case-sensitive globs, `*` any run, `?` one character, the query not
+  part of the path). A fixed response is answered here; a forward goes to one of the rule's
+  targets at random, on a connection of the proxy's own from its address, with
+  `X-Forwarded-For` (appended to the client's, or made), `-Proto` and `-Port`; the target's
+  answer goes back to the client. RULES is JSON: `[{"host": …, "paths": […], "targets":
+  [[ip, port], …]} | {"status": 404}, …]` in priority order.
+* `get SRC ADDR PORT HOST PATH`: send `GET PATH` with `Host: HOST`, report the status.
+
+This is the lab's own realization of an ALB from the same rules the simulator reads, written
+apart from `walk/load_balancing.py`: the two must agree on which target group a request goes
+to, so one is held to the other.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import random
+import socket
+import sys
+import time
+
+LIMIT = 65536
+
+
+def _emit(**fields: object) -> None:
+    sys.stdout.write(json.dumps(fields) + "\n")
+    sys.stdout.flush()
+
+
+def _read_head(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data and len(data) < LIMIT:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _parse(head: bytes) -> tuple[str, dict[str, str]]:
+    text = head.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    line, *rest = text.split("\r\n")
+    headers: dict[str, str] = {}
+    for item in rest:
+        name, _, value = item.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return line, headers
+
+
+def _listening(address: str, port: int) -> socket.socket:
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind((address, port))
+    server.listen(4)
+    return server
+
+
+def serve(address: str, port: int, timeout: float) -> None:
+    with _listening(address, port) as server:
+        server.settimeout(timeout)
+        _emit(ready=True)
+        try:
+            conn, peer = server.accept()
+        except OSError:
+            _emit(received=False)
+            return
+        with conn:
+            conn.settimeout(timeout)
+            line, headers = _parse(_read_head(conn))
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            _emit(received=True, peer=f"{peer[0]}:{peer[1]}", request=line, headers=headers)
+
+
+def _host_matches(pattern: str, host: str | None) -> bool:
+    if host is None:
+        return False
+    host, pattern = host.lower().split(":")[0], pattern.lower()
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:]) and host != pattern[2:]
+    return host == pattern
+
+
+def _rule(rules: list[dict[str, object]], host: str | None, path: str) -> dict[str, object]:
+    path = path.split("?")[0]
+    for rule in rules:
+        if "status" in rule:
+            return rule
+        wanted = rule.get("host")
+        if isinstance(wanted, str) and not _host_matches(wanted, host):
+            continue
+        paths = rule.get("paths") or []
+        assert isinstance(paths, list)
+        if paths and not any(fnmatch.fnmatchcase(path, p.replace("[", "[[]")) for p in paths):
+            continue
+        return rule
+    return {"status": 404}
+
+
+def proxy(address: str, port: int, rules: list[dict[str, object]], timeout: float) -> None:
+    with _listening(address, port) as server:
+        server.settimeout(timeout)
+        _emit(ready=True)
+        try:
+            conn, peer = server.accept()
+        except OSError:
+            _emit(received=False)
+            return
+        with conn:
+            conn.settimeout(timeout)
+            head = _read_head(conn)
+            line, headers = _parse(head)
+            parts = line.split()
+            path = parts[1] if len(parts) > 1 else "/"
+            rule = _rule(rules, headers.get("host"), path)
+            if "status" in rule:
+                status = int(str(rule["status"]))
+                conn.sendall(
+                    f"HTTP/1.1 {status} Not Found\r\nContent-Type: text/plain\r\n"
+                    "Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
+                )
+                _emit(received=True, answered=status)
+                return
+            targets = rule["targets"]
+            assert isinstance(targets, list)
+            target_ip, target_port = random.choice(targets)
+            forwarded = headers.get("x-forwarded-for")
+            chain = f"{forwarded}, {peer[0]}" if forwarded else peer[0]
+            lines = [line] + [
+                f"{name}: {value}"
+                for name, value in headers.items()
+                if name not in ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-port")
+            ]
+            lines += [
+                f"X-Forwarded-For: {chain}",
+                "X-Forwarded-Proto: http",
+                f"X-Forwarded-Port: {port}",
+            ]
+            request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+            with socket.create_connection(
+                (target_ip, int(target_port)), timeout=timeout, source_address=(address, 0)
+            ) as upstream:
+                upstream.sendall(request)
+                answer = b""
+                while chunk := upstream.recv(4096):
+                    answer += chunk
+            conn.sendall(answer)
+            _emit(received=True, target=f"{target_ip}:{target_port}")
+
+
+def get(src: str, address: str, port: int, host: str, path: str, timeout: float) -> None:
+    started = time.time()
+    try:
+        with socket.create_connection(
+            (address, port), timeout=timeout, source_address=(src, 0)
+        ) as conn:
+            conn.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+            )
+            answer = b""
+            while chunk := conn.recv(4096):
+                answer += chunk
+    except OSError as error:
+        _emit(ok=False, error=str(error), at=started)
+        return
+    status = answer.split(b" ", 2)[1].decode() if answer.startswith(b"HTTP/") else "?"
+    _emit(ok=True, status=int(status) if status.isdigit() else 0, at=started)
+
+
+def main(argv: list[str]) -> None:
+    mode, *args = argv
+    timeout = 10.0
+    if mode == "serve":
+        serve(args[0], int(args[1]), timeout)
+    elif mode == "proxy":
+        proxy(args[0], int(args[1]), json.loads(args[2]), timeout)
+    elif mode == "get":
+        get(args[0], args[1], int(args[2]), args[3], args[4], timeout)
+    else:
+        raise SystemExit(f"http_agent: unknown mode {mode!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
