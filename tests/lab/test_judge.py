@@ -166,6 +166,22 @@ def test_frames_in_another_order(state: DataplaneState) -> None:
     assert "wire-order" in kinds(judge(one, replace(seen, frames=frames)))
 
 
+def test_frames_with_one_timestamp_are_read_in_the_walks_order(state: DataplaneState) -> None:
+    """Both ends of a veth can stamp a frame with the same microsecond: a tie (listed in the
+    other order) is no order difference; one microsecond the wrong way is."""
+    one = walk(state, POD_51, POD_81, dport=80)
+    seen = perfect(one)
+    forward = [f for f in seen.frames if f.frame.packet and f.frame.packet.tcp_flags == "S"]
+    first, second = forward[0], forward[1]
+    tied = replace(first, frame=replace(first.frame, timestamp=second.timestamp))
+    others = [f for f in seen.frames if f is not first and f is not second]
+    swapped = (*others, second, tied)
+    assert "wire-order" not in kinds(judge(one, replace(seen, frames=swapped)))
+    later = replace(first, frame=replace(first.frame, timestamp=second.timestamp + 1e-6))
+    reordered = tuple(later if f is first else f for f in seen.frames)
+    assert "wire-order" in kinds(judge(one, replace(seen, frames=reordered)))
+
+
 def test_rule_counters_both_ways(state: DataplaneState) -> None:
     one = walk(state, POD_51, POD_81, dport=80)
     seen = perfect(one)

@@ -500,7 +500,10 @@ def compare_wire(
         return f"{item.namespace} {item.interface} {item.direction}"
 
     wanted = {key(item): item for item in expected}
-    ordered = sorted(observed, key=lambda item: item.timestamp)
+    rank = {where: index for index, where in enumerate(wanted)}
+    # Frames on both ends of a veth can carry one timestamp (tcpdump's microseconds): a tie says
+    # nothing about the order, so it is read in the walk's.
+    ordered = sorted(observed, key=lambda item: (item.timestamp, rank.get(item.where, len(rank))))
     first: dict[str, Seen] = {}
     differences: list[Difference] = []
     for item in ordered:
