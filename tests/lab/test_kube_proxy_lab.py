@@ -11,6 +11,7 @@ lab and a lab of the every-shape cluster show them with `nfacct list` and print 
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 
@@ -51,14 +52,21 @@ def state_of(name: str) -> DataplaneState:
 
 
 def saved(netns: str, backend: str) -> str:
-    """`iptables-save` of `backend` in `netns`, without the dated `#` lines."""
+    """`iptables-save` of `backend` in `netns`, without the dated `#` lines, and with the
+    built-in chains' policy counters as a lab no packet crossed yet has them (`[0:0]`): the
+    session's demo lab has carried other tests' traffic by the time this reads it."""
     out = subprocess.run(
         ["ip", "netns", "exec", netns, f"iptables-{backend}-save"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    return "".join(line + "\n" for line in out.splitlines() if not line.startswith("#"))
+    lines = [
+        re.sub(r" \[\d+:\d+\]$", " [0:0]", line) if line.startswith(":") else line
+        for line in out.splitlines()
+        if not line.startswith("#")
+    ]
+    return "".join(line + "\n" for line in lines)
 
 
 def in_netns(netns: str, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
