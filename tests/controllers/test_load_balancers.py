@@ -211,3 +211,31 @@ def test_unpinned_load_balancers_find_their_subnets_and_addresses(tmp_path: Path
     assert all(leaf.disposition is not None for _, _, leaf in inside.leaves())
     with pytest.raises(InputError, match="pins no public address"):
         walk(state, "ip/203.0.113.10", "lb/default/app1-nlb", dport=80)
+
+
+@pytest.mark.parametrize(
+    ("value", "in_tree", "lbc"),
+    [("true", True, True), ("", True, True), ("false", False, True), ("0", False, True)],
+)
+def test_the_exclusion_label(tmp_path: Path, value: str, in_tree: bool, lbc: bool) -> None:
+    """Gotcha 6 (§1.2, §1.6): `node.kubernetes.io/exclude-from-external-load-balancers` keeps a
+    node out of the LBC's targets whatever its value, out of the in-tree controller's unless
+    it parses as false."""
+    from eksnet.model.load import demo_text
+
+    text, _ = demo_text()
+    node = "    instanceId: i-0a11c0ffee0000050\n"
+    label = f'    labels: {{node.kubernetes.io/exclude-from-external-load-balancers: "{value}"}}\n'
+    assert text.count(node) == 1
+    path = tmp_path / "labelled.yaml"
+    path.write_text(text.replace(node, node + label))
+    state = build_state(load_cluster(str(path)))
+    node_1 = "i-0a11c0ffee0000050"
+    in_tree_targets = balancer(state, "service/default/app1-nlb").target_groups[0].targets
+    assert (node_1 not in [t.id for t in in_tree_targets]) == in_tree
+    # the LBC's app1-nlb-ip has ip targets; an instance one of the LBC's would drop node 1
+    from eksnet.controllers.load_balancers import excluded
+
+    labels = {"node.kubernetes.io/exclude-from-external-load-balancers": value}
+    assert excluded(labels, "lbc") == lbc
+    assert excluded(labels, "in-tree") == in_tree

@@ -9,6 +9,7 @@ chosen values (`<P1>`, `<P2>`, `<P3>` in the spec) and are not pinned here.
 from __future__ import annotations
 
 from ipaddress import IPv4Address
+from pathlib import Path
 
 import pytest
 
@@ -238,3 +239,26 @@ def test_bad_load_balancer_questions_are_input_errors(demo: DataplaneState) -> N
     with pytest.raises(InputError, match="--az, --host and --path"):
         walk(demo, CLIENT, "pod/default/app1-5f7d9c6b8-w7r2n", dport=80, az="eu-west-2a")
     assert IPv4Address("192.0.2.101") in {p.public_ip for p in demo.vpc.public_ips}
+
+
+def test_an_nlb_zone_without_a_healthy_target_leaves_dns(tmp_path: Path) -> None:
+    """aws-load-balancers.md §2.2: app1-nlb-local has no node in eu-west-2c (cross-zone off), so
+    its AZ-c address is not answered."""
+    from eksnet.model.load import demo_text
+
+    text, _ = demo_text()
+    record = "  - {name: www.example.com,"
+    extra = (
+        "  - {name: local.example.com, type: A, alias: service/app1-nlb-local, "
+        "answers: [192.0.2.111, 192.0.2.112, 192.0.2.113]}\n"
+    )
+    assert text.count(record) == 1
+    path = tmp_path / "dns.yaml"
+    path.write_text(text.replace(record, extra + record))
+    state = build_state(load_cluster(str(path)))
+    result = walk(state, CLIENT, "dns/local.example.com", dport=80)
+    first = result.hops[0] if result.hops else next(iter(result.leaves()))[2].hops[0]
+    dns = next(s for s in first.steps if s.kind == "dns")
+    assert "192.0.2.113 left out: no healthy target in its AZ" in dns.summary
+    with pytest.raises(InputError, match="eu-west-2c has no healthy target"):
+        walk(state, CLIENT, "dns/local.example.com", dport=80, az="eu-west-2c")

@@ -332,12 +332,28 @@ def _check_kind(pin: _Pin, kind: LbKind, owner: str) -> None:
         )
 
 
-def _node_targets(cluster: Cluster, port: int) -> tuple[Target, ...]:
-    """Instance targets: every node, on its primary ENI's primary IP (gotcha 7); where its pods
-    run does not matter (§1.6). (The spec holds no node labels or taints, so none is excluded by
-    `node.kubernetes.io/exclude-from-external-load-balancers`.)"""
+EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+
+
+def excluded(labels: Mapping[str, str], controller: Controller) -> bool:
+    """Whether a node's labels keep it out of a load balancer's targets (gotcha 6): the LBC
+    excludes it whatever the label's value, the in-tree controller unless the value parses as
+    false (`strconv.ParseBool`: 0, f, F, false, FALSE, False)."""
+    if EXCLUDE_LABEL not in labels:
+        return False
+    if controller == "lbc":
+        return True
+    return labels[EXCLUDE_LABEL] not in ("0", "f", "F", "false", "FALSE", "False")
+
+
+def _node_targets(cluster: Cluster, port: int, controller: Controller) -> tuple[Target, ...]:
+    """Instance targets: every node its controller does not exclude by label, on its primary
+    ENI's primary IP (gotcha 7); where its pods run does not matter (§1.6). (Taints, readiness
+    and `target-node-labels` are not modelled.)"""
     targets: list[Target] = []
     for node in cluster.nodes:
+        if excluded(node.labels, controller):
+            continue
         primary = next((eni for eni in node.enis if eni.device == 0), None)
         if primary is None:
             continue
@@ -404,7 +420,7 @@ def _for_service(
         else:
             if port.node_port is None:
                 raise NotModelled(f"{owner}: instance targets without a nodePort")
-            targets = _node_targets(cluster, port.node_port)
+            targets = _node_targets(cluster, port.node_port, controller)
             tg_port = port.node_port
             preserve = True
             if kind == "clb":
@@ -555,7 +571,7 @@ def _for_ingress(
                         f"{owner}: instance targets need a NodePort Service; "
                         f"{item.service} has none"
                     )
-                targets = _node_targets(cluster, port.node_port)
+                targets = _node_targets(cluster, port.node_port, "lbc")
                 tg_port = port.node_port
             groups[group_id] = TargetGroup(
                 id=group_id,

@@ -560,6 +560,9 @@ class NodeSpec(Spec):
     ) = None
     imds: ImdsSpec | None = None
     """This instance's metadata options (default: `nodeDefaults.imds`)."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """The Node's labels (the load balancer controllers read
+    `node.kubernetes.io/exclude-from-external-load-balancers`)."""
     enis: list[EniSpec] = Field(min_length=1)
 
 

@@ -2058,13 +2058,26 @@ def _balanced_destination(
         if balancer is None:
             raise NotModelled(f"dns/{target.name}: a name that is no load balancer's alias")
         nodes = [n for n in balancer.nodes if (n.public_ip if outside else n.private_ip) in answers]
+        # an NLB's AZ with no healthy target is removed from DNS (aws-load-balancers.md §2.2)
+        empty = _zones_without_targets(state, balancer) if balancer.kind == "nlb" else set()
+        left_out = [n for n in nodes if n.az in empty]
+        if az is not None and any(n.az == az for n in left_out):
+            raise InputError(
+                f"dns/{target.name}: {az} has no healthy target of {balancer.name}, so DNS does "
+                "not answer its address",
+                fix="pick another --az",
+            )
+        nodes = [n for n in nodes if n.az not in empty]
         node = _node_in(balancer, nodes, az, f"dns/{target.name}")
         address = node.public_ip if outside else node.private_ip
         assert address is not None
-        shown = ", ".join(map(str, answers))
+        shown = ", ".join(str(n.public_ip if outside else n.private_ip) for n in nodes)
         resolved = (
             f"{record.name} A → {shown} (an alias to {balancer.name}); the client uses {address}"
         )
+        if left_out:
+            dropped = ", ".join(str(n.public_ip if outside else n.private_ip) for n in left_out)
+            resolved += f"; {dropped} left out: no healthy target in its AZ"
     else:
         namespace, name = target.name.split("/")
         owner = f"{'service' if target.kind == 'lb' else 'ingress'}/{namespace}/{name}"
@@ -2105,6 +2118,21 @@ def _balanced_destination(
             fix="drop them, or walk to an Ingress's ALB",
         )
     return Endpoint(target.kind, target.name, address), dport, request, resolved
+
+
+def _zones_without_targets(state: DataplaneState, balancer: LoadBalancer) -> set[str]:
+    """The AZs whose node has no eligible target on the first listener (health as the probes
+    find it; fail-open leaves every AZ in)."""
+    listener = balancer.listeners[0]
+    if listener.target_group is None:
+        return set()
+    group = balancer.target_group(listener.target_group)
+    probe = _probe_with(state)
+    return {
+        node.az
+        for node in balancer.nodes
+        if not load_balancing.eligible(balancer, node, group, probe).targets
+    }
 
 
 def _node_in(balancer: LoadBalancer, nodes: list[LbNode], az: str | None, what: str) -> LbNode:
