@@ -80,7 +80,6 @@ def grown_spec(services: int, ingresses: int) -> str:
         )  # fmt: skip
         spec["loadBalancers"].append(
             {"for": f"ingress/{name}", "kind": "alb",
-             "securityGroups": ["sg-lbc-frontend", "sg-lbc-backend"],
              "ips": {zone: list(_address(zone, number)) for zone in ZONES}}
         )  # fmt: skip
         number += 1

@@ -161,7 +161,7 @@ def _describe_load_balancer(
     state: "DataplaneState", target: "Target", command: Sequence[str]
 ) -> int:
     """`eksnet exec lb/NS/SVC -- describe`: the load balancer as the AWS CLI describes it."""
-    from eksnet.errors import InputError, NotModelled
+    from eksnet.errors import InputError
     from eksnet.render.load_balancer import describe
 
     if list(command) != ["describe"]:
@@ -172,10 +172,9 @@ def _describe_load_balancer(
     kind = "service" if target.kind == "lb" else "ingress"
     balancer = state.vpc.load_balancer(f"{kind}/{target.name}")
     if balancer is None:
-        raise NotModelled(
-            f"the load balancer of {kind}/{target.name}: no controller builds one (its "
-            "annotations, its loadBalancerClass or its ingress class say who would)"
-        )
+        from eksnet.walk.engine import no_load_balancer
+
+        raise no_load_balancer(state, f"{kind}/{target.name}")
     sys.stdout.write(describe(state, balancer))
     return 0
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from eksnet.controllers import build_state
+from eksnet.controllers.lbc_version import features
 from eksnet.controllers.load_balancers import controller_for, dns_name, path_patterns
 from eksnet.dataplane.load_balancers import Listener, ListenerRule, LoadBalancer
 from eksnet.dataplane.state import DataplaneState
@@ -57,8 +58,15 @@ def service(annotations: dict[str, str]) -> KubeService:
 def test_which_controller_acts(
     annotations: dict[str, str], klass: str | None, expected: tuple[object, ...]
 ) -> None:
-    """aws-load-balancers.md §1.1's table, row by row."""
-    assert controller_for(service(annotations), klass) == expected
+    """aws-load-balancers.md §1.1's table, row by row; without the LBC installed its rows
+    build nothing, and the CPA's are untouched."""
+    from eksnet.controllers.lbc_version import LbcSettings
+
+    lbc = LbcSettings(features("v2.13.0"), False, "alb", True, "instance", "internal",
+                      "internal", True, True)  # fmt: skip
+    assert controller_for(service(annotations), klass, lbc) == expected
+    alone = controller_for(service(annotations), klass, None)
+    assert alone == (expected if expected[0] == "in-tree" else (None, None, None))
 
 
 def test_the_demos_load_balancers(demo: DataplaneState) -> None:
@@ -124,7 +132,11 @@ def test_nodes_enis_and_public_ips(demo: DataplaneState) -> None:
     eni = demo.vpc.eni(node.eni)
     # talk-walks.md §2.7: an LB ENI's MAC is 02:00 + its IP in hex
     assert eni.mac == "02:00:c0:a8:03:8d"
-    assert eni.security_groups == ("sg-lbc-frontend", "sg-lbc-backend")
+    # the LBC's frontend group for the ALB and the cluster's shared backend group (§1.7)
+    names = [demo.vpc.security_group(g).name for g in eni.security_groups]
+    assert [name.rsplit("-", 1)[0] for name in names] == [
+        "k8s-default-myingres", "k8s-traffic-talk",
+    ]  # fmt: skip
     assert not eni.source_dest_check
     mapping = demo.vpc.private_ip_of(IPv4Address("192.0.2.143"))
     assert mapping is not None and mapping.private_ip == node.private_ip

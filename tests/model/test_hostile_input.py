@@ -789,10 +789,10 @@ def test_pinned_netns_names_are_file_names(tmp_path: Path, netns: str, says: str
     (
         "security-group-rule-naming-an-undeclared-group",
         Edit(
-            '{protocol: tcp, ports: "80", source: sg-lbc-backend}',
-            '{protocol: tcp, ports: "80", source: sg-lbc-backnd}',
-            "sg-lbc-backnd",
-            ("security group sg-cluster: source 'sg-lbc-backnd' is not a CIDR",),
+            "{protocol: all, source: sg-cluster}",
+            "{protocol: all, source: sg-clustr}",
+            "sg-clustr",
+            ("security group sg-cluster: source 'sg-clustr' is not a CIDR",),
         ),
     ),
     (

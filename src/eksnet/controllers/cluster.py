@@ -16,6 +16,7 @@ rules), so the built-in chains end up in a real node's order (kube-proxy.md §1.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import IPv4Interface, IPv4Network
 
 from eksnet.controllers import (
@@ -34,6 +35,7 @@ from eksnet.controllers.cni_plugin import (
 from eksnet.controllers.iptables_text import Tables
 from eksnet.controllers.vpc_cni_version import CniFeatures, CniSettings, features, settings
 from eksnet.dataplane.flow_log_format import parse_format
+from eksnet.dataplane.security import SecurityGroup
 from eksnet.dataplane.state import (
     DEFAULT_RULES,
     LOCAL_TARGET,
@@ -184,7 +186,7 @@ def vpc_state(cluster: Cluster) -> VpcState:
             if gateway.public_ip is not None
         )
         + balancers.public_ips,
-        security_groups=vpc_filters.security_groups(cluster),
+        security_groups=_with_controllers_groups(vpc_filters.security_groups(cluster), balancers),
         network_acls=vpc_filters.network_acls(cluster),
         prefix_lists=vpc_filters.prefix_lists(cluster),
         nat_gateways=gateways,
@@ -193,7 +195,25 @@ def vpc_state(cluster: Cluster) -> VpcState:
         region=cluster.region,
         flow_log_format=_flow_log_format(cluster),
         load_balancers=balancers.load_balancers,
+        unbuilt_load_balancers=balancers.unbuilt,
     )
+
+
+def _with_controllers_groups(
+    groups: tuple[SecurityGroup, ...], balancers: load_balancers.Built
+) -> tuple[SecurityGroup, ...]:
+    """The spec's groups with the rules the load balancer controllers add to them (after the
+    spec's own, numbered on), and the groups they create."""
+    added = dict(balancers.node_rules)
+    merged: list[SecurityGroup] = []
+    for group in groups:
+        rules = added.get(group.id, ())
+        if rules:
+            start = len(group.direction("ingress"))
+            numbered = tuple(replace(rule, index=start + i) for i, rule in enumerate(rules))
+            group = replace(group, rules=group.rules + numbered)
+        merged.append(group)
+    return (*merged, *balancers.security_groups)
 
 
 def _flow_log_format(cluster: Cluster) -> str | None:

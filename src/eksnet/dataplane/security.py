@@ -69,6 +69,9 @@ class SecurityGroup:
     id: str
     rules: tuple[SgRule, ...]
     description: str = ""
+    name: str = ""
+    """`GroupName` where it says more than the id (the groups the load balancer controllers
+    create: `k8s-elb-…`, `k8s-traffic-…`)."""
     _by_direction: dict[str, tuple[SgRule, ...]] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )

@@ -443,6 +443,8 @@ class VpcState:
     """The flow log's `LogFormat` (`${version} ${account-id} …`); None: AWS's default format."""
     load_balancers: tuple[LoadBalancer, ...] = ()
     """What the load balancer controllers built (`controllers/load_balancers.py`)."""
+    unbuilt_load_balancers: tuple[tuple[str, str], ...] = ()
+    """(owner, why) for each LoadBalancer Service or Ingress no controller builds for."""
     _index: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
     """Lookups built on first use (a value never changes, so neither do they): ENIs by id and
     by owned address, each group's member addresses."""

@@ -422,6 +422,42 @@ class CniSpec(Spec):
         return value
 
 
+class LoadBalancerControllerSpec(Spec):
+    """The AWS Load Balancer Controller as installed: its version and the Helm values and flags
+    that change what it builds (aws-load-balancers.md §1.1, §1.3, §1.4, §1.7). A spec without
+    this section has no LBC: only the in-tree controller acts (EKS installs no LBC itself)."""
+
+    version: str = "v3.5.0"
+    service_mutator_webhook: StrictBool | None = None
+    """Helm `enableServiceMutatorWebhook`; absent: the chart's default, on wherever the version
+    has the webhook (v2.5.0 and later)."""
+    ingress_class: str = "alb"
+    """Helm `ingressClass` (flag `--ingress-class`); empty: it also manages Ingresses of no
+    class."""
+    create_ingress_class_resource: StrictBool = True
+    """Helm `createIngressClassResource`: the chart creates the IngressClass `ingressClass`
+    (controller `ingress.k8s.aws/alb`, no parameters)."""
+    default_target_type: Literal["instance", "ip"] = "instance"
+    """Helm `defaultTargetType` (flag `--default-target-type`, v2.5.0 and later)."""
+    default_load_balancer_scheme: Literal["internal", "internet-facing"] | None = None
+    """Helm `defaultLoadBalancerScheme` (flag `--default-load-balancer-scheme`, v2.11.0 and
+    later); absent: internal."""
+    enable_backend_security_group: StrictBool = True
+    """Helm `enableBackendSecurityGroup` (v2.3.0 and later): one shared backend group."""
+    disable_restricted_security_group_rules: StrictBool = False
+    """Helm `disableRestrictedSecurityGroupRules`: node rules open every port."""
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not re.match(r"v\d+\.\d+\.\d+", value):
+            raise invalid(
+                f"{shown(value)} is not an AWS Load Balancer Controller version like v2.13.0",
+                fix="write vMAJOR.MINOR.PATCH, e.g. v2.13.0 or v3.5.0",
+            )
+        return value
+
+
 class DetectLocal(Spec):
     """`detectLocal`: the bridge or interface prefix the local-traffic detector reads."""
 
@@ -646,6 +682,12 @@ class Cluster(Spec):
     """EndpointSlice manifests; a Service with a selector and none gets them derived from the
     pods (`controllers.endpoint_slices`)."""
     ingresses: list[dict[str, Any]] = Field(default_factory=list)
+    ingress_classes: list[dict[str, Any]] = Field(default_factory=list)
+    """IngressClass manifests (`kubectl get ingressclasses -o yaml`), beside the one the LBC's
+    chart creates (`loadBalancerController.createIngressClassResource`)."""
+    ingress_class_params: list[dict[str, Any]] = Field(default_factory=list)
+    """IngressClassParams manifests (`elbv2.k8s.aws/v1beta1`) an IngressClass may name."""
+    load_balancer_controller: LoadBalancerControllerSpec | None = None
     load_balancers: list[dict[str, Any]] = Field(default_factory=list)
     external_hosts: list[ExternalHost] = Field(default_factory=list)
     dns: list[dict[str, Any]] = Field(default_factory=list)

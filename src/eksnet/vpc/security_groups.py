@@ -102,7 +102,8 @@ class SgVerdict:
         if self.tracked:
             return f"{groups} on {self.eni.id}: {way} allowed as the reply of a tracked flow"
         if self.rule is not None and self.group is not None:
-            return f"{self.group.id} on {self.eni.id}: {way} rule {self.rule.text()}"
+            named = f"{self.group.id} ({self.group.name})" if self.group.name else self.group.id
+            return f"{named} on {self.eni.id}: {way} rule {self.rule.text()}"
         return f"{groups} on {self.eni.id}: no {way} rule allows it"
 
 

@@ -2156,9 +2156,18 @@ def _no_balancer(state: DataplaneState, target: Target, owner: str) -> Exception
                 f"{target.spec()}: svc/{service.key} is of type {service.type}, not LoadBalancer",
                 fix="walk to svc/NAMESPACE/NAME, or make it a LoadBalancer Service",
             )
-    return NotModelled(
-        f"the load balancer of {owner}: no controller builds one for it (its annotations, its "
-        "loadBalancerClass or its ingress class say who would)"
+    return no_load_balancer(state, owner)
+
+
+def no_load_balancer(state: DataplaneState, owner: str) -> Exception:
+    """The error for a load balancer nobody builds, saying why (the controllers' reason)."""
+    why = dict(state.vpc.unbuilt_load_balancers).get(owner)
+    if why is None:
+        return NotModelled(f"the load balancer of {owner}: no controller builds one for it")
+    return InputError(
+        f"{owner} has no load balancer: {why}",
+        fix="walk to a load balancer a controller builds (eksnet exec lb/NS/SVC -- describe "
+        "shows one)",
     )
 
 
