@@ -43,8 +43,11 @@ SITS_ON: Mapping[str, frozenset[str]] = {
     # A spec's built state remembered between runs (`eksnet exec` in a loop): loads and builds
     # on a miss, so it sits on the controllers; the CLI and the lab read states through it.
     "state_cache": frozenset({"controllers"}),
+    # A real node's dumps (eks-log-collector.sh bundles, `ip …` outputs) read into the state's
+    # types: the kernel's parsers and derivations, nothing that walks or prints.
+    "importers": frozenset({"kernel", "controllers"}),
     # The entry point, over everything.
-    "cli": frozenset({"lab", "state_cache"}),
+    "cli": frozenset({"lab", "state_cache", "importers"}),
 }
 """Each layer and the layers it sits on directly. A layer may import itself and every layer it
 sits on directly or through others (the transitive closure below); anything else is upward."""

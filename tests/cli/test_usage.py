@@ -49,7 +49,7 @@ def assert_usage_error(result: subprocess.CompletedProcess[str], *says: str) -> 
         (("exec", NODE1), ["missing argument 'CMD'"]),
         (("exec", "--cluster"), ["'--cluster' requires an argument"]),
         (("tour", "--bogus"), ["no such option: --bogus", "eksnet tour --help"]),
-        (("lab",), ["missing command", "one of up, down, status, exec, verify"]),
+        (("lab",), ["missing command", "one of up, down, status, exec, collect, verify"]),
         (("lab", "bogus"), ["no such command 'bogus'", "eksnet lab --help"]),
         (("lab", "exec"), ["missing argument 'TARGET'", "eksnet lab exec"]),
         (("lab", "up", "--bogus"), ["no such option: --bogus"]),

@@ -26,9 +26,15 @@ same `VpcState` the simulator reads:
   (`numgen random`, each equally likely, as the walk's branches), its destination rewritten,
   its source too when the target group keeps no client address (the client remembered by its
   port in a dynamic map, for the answer); the target's answer gets the listener's address back.
-  Frames leave out of `eth0` again (`fwd`) addressed as the VPC would carry them. Which targets
-  are eligible is the state's health (`walk.engine.health_probe`: probes walked through the
-  state): the lab does not probe yet, so an agreement proves the data path, not the health.
+  Frames leave out of `eth0` again (`fwd`) addressed as the VPC would carry them. Behind the
+  hook the node is also a host with its private address (as a CLB or ALB node is), so that it
+  can send its target groups' real health checks (`lab/health.py`) from that address: its
+  kernel picks their source ports from `PROBE_PORTS` (`ip_local_port_range`), a range no Linux
+  client picks by default, and the first rule after the listeners' hands the answers to those
+  ports to the node's own stack, before the rules that rewrite a target's answer could take
+  one for a client's. Which targets are eligible is a `Probe`'s health: at `lab up` the
+  state's (`walk.engine.health_probe`: probes walked through the state); `lab verify` probes
+  for real and rebuilds the ruleset from the lab's own results (`health.apply_eligibility`).
   The fabric steers a preserved flow's reply back to the node (`fabric.steer_set`).
 * **a CLB or ALB node** (`elb-<name>-<az>` too): a host with the node's address on its ENI,
   its subnet's router as default route (a permanent neighbour entry), and nothing else: a
@@ -50,10 +56,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from eksnet.controllers.cni_plugin import loopback_addresses, loopback_link
-from eksnet.dataplane.load_balancers import LoadBalancer
+from eksnet.dataplane.load_balancers import LbNode, Listener, LoadBalancer, Target, TargetGroup
 from eksnet.dataplane.state import (
     TABLE_MAIN,
     Address,
@@ -80,6 +86,9 @@ from eksnet.lab.fabric import (
 )
 from eksnet.vpc.fabric import IMDS
 
+if TYPE_CHECKING:
+    from eksnet.walk.load_balancing import Probe
+
 AttachmentKind = Literal["internet", "imds", "nat-gateway", "nlb", "proxy"]
 
 DEVICE = "eth0"
@@ -97,6 +106,10 @@ NAT_DROPS = {
     "natgw-no-session": "NAT gateway: no session",
 }
 """The `comment` of the NAT gateway's rule that counts each of its drop codes."""
+PROBE_PORTS = (61000, 61999)
+"""The source ports of an NLB node's own health checks (its `ip_local_port_range`): above
+Linux's default ephemeral range (32768–60999), so no client's kernel picks one, and the node's
+ingress hook can tell the answers to its checks from a target's answers to clients."""
 SYSCTLS_IPV4_ONLY: tuple[tuple[str, str], ...] = (
     ("net.ipv6.conf.all.disable_ipv6", "1"),
     ("net.ipv6.conf.default.disable_ipv6", "1"),
@@ -131,9 +144,10 @@ class Attachment:
         )
 
 
-def attachments(state: DataplaneState) -> tuple[Attachment, ...]:
+def attachments(state: DataplaneState, probe: Probe | None = None) -> tuple[Attachment, ...]:
     """Every namespace the lab adds to the state's: the internet (with an internet gateway),
-    the IMDS (with an instance wired to the fabric), each NAT gateway."""
+    the IMDS (with an instance wired to the fabric), each NAT gateway, each load balancer node
+    (an NLB node's eligible targets by `probe`'s health; None: the state's)."""
     found: list[Attachment] = []
     internet = internet_namespace(state)
     if internet is not None:
@@ -150,7 +164,7 @@ def attachments(state: DataplaneState) -> tuple[Attachment, ...]:
             found.append(nat_gateway_attachment(state, gateway, port))
         balancer = state.vpc.load_balancer_of(port.eni.id)
         if balancer is not None and balancer.kind == "nlb":
-            found.append(nlb_attachment(state, balancer, port))
+            found.append(nlb_attachment(state, balancer, port, probe))
         elif balancer is not None:
             found.append(proxy_attachment(state, port))
     return tuple(found)
@@ -292,10 +306,12 @@ def nat_gateway_attachment(
     return Attachment(gateway.id, "nat-gateway", namespace, port.port, port.ifindex, nft)
 
 
-def nlb_attachment(state: DataplaneState, balancer: LoadBalancer, port: FabricPort) -> Attachment:
-    """An NLB node (see the module docstring)."""
+def nlb_attachment(
+    state: DataplaneState, balancer: LoadBalancer, port: FabricPort, probe: Probe | None = None
+) -> Attachment:
+    """An NLB node (see the module docstring); its eligible targets are `probe`'s healthy ones
+    (None: the state's health, `walk.engine.health_probe`)."""
     from eksnet.walk.engine import health_probe
-    from eksnet.walk.load_balancing import eligible
 
     vpc = state.vpc
     node = balancer.node_of(port.eni.id)
@@ -304,20 +320,12 @@ def nlb_attachment(state: DataplaneState, balancer: LoadBalancer, port: FabricPo
     subnet = vpc.subnet(port.eni.subnet)
     local = [eni for eni in vpc.enis if eni.subnet == subnet.name and eni.id != port.eni.id]
     owners = [f"{a} : {eni.mac}" for eni in local for a in dict.fromkeys(eni.addresses())]
-    probe = health_probe(state)
+    probe = probe or health_probe(state)
     chains: list[str] = []
     rules: list[str] = []
     back: list[str] = []
-    preserving = False
-    for listener in balancer.listeners:
-        if listener.target_group is None:
-            continue
-        group = balancer.target_group(listener.target_group)
+    for listener, group, targets in nlb_eligible(balancer, node, probe):
         proto = listener.protocol.lower()
-        targets = eligible(balancer, node, group, probe).targets
-        if not targets:
-            continue
-        preserving = preserving or group.preserve_client_ip
         names = []
         for number, target in enumerate(targets):
             name = f"to_{proto}{listener.port}_{number}"
@@ -350,7 +358,11 @@ def nlb_attachment(state: DataplaneState, balancer: LoadBalancer, port: FabricPo
             + " }"
         )
         rules.append(f"    ip daddr {address} {proto} dport {listener.port} {pick}")
-    del preserving
+    low, high = PROBE_PORTS
+    own = (
+        f"    ip daddr {address} tcp dport {low}-{high} counter accept"
+        ' comment "answers to the node\'s own health checks"'
+    )
     owner_map = ", ".join(owners)
     nft = "\n".join(
         [
@@ -378,28 +390,49 @@ def nlb_attachment(state: DataplaneState, balancer: LoadBalancer, port: FabricPo
             "  chain ingress {",
             f'    type filter hook ingress device "{DEVICE}" priority 0; policy accept;',
             *rules,
+            own,
             *back,
             "  }",
             "}",
             "",
         ]
     )
-    namespace = Namespace(
-        name=port.node,
-        kind="node",
-        owner=port.node,
-        links=(loopback_link(), Link(DEVICE_IFINDEX, DEVICE, "device", mac, port.mtu)),
-        addresses=loopback_addresses(),
-        sysctls=SYSCTLS_IPV4_ONLY,
-    )
+    low, high = PROBE_PORTS
+    namespace = _lb_host(state, port, (("net.ipv4.ip_local_port_range", f"{low} {high}"),))
     return Attachment(port.node, "nlb", namespace, port.port, port.ifindex, nft)
+
+
+def nlb_eligible(
+    balancer: LoadBalancer, node: LbNode, probe: Probe
+) -> list[tuple[Listener, TargetGroup, tuple[Target, ...]]]:
+    """Per listener of an NLB node, its target group and the targets the node may send to by
+    `probe`'s health (listeners without an eligible target left out): what its ruleset holds."""
+    from eksnet.walk.load_balancing import eligible
+
+    found = []
+    for listener in balancer.listeners:
+        if listener.target_group is None:
+            continue
+        group = balancer.target_group(listener.target_group)
+        targets = eligible(balancer, node, group, probe).targets
+        if targets:
+            found.append((listener, group, targets))
+    return found
 
 
 def proxy_attachment(state: DataplaneState, port: FabricPort) -> Attachment:
     """A CLB or ALB node: an address and a way out (see the module docstring)."""
+    return Attachment(port.node, "proxy", _lb_host(state, port), port.port, port.ifindex)
+
+
+def _lb_host(
+    state: DataplaneState, port: FabricPort, sysctls: tuple[tuple[str, str], ...] = ()
+) -> Namespace:
+    """A load balancer node as a host: the node's private address on its ENI, its subnet on
+    link, its subnet's router as default route (a permanent neighbour entry)."""
     subnet = state.vpc.subnet(port.eni.subnet)
     address = port.eni.primary_ip
-    namespace = _host(
+    return _host(
         port.node,
         port.eni.mac,
         port.mtu,
@@ -415,6 +448,5 @@ def proxy_attachment(state: DataplaneState, port: FabricPort) -> Attachment:
             Route(TABLE_MAIN, IPv4Network("0.0.0.0/0"), gateway=subnet.gateway, dev=DEVICE),
         ),
         neighbours=(Neighbour(subnet.gateway, DEVICE, subnet.router_mac),),
-        sysctls=SYSCTLS_IPV4_ONLY,
+        sysctls=(*SYSCTLS_IPV4_ONLY, *sysctls),
     )
-    return Attachment(port.node, "proxy", namespace, port.port, port.ifindex)

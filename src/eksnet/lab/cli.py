@@ -214,6 +214,44 @@ def exec_(
     exec_inside(found, command)
 
 
+@lab_app.command()
+def collect(
+    target: Annotated[str, typer.Argument(metavar="TARGET", help="node/NAME")],
+    output: str | None = typer.Option(
+        None,
+        "--output",
+        help="the tarball to write (default: the collector's eks_<instance>_<time>_<version>"
+        ".tar.gz in the current folder)",
+    ),
+) -> None:
+    """Write the bundle eks-log-collector.sh would write on a lab node (its networking and
+    sysctl files), running the collector's commands inside the node's namespace."""
+    from datetime import UTC, datetime
+
+    from eksnet.lab.collect import bundle_name, write_tarball
+    from eksnet.lab.collect import collect as run_collector
+
+    names = LabNames.from_env()
+    now = datetime.now(UTC)
+    try:
+        parsed = parse_target(target)
+        found = lab_target(target, names)
+        state = lifecycle.lab_state(names, load_state)
+        namespace = resolve_namespace(state, parsed)
+        if namespace.kind != "node":
+            raise InputError(f"{target} is not a node", fix="collect node/NAME")
+        instance = state.vpc.instance(namespace.name)
+        instance_id = instance.id if instance is not None and instance.id else namespace.name
+        collected = run_collector(found, instance_id)
+        path = output or bundle_name(instance_id, now)
+        write_tarball(collected, path, now)
+    except EksnetError as error:
+        raise _fail(error) from None
+    for failure in collected.failures:
+        console.print(f"[yellow]warning:[/yellow] {failure}", soft_wrap=True)
+    console.print(f"lab collect: {len(collected.files)} files of {target} in {path}")
+
+
 # --- verify --------------------------------------------------------------------------------------
 
 
@@ -312,7 +350,8 @@ def verify(
         typer.Option("--set", metavar="KEY=VALUE", help="with a temporary lab: override a setting"),
     ] = None,
 ) -> None:
-    """Send each walk's packets for real and compare with the simulator, forward and return."""
+    """Send each walk's packets for real and compare with the simulator, forward and return;
+    and every load balancer's health checks, the lab's real ones against the simulator's."""
     settings = tuple(overrides or ())
     names = LabNames.from_env()
     wanted = list(walks or [])
@@ -374,6 +413,9 @@ def verify(
             ]
         else:
             selected = _tour_walks(state, wanted, held[0])
+        from eksnet.lab.health import check_health, render_health
+
+        health = check_health(state, names)
         verdicts = verify_walks(state, selected, names)
     except KeyboardInterrupt:
         console.print("eksnet: interrupted", soft_wrap=True)
@@ -384,8 +426,9 @@ def verify(
         if temporary:
             lifecycle.down(names)
     out.print(render_verdicts(verdicts))
+    out.print(render_health(health))
     failed = [v for v in verdicts if not v.agree]
-    if failed:
+    if failed or not health.agree:
         raise typer.Exit(1)
 
 

@@ -75,6 +75,32 @@ def _failure(result: Result, stdin: str | None) -> str:
     return f"{' '.join(result.argv[:6])}: {text}{where}"
 
 
+def start(argv: Sequence[str], *, stdin: bool = False) -> subprocess.Popen[str]:
+    """Start one long-running command (a server the lab keeps up while it works) with its
+    stdout piped as text, stderr piped, stdin piped when asked (else /dev/null). The caller
+    stops it with `stop`."""
+    return subprocess.Popen(
+        list(argv),
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stop(proc: subprocess.Popen[str], timeout: float = 5) -> tuple[str, str]:
+    """Stop a process `start` started (SIGTERM, then SIGKILL if it lingers) and return what it
+    printed: its stdout and stderr."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return out or "", err or ""
+
+
 def parallel(
     func: Callable[[T], R],
     items: Iterable[T],

@@ -114,7 +114,8 @@ class Difference:
     """One claim of the walk the kernel did not bear out (or something it did that the walk did
     not claim). `kind` names the field: `wire-missing`, `wire-unexpected`, `wire-order`,
     `wire-repeated`, `field:<name>`, `route`, `conntrack`, `conntrack:<field>`, `netfilter`,
-    `drop:<code>`, `delivery`, `branch`."""
+    `drop:<code>`, `delivery`, `branch`, `health` (a load balancer's target: `expected` the
+    simulator's health, `observed` what the lab's real checks found)."""
 
     direction: Direction
     kind: str
@@ -1127,10 +1128,15 @@ def verify_walk(
     why = unverifiable(walk)
     if why is not None:
         return not_verified(label, walk, why)
+    health = health_differences(state, names, walk)
     leaves = list(walk.leaves())
     if any(leaf.backend is not None for _, _, leaf in leaves):
-        return _verify_proxied(state, names, walk, label, leaves)
+        verdict = _verify_proxied(state, names, walk, label, leaves)
+        if not health:
+            return verdict
+        return replace(verdict, status="differs", differences=(*verdict.differences, *health))
     differences, sent, seen_count = _send_until_seen(state, names, walk, leaves)
+    differences += health
     if not differences:
         differences += http_check(state, names, walk)
     branches = tuple(
@@ -1148,6 +1154,37 @@ def verify_walk(
         branches=branches,
         checked=checked_summary(walk),
     )
+
+
+def health_differences(state: DataplaneState, names: LabNames, walk: Walk) -> list[Difference]:
+    """For a walk through load balancers: their targets' health as the lab's real checks find
+    it against the simulator's (`lab/health.py`, checked once per state and lab), each target
+    on which the two disagree a `health` difference. Asked before the walk is sent: it also
+    gives the lab's NLB nodes the eligible targets its checks found."""
+    reached = {
+        hop.where.name.split(":", 2)[1]
+        for _, _, leaf in walk.leaves()
+        for hop in leaf.hops
+        if _lb_place(hop) is not None
+    }
+    if not reached:
+        return []
+    from eksnet.lab.health import check_health
+
+    report = check_health(state, names)
+    return [
+        Difference(
+            "forward",
+            "health",
+            f"{verdict.owner} {verdict.group} {row.target.id}",
+            f"{'healthy' if row.simulated.healthy else 'unhealthy'} ({row.simulated.reason})",
+            f"{'healthy' if row.lab.healthy else 'unhealthy'} ({row.lab.reason})",
+        )
+        for name in sorted(reached)
+        for verdict in report.for_balancer(name)
+        for row in verdict.rows
+        if not row.agree
+    ]
 
 
 def _send_until_seen(
