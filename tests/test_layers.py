@@ -42,7 +42,7 @@ SITS_ON: Mapping[str, frozenset[str]] = {
     "lab": frozenset({"render", "controllers"}),
     # A spec's built state remembered between runs (`eksnet exec` in a loop): loads and builds
     # on a miss, so it sits on the controllers; the CLI and the lab read states through it.
-    "state_cache": frozenset({"controllers"}),
+    "state_cache": frozenset({"controllers", "importers"}),
     # A real node's dumps (eks-log-collector.sh bundles, `ip …` outputs) read into the state's
     # types: the kernel's parsers and derivations, nothing that walks or prints.
     "importers": frozenset({"kernel", "controllers"}),

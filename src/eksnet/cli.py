@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from typer._click.exceptions import ClickException
 
     from eksnet.dataplane.flow_log_format import FlowLogFormat
-    from eksnet.dataplane.state import DataplaneState, VpcState
+    from eksnet.dataplane.state import DataplaneState, Observed, VpcState
     from eksnet.dataplane.targets import Target
     from eksnet.lab.names import LabNames
     from eksnet.lab.verify import Verdict
@@ -344,13 +344,18 @@ def _print_walk(
     verbose: bool,
     flow_logs: "FlowLogFormat | None" = None,
     vpc: "VpcState | None" = None,
+    observed: "tuple[Observed, ...]" = (),
 ) -> None:
+    from eksnet.render.facts import facts, facts_lines
+
     if as_json:
         import json
 
         from eksnet.render.walk_json import walk_document
 
         document = walk_document(result)
+        if observed:
+            document["facts"] = facts(result, observed)
         if flow_logs is not None and vpc is not None:
             from eksnet.render.flow_logs import document as flow_log_document
 
@@ -359,6 +364,8 @@ def _print_walk(
         return
     from eksnet.render.walk_text import walk_renderable
 
+    for line in facts_lines(result, observed):
+        _console().print(f"[dim]{line}[/dim]")
     _console().print(walk_renderable(result, verbose=verbose))
     if flow_logs is not None and vpc is not None:
         from eksnet.render.flow_logs import text as flow_log_text
@@ -408,6 +415,10 @@ def _tour_walk(console: "Console", loaded: "Built", tour_walk: "TourWalk", verbo
         console.file.write(output.stdout + output.stderr)
         console.file.flush()
     result = tour_walk.run(loaded.state, loaded.labels)
+    from eksnet.render.facts import facts_lines
+
+    for line in facts_lines(result, loaded.state.observed):
+        console.print(f"[dim]{line}[/dim]")
     console.print(walk_renderable(result, verbose=verbose, title=f"{tour_walk.id}"))
     return result
 
@@ -683,7 +694,12 @@ def build_app() -> "typer.Typer":
                 if not as_json:
                     _console().print(f"[dim]seed {seed} picks the branch {label}[/dim]")
             _print_walk(
-                result, as_json=as_json, verbose=verbose, flow_logs=fmt, vpc=loaded.state.vpc
+                result,
+                as_json=as_json,
+                verbose=verbose,
+                flow_logs=fmt,
+                vpc=loaded.state.vpc,
+                observed=loaded.state.observed,
             )
             if show_conntrack and not as_json:
                 _print_conntrack(result)
@@ -715,6 +731,64 @@ def build_app() -> "typer.Typer":
         status = guarded(lambda: run_exec(target, command, cluster, variant, overrides or ()))
         if status:
             raise typer.Exit(status)
+
+    @app.command("import")
+    def import_command(
+        inputs: Annotated[
+            list[Path],
+            typer.Argument(
+                metavar="INPUT...",
+                help="eks-log-collector bundles (.tar.gz or unpacked), plain dump folders, "
+                "kubectl and aws JSON",
+            ),
+        ],
+        output: Annotated[
+            Path, typer.Option("--output", "-o", metavar="FILE", help="The spec to write.")
+        ],
+        cluster: Annotated[
+            Path | None,
+            typer.Option(
+                "--cluster",
+                help="The spec to start from (default: the built-in demo `talk`); the JSON "
+                "inputs replace its parts.",
+            ),
+        ] = None,
+    ) -> None:
+        """Build a cluster spec from what you already have: each node's dump is matched to
+        its node and named under `observed:`, so every command run with `--cluster FILE` uses
+        what the node holds instead of what the controllers would write."""
+
+        def body() -> None:
+            from eksnet.importers.importing import run, summary
+            from eksnet.model.load import demo_text, read_spec
+
+            if not output.parent.is_dir():
+                from eksnet.errors import InputError
+
+                raise InputError(
+                    f"cannot write {output}: no directory {output.parent}",
+                    fix="name a file in an existing directory",
+                )
+            if cluster is None:
+                text, name = demo_text()
+            else:
+                text, name = read_spec(cluster, str(cluster)), str(cluster)
+            console = _console()
+            with console.status("importing…") as status:
+                report = run(
+                    inputs,
+                    output,
+                    text,
+                    name,
+                    progress=lambda what: status.update(f"reading {what}"),
+                )
+            # the spec written must load, and its dumps lie over its nodes, as every command
+            # will read it
+            load(output, None, ())
+            for line in summary(report):
+                console.print(line)
+
+        guarded(body)
 
     @app.command("tour")
     def tour_command(

@@ -29,8 +29,12 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eksnet.dataplane.state import DataplaneState
+
+if TYPE_CHECKING:
+    from eksnet.model.cluster import Cluster
 
 CACHE_ENV = "EKSNET_CACHE"
 MAX_SPEC_BYTES = 4 * 1024 * 1024
@@ -72,6 +76,11 @@ def build(path: Path | None, variant: str | None, overrides: Sequence[str] = ())
 
     cluster = load_cluster(path, variant=variant, overrides=overrides)
     state = build_state(cluster)
+    if cluster.observed:
+        base = None
+        if variant is not None or overrides:
+            base = build_state(load_cluster(path))
+        state = _with_dumps(cluster, state, path, base)
     labels: dict[str, str] = {}
     for node in cluster.nodes:
         if node.talk_name:
@@ -82,11 +91,55 @@ def build(path: Path | None, variant: str | None, overrides: Sequence[str] = ())
     return Built(state, labels)
 
 
+def _with_dumps(
+    cluster: Cluster, state: DataplaneState, path: Path | None, base: DataplaneState | None
+) -> DataplaneState:
+    """The state with the spec's `observed` dumps laid over their nodes, each dump's path
+    taken relative to the spec's file. A dump shows the spec's own configuration: where a
+    variant or a `--set` changes what the controllers derive for its node (`base` is the
+    configuration without them), the node keeps the derived state of the what-if, and says
+    so."""
+    from eksnet.errors import InputError
+    from eksnet.importers.bundle import read_node
+    from eksnet.importers.overlay import overlay
+
+    folder = path.parent if path is not None else Path.cwd()
+    nodes = {node.name for node in cluster.nodes}
+    dumps = {}
+    for index, entry in enumerate(cluster.observed):
+        if entry.node not in nodes:
+            raise cluster.locate(
+                InputError(
+                    f"observed node {entry.node} is not declared",
+                    fix="name a node of the spec's nodes",
+                    path=("observed", index, "node"),
+                )
+            )
+        location = Path(entry.dump) if Path(entry.dump).is_absolute() else folder / entry.dump
+        if not location.exists():
+            raise cluster.locate(
+                InputError(
+                    f"the dump {entry.dump} of {entry.node} does not exist ({location})",
+                    fix="give the path of its bundle or dump folder, relative to this file",
+                    path=("observed", index, "dump"),
+                )
+            )
+        dumps[entry.node] = (entry.dump, read_node(location, name=entry.node))
+    changed = {
+        name: "this configuration (a variant or --set) changes what the controllers write "
+        "on the node; its dump shows the spec's own, so the what-if's derived state is used"
+        for name in dumps
+        if base is not None and base.namespace(name) != state.namespace(name)
+    }
+    return overlay(state, dumps, changed)
+
+
 def _key(path: Path | None, variant: str | None, overrides: tuple[str, ...] = ()) -> str | None:
     if os.environ.get(CACHE_ENV, "").lower() in ("off", "0", "no", "false"):
         return None
     spec = _spec_bytes(path)
-    if spec is None:
+    if spec is None or b"\nobserved:" in spec:
+        # a spec naming dumps reads them at every load: they are files of their own
         return None
     digest = hashlib.sha256()
     settings = "\0".join(overrides).encode("utf-8", "surrogateescape")

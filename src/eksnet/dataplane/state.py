@@ -638,6 +638,19 @@ class Service:
 
 
 @dataclass(frozen=True, slots=True)
+class Observed:
+    """Which parts of a namespace a dump supplied (each with the file it was read from) and
+    what the dump could not show; every other fact of the namespace is derived by the
+    controllers."""
+
+    namespace: str
+    dump: str
+    parts: tuple[tuple[str, str], ...]
+    """(part, file inside the dump): `rules`, `routes`, `neighbours`, `sysctls`, `iptables`."""
+    assumed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class DataplaneState:
     """The whole cluster's data plane: one `Namespace` per node and pod, plus the VPC and the
     external hosts beyond it."""
@@ -651,6 +664,8 @@ class DataplaneState:
     """The cluster's Services (kube-proxy's controller fills it), for `svc/NS/NAME` targets."""
     dns: tuple[DnsRecord, ...] = ()
     """Names clients resolve (`dns/NAME`)."""
+    observed: tuple[Observed, ...] = ()
+    """The namespaces whose facts come (in part) from dumps taken on the node, and which."""
     _by_name: dict[str, Namespace] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )

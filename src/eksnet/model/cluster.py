@@ -422,6 +422,16 @@ class CniSpec(Spec):
         return value
 
 
+class ObservedSpec(Spec):
+    """A node's state as dumped on the node (`eksnet import` writes these): an eks-log-collector
+    bundle (`.tar.gz` or its unpacked folder) or a folder of plain dumps, its path relative to
+    the spec's file. What the dump shows wins over what the controllers derive
+    (`importers.overlay`)."""
+
+    node: Name
+    dump: str
+
+
 class LoadBalancerControllerSpec(Spec):
     """The AWS Load Balancer Controller as installed: its version and the Helm values and flags
     that change what it builds (aws-load-balancers.md §1.1, §1.3, §1.4, §1.7). A spec without
@@ -688,6 +698,8 @@ class Cluster(Spec):
     ingress_class_params: list[dict[str, Any]] = Field(default_factory=list)
     """IngressClassParams manifests (`elbv2.k8s.aws/v1beta1`) an IngressClass may name."""
     load_balancer_controller: LoadBalancerControllerSpec | None = None
+    observed: list[ObservedSpec] = Field(default_factory=list)
+    """Nodes whose state comes from dumps taken on them."""
     load_balancers: list[dict[str, Any]] = Field(default_factory=list)
     external_hosts: list[ExternalHost] = Field(default_factory=list)
     dns: list[dict[str, Any]] = Field(default_factory=list)

@@ -1,0 +1,142 @@
+"""`eksnet import`: dumps matched to their nodes, laid over them, and the walks they give.
+
+The dumps here are plain dump folders printed from the demo's own state by the same views
+`eksnet exec` answers with (`ip rule show`, `ip route show table all`, `iptables-save`) and
+`sysctl -a`'s `key = value` lines: a healthy node's dump. Imported over the demo, they must give
+every tour walk exactly as the demo does; with one rule deleted from one dump, the walk that
+needs it must change (a check that can fail). The lab's own bundles (`eksnet lab collect`) are
+imported in tests/lab/test_collect.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from tests.entry_point import eksnet_command
+
+from eksnet.controllers import build_state
+from eksnet.dataplane.state import DataplaneState
+from eksnet.errors import InputError
+from eksnet.importers.importing import run
+from eksnet.model import load_cluster
+from eksnet.model.load import demo_text
+from eksnet.render.exec import execute
+from eksnet.render.walk_text import walk_lines
+from eksnet.state_cache import build
+from eksnet.walk.tour import TOUR
+
+NODE_1 = "ip-192-168-1-50.eu-west-2.compute.internal"
+
+
+def write_dumps(state: DataplaneState, folder: Path) -> list[Path]:
+    """A plain dump folder per node, printed from `state`."""
+    folders = []
+    for namespace in state.nodes():
+        target = folder / namespace.name
+        target.mkdir()
+        for file, argv in (
+            ("ip-rule.txt", ["ip", "rule", "show"]),
+            ("ip-route.txt", ["ip", "route", "show", "table", "all"]),
+            ("iptables-save.txt", ["iptables-save"]),
+            ("ip-addr.txt", ["ip", "addr", "show"]),
+        ):
+            output = execute(state, namespace, argv)
+            assert output.status == 0, output.stderr
+            (target / file).write_text(output.stdout)
+        (target / "sysctl.txt").write_text(
+            "".join(f"{key} = {value}\n" for key, value in namespace.sysctls)
+        )
+        folders.append(target)
+    return folders
+
+
+def tour_text(state: DataplaneState) -> list[str]:
+    lines: list[str] = []
+    for tour_walk in TOUR:
+        lines += walk_lines(tour_walk.run(state, {}))
+    return lines
+
+
+@pytest.fixture(scope="module")
+def demo() -> DataplaneState:
+    return build_state(load_cluster())
+
+
+def imported(tmp_path: Path, folders: list[Path]) -> Path:
+    text, name = demo_text()
+    output = tmp_path / "cluster.yaml"
+    report = run(folders, output, text, name)
+    assert sorted(m.node for m in report.matched) == sorted(f.name for f in folders)
+    return output
+
+
+def test_healthy_dumps_give_every_tour_walk_as_the_demo(tmp_path: Path, demo: DataplaneState) -> None:
+    output = imported(tmp_path, write_dumps(demo, tmp_path))
+    state = build(output, None).state
+    assert {record.namespace for record in state.observed} == {n.name for n in demo.nodes()}
+    assert all(dict(r.parts).keys() >= {"rules", "routes", "iptables"} for r in state.observed)
+    assert tour_text(state) == tour_text(demo)
+
+
+def test_a_deleted_512_rule_changes_the_walk_that_needs_it(
+    tmp_path: Path, demo: DataplaneState
+) -> None:
+    """Without `512: from all to 192.168.1.61 lookup main` on node 1, W0's reply to pod 61 is
+    no longer decided by rule 512: the imported dump, not the derived state, is walked."""
+    folders = write_dumps(demo, tmp_path)
+    rules = tmp_path / NODE_1 / "ip-rule.txt"
+    text = rules.read_text()
+    assert "512:\tfrom all to 192.168.1.61 lookup main\n" in text
+    rules.write_text(text.replace("512:\tfrom all to 192.168.1.61 lookup main\n", ""))
+    state = build(imported(tmp_path, folders), None).state
+    w0 = next(w for w in TOUR if w.id == "W0")
+    assert [str(x) for x in walk_lines(w0.run(state, {}))] != [
+        str(x) for x in walk_lines(w0.run(demo, {}))
+    ]
+
+
+def test_a_dump_of_another_cluster_is_refused(tmp_path: Path, demo: DataplaneState) -> None:
+    folder = tmp_path / "stranger"
+    folder.mkdir()
+    (folder / "ip-addr.txt").write_text(
+        "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN group default "
+        "qlen 1000\n    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n"
+        "    inet 127.0.0.1/8 scope host lo\n       valid_lft forever preferred_lft forever\n"
+        "2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 9001 qdisc mq state UP group default "
+        "qlen 1000\n    link/ether 02:11:22:33:44:55 brd ff:ff:ff:ff:ff:ff\n"
+        "    inet 10.9.9.9/24 brd 10.9.9.255 scope global eth0\n"
+        "       valid_lft forever preferred_lft forever\n"
+    )
+    text, name = demo_text()
+    with pytest.raises(InputError, match="match no node of the spec"):
+        run([folder], tmp_path / "out.yaml", text, name)
+
+
+def test_the_command_writes_a_spec_every_command_reads(tmp_path: Path, demo: DataplaneState) -> None:
+    folders = write_dumps(demo, tmp_path)
+    output = tmp_path / "imported.yaml"
+    result = subprocess.run(
+        [*eksnet_command(), "import", *map(str, folders), "--output", str(output)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"{NODE_1}: " in result.stdout and "observed: rules, routes" in result.stdout
+    walk = subprocess.run(
+        [*eksnet_command(), "walk", "pod/default/app2-7c9f8d6b5-k5x2p", "pod/default/app1-5f7d9c6b8-z8h4k",
+         "--port", "80", "--cluster", str(output)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert walk.returncode == 0, walk.stderr
+    assert f"facts of {NODE_1}: observed in {NODE_1}: rules (ip-rule.txt)" in walk.stdout
+
+
+def test_a_missing_input_is_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*eksnet_command(), "import", str(tmp_path / "nope.tar.gz"), "--output", str(tmp_path / "o.yaml")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.startswith("eksnet: ") and result.stderr.count("\n") == 1
+    assert "nope.tar.gz" in result.stderr
