@@ -47,7 +47,10 @@ SITS_ON: Mapping[str, frozenset[str]] = {
     # types: the kernel's parsers and derivations, nothing that walks or prints.
     "importers": frozenset({"kernel", "controllers"}),
     # The entry point, over everything.
-    "cli": frozenset({"lab", "state_cache", "importers"}),
+    # Imported nodes against their controllers, walks explained: sits on the importers' views
+    # and on the walk engine (through render).
+    "diagnose": frozenset({"importers", "render"}),
+    "cli": frozenset({"lab", "state_cache", "importers", "diagnose"}),
 }
 """Each layer and the layers it sits on directly. A layer may import itself and every layer it
 sits on directly or through others (the transitive closure below); anything else is upward."""

@@ -511,6 +511,31 @@ def _tour_variant_with_lab(
         lifecycle.down(lab)
 
 
+def _derived_state(
+    cluster: Path | None, variant: str | None, overrides: Sequence[str]
+) -> "DataplaneState":
+    """The state the controllers derive from the spec, without its nodes' dumps."""
+    from eksnet.controllers import build_state
+    from eksnet.model import load_cluster
+
+    return build_state(load_cluster(cluster, variant=variant, overrides=overrides))
+
+
+def _print_explanation(
+    cluster: Path | None,
+    variant: str | None,
+    overrides: Sequence[str],
+    loaded: "Built",
+    run: "Callable[[DataplaneState], Walk]",
+    result: "Walk",
+) -> None:
+    from eksnet.diagnose.explain import explain
+
+    derived = _derived_state(cluster, variant, overrides) if loaded.state.observed else loaded.state
+    for line in explain(run, result, derived, loaded.state):
+        _console().print(line)
+
+
 # --- the typer app -------------------------------------------------------------------------------
 
 
@@ -656,6 +681,14 @@ def build_app() -> "typer.Typer":
         diagram: Annotated[
             bool, typer.Option("--diagram", help="Print a terminal sketch of the path.")
         ] = False,
+        explain: Annotated[
+            bool,
+            typer.Option(
+                "--explain",
+                help="Then why it ends so: the first decision where the imported nodes part "
+                "from what their controllers would write, what would have happened, the fix.",
+            ),
+        ] = False,
     ) -> None:
         """Walk a packet from SRC to DST, forward and back."""
 
@@ -705,6 +738,16 @@ def build_app() -> "typer.Typer":
                 _print_conntrack(result)
             if svg is not None or html is not None or diagram:
                 _draw(loaded.state, result, f"{src} → {dst}", svg, html, diagram)
+            if explain and not as_json:
+
+                def again_on(state: "DataplaneState") -> "Walk":
+                    return run_walk(
+                        state, src, dst, proto=proto, dport=port, sport=sport,
+                        labels=loaded.labels, with_reply=not no_return, again=again, az=az,
+                        host=host, path=path,
+                    )  # fmt: skip
+
+                _print_explanation(cluster, variant, overrides or (), loaded, again_on, result)
             missing = _not_modelled(result)
             if missing is not None:
                 # The walk got as far as eksnet models (stdout shows how far); the one line on
@@ -789,6 +832,80 @@ def build_app() -> "typer.Typer":
                 console.print(line)
 
         guarded(body)
+
+    @app.command("check")
+    def check_command(
+        cluster: Annotated[Path | None, cluster_option] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="The findings as JSON.")] = False,
+    ) -> None:
+        """Compare each imported node's dump with what its controllers would write: missing or
+        extra rules, routes, tables, iptables rules, sysctls, neighbours, each with the walks it
+        breaks and the fix. Exit status 1 when any finding is an error."""
+
+        def body() -> int:
+            from eksnet.diagnose.drift import check, unobserved
+
+            loaded = load(cluster, None, ())
+            if not loaded.state.observed:
+                from eksnet.errors import InputError
+
+                raise InputError(
+                    "this spec names no node dumps: there is nothing observed to check",
+                    fix="eksnet import BUNDLE... --output FILE, then eksnet check --cluster FILE",
+                )
+            found = check(_derived_state(cluster, None, ()), loaded.state)
+            if as_json:
+                import json
+
+                document = {
+                    "schema": "eksnet.check/1",
+                    "nodes": [
+                        {"node": r.namespace, "dump": r.dump, "parts": dict(r.parts)}
+                        for r in loaded.state.observed
+                    ],
+                    "findings": [
+                        {
+                            "node": f.node, "kind": f.kind, "object": f.object,
+                            "difference": f.difference, "severity": f.severity,
+                            "detail": f.detail, "owner": f.owner, "fix": list(f.fix),
+                            "breaks": list(f.breaks), "changes": list(f.changes),
+                        }
+                        for f in found
+                    ],
+                }  # fmt: skip
+                sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+            else:
+                console = _console()
+                for record in loaded.state.observed:
+                    mine = [f for f in found if f.node == record.namespace]
+                    parts = ", ".join(part for part, _ in record.parts) or "nothing"
+                    console.print(
+                        f"[bold]{record.namespace}[/bold] ({record.dump}; compared: {parts}): "
+                        + (f"{len(mine)} finding(s)" if mine else "as its controllers write it")
+                    )
+                    for f in mine:
+                        console.print(
+                            f"  {f.severity.upper()} {f.kind} {f.difference}: "
+                            f"{f.object.replace(chr(9), ' ')}"
+                        )
+                        console.print(f"    {f.detail.replace(chr(9), ' ')}; written by {f.owner}")
+                        if f.breaks:
+                            console.print(f"    breaks: {', '.join(f.breaks)}")
+                        if f.changes:
+                            console.print(
+                                f"    decides differently (same outcome): {len(f.changes)} "
+                                f"walk(s): {', '.join(f.changes[:6])}"
+                                + (" …" if len(f.changes) > 6 else "")
+                            )
+                        for command in f.fix:
+                            console.print(f"    fix: {command.replace(chr(9), ' ')}")
+                for record in unobserved(loaded.state):
+                    console.print(f"{record.namespace}: not compared: {'; '.join(record.assumed)}")
+            return 1 if any(f.severity == "error" for f in found) else 0
+
+        status = guarded(body)
+        if status:
+            raise typer.Exit(status)
 
     @app.command("tour")
     def tour_command(

@@ -15,6 +15,7 @@ and a dump can agree on: per table and chain, the policy and the rules' text in 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from eksnet.dataplane.state import Iptables, IptablesBackend
@@ -75,3 +76,39 @@ def rule_view(save: str, source: str) -> tuple[ChainView, ...]:
         for chain in table.chains
     ]
     return tuple(sorted(view, key=lambda item: (item[0], item[1])))
+
+
+def save_text(views: Iterable[ChainView]) -> str:
+    """Chains back into `iptables-restore` input, table by table (counters zero)."""
+    tables: dict[str, list[ChainView]] = {}
+    for view in views:
+        tables.setdefault(view[0], []).append(view)
+    text = ""
+    for table, chains in tables.items():
+        text += f"*{table}\n"
+        text += "".join(f":{c[1]} {c[2] or '-'} [0:0]\n" for c in chains)
+        text += "".join(line + "\n" for c in chains for line in c[3])
+        text += "COMMIT\n"
+    return text
+
+
+def tables_of(save: str) -> tuple[str, ...]:
+    """The tables an `iptables-save` text holds (`*nat` …), in its order."""
+    return tuple(line[1:].strip() for line in save.splitlines() if line.startswith("*"))
+
+
+def merged(
+    dumped: Iptables, derived: Iptables | None, source: str
+) -> tuple[Iptables, tuple[str, ...]]:
+    """A dump of some tables (`iptables-save -t mangle`) over the derived rules: the tables it
+    holds replace the derived ones, the others stay derived. Returns the rules and the tables
+    kept derived (none: the dump as it is)."""
+    held = tables_of(dumped.save)
+    if derived is None:
+        return dumped, ()
+    kept = tuple(t for t in tables_of(derived.save) if t not in held)
+    if not kept:
+        return dumped, ()
+    views = [v for v in rule_view(derived.save, "derived") if v[0] in kept]
+    views += list(rule_view(dumped.save, source))
+    return Iptables(dumped.backend, save_text(views), derived.nfacct), kept

@@ -20,16 +20,19 @@ from dataclasses import replace
 from eksnet.dataplane.state import DataplaneState, Namespace, Observed
 from eksnet.errors import InputError
 from eksnet.importers.bundle import ObservedNode, Part
+from eksnet.importers.iptables_dump import merged
 from eksnet.kernel.sysctl import FRESH_CONF, FRESH_OTHER, IP_FORWARD, parse_conf_key
 
 OVERLAID: tuple[Part, ...] = ("rules", "routes", "neighbours", "sysctls", "iptables")
 """The parts a dump replaces, in the order `Observed.parts` lists them."""
 
 
-def observed_namespace(derived: Namespace, dump: ObservedNode) -> Namespace:
-    """The node's namespace with the dump's parts in place of the derived ones."""
+def observed_namespace(derived: Namespace, dump: ObservedNode) -> tuple[Namespace, list[str]]:
+    """The node's namespace with the dump's parts in place of the derived ones, and what was
+    kept derived within a part (tables an iptables dump does not hold)."""
     seen = dump.namespace
     changes: dict[str, object] = {}
+    notes: list[str] = []
     if dump.observed("rules"):
         changes["rules"] = seen.rules
     if dump.observed("routes"):
@@ -38,10 +41,15 @@ def observed_namespace(derived: Namespace, dump: ObservedNode) -> Namespace:
         changes["neighbours"] = seen.neighbours
     if dump.observed("sysctls"):
         changes["sysctls"] = modelled_sysctls(seen.sysctls, derived)
-    if dump.observed("iptables"):
-        changes["iptables"] = seen.iptables
+    if dump.observed("iptables") and seen.iptables is not None:
+        rules, kept = merged(seen.iptables, derived.iptables, dump.origin)
+        changes["iptables"] = rules
+        if kept:
+            notes.append(
+                f"the iptables dump holds no table {', '.join(kept)}: derived by the controllers"
+            )
     try:
-        return replace(derived, **changes)  # type: ignore[arg-type]
+        return replace(derived, **changes), notes  # type: ignore[arg-type]
     except ValueError as error:
         # a route on a device the node does not have (by the spec): the dump is of another node
         raise InputError(
@@ -101,7 +109,8 @@ def overlay(
             namespaces.append(namespace)
             records.append(Observed(namespace.name, path, (), (why,)))
             continue
-        namespaces.append(observed_namespace(namespace, dump))
+        laid, notes = observed_namespace(namespace, dump)
+        namespaces.append(laid)
         parts = tuple((part, dump.source(part) or "") for part in OVERLAID if dump.observed(part))
-        records.append(Observed(namespace.name, path, parts, dump.assumed))
+        records.append(Observed(namespace.name, path, parts, (*dump.assumed, *notes)))
     return replace(state, namespaces=tuple(namespaces), observed=tuple(records))
