@@ -72,7 +72,9 @@ def imported(tmp_path: Path, folders: list[Path]) -> Path:
     return output
 
 
-def test_healthy_dumps_give_every_tour_walk_as_the_demo(tmp_path: Path, demo: DataplaneState) -> None:
+def test_healthy_dumps_give_every_tour_walk_as_the_demo(
+    tmp_path: Path, demo: DataplaneState
+) -> None:
     output = imported(tmp_path, write_dumps(demo, tmp_path))
     state = build(output, None).state
     assert {record.namespace for record in state.observed} == {n.name for n in demo.nodes()}
@@ -114,7 +116,9 @@ def test_a_dump_of_another_cluster_is_refused(tmp_path: Path, demo: DataplaneSta
         run([folder], tmp_path / "out.yaml", text, name)
 
 
-def test_the_command_writes_a_spec_every_command_reads(tmp_path: Path, demo: DataplaneState) -> None:
+def test_the_command_writes_a_spec_every_command_reads(
+    tmp_path: Path, demo: DataplaneState
+) -> None:
     folders = write_dumps(demo, tmp_path)
     output = tmp_path / "imported.yaml"
     result = subprocess.run(
@@ -140,3 +144,45 @@ def test_a_missing_input_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("eksnet: ") and result.stderr.count("\n") == 1
     assert "nope.tar.gz" in result.stderr
+
+
+def test_check_json_and_its_exit_status(tmp_path: Path, demo: DataplaneState) -> None:
+    """Healthy dumps: no finding, exit 0; node 1 without its pod 61 `512` rule: one error
+    finding naming it, the walk it breaks (X6) and the fix, exit 1."""
+    import json
+
+    folders = write_dumps(demo, tmp_path)
+    output = tmp_path / "imported.yaml"
+    imported_ok = subprocess.run(
+        [*eksnet_command(), "import", *map(str, folders), "--output", str(output)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert imported_ok.returncode == 0, imported_ok.stderr
+    healthy = subprocess.run(
+        [*eksnet_command(), "check", "--cluster", str(output), "--json"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert healthy.returncode == 0, healthy.stderr
+    assert json.loads(healthy.stdout)["findings"] == []
+    rules = tmp_path / NODE_1 / "ip-rule.txt"
+    rules.write_text(rules.read_text().replace("512:\tfrom all to 192.168.1.61 lookup main\n", ""))
+    broken = subprocess.run(
+        [*eksnet_command(), "check", "--cluster", str(output), "--json"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert broken.returncode == 1, broken.stderr
+    (finding,) = json.loads(broken.stdout)["findings"]
+    assert finding["object"] == "512:\tfrom all to 192.168.1.61 lookup main"
+    assert (finding["kind"], finding["difference"], finding["severity"]) == (
+        "rule", "missing", "error",
+    )  # fmt: skip
+    assert [walk.split(" ")[0] for walk in finding["breaks"]] == ["X6"]
+    assert finding["fix"] == ["ip rule add from all to 192.168.1.61 lookup main pref 512"]
+
+
+def test_check_without_dumps_says_so() -> None:
+    result = subprocess.run(
+        [*eksnet_command(), "check"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("eksnet: this spec names no node dumps")
