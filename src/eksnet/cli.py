@@ -51,6 +51,9 @@ if TYPE_CHECKING:
     from eksnet.walk.tour import TourWalk
 
 PROG = "eksnet"
+BUILD_ON_IMPORT = 50
+"""Up to this many nodes `eksnet import` also builds the state it wrote (and lays the dumps);
+beyond, building every node's rules costs more than the import itself."""
 HELP = "The life of a packet in Amazon EKS, simulated and proven on a real kernel."
 LAB_HELP = "The lab: the same state on the real kernel."
 INTERRUPTED = 130
@@ -792,8 +795,8 @@ def build_app() -> "typer.Typer":
             Path | None,
             typer.Option(
                 "--cluster",
-                help="The spec to start from (default: the built-in demo `talk`); the JSON "
-                "inputs replace its parts.",
+                help="The spec to start from; the JSON inputs replace the parts they state "
+                "(default: none with JSON inputs, else the built-in demo `talk`).",
             ),
         ] = None,
     ) -> None:
@@ -812,10 +815,15 @@ def build_app() -> "typer.Typer":
                     f"cannot write {output}: no directory {output.parent}",
                     fix="name a file in an existing directory",
                 )
-            if cluster is None:
+            from eksnet.importers.importing import is_dump
+
+            text: str | None
+            if cluster is not None:
+                text, name = read_spec(cluster, str(cluster)), str(cluster)
+            elif all(is_dump(path) for path in inputs):
                 text, name = demo_text()
             else:
-                text, name = read_spec(cluster, str(cluster)), str(cluster)
+                text, name = None, "none (the JSON inputs)"
             console = _console()
             with console.status("importing…") as status:
                 report = run(
@@ -825,11 +833,21 @@ def build_app() -> "typer.Typer":
                     name,
                     progress=lambda what: status.update(f"reading {what}"),
                 )
-            # the spec written must load, and its dumps lie over its nodes, as every command
-            # will read it
-            load(output, None, ())
+            # the spec written must load as every command will read it: checked, built and its
+            # dumps laid over their nodes; a big cluster's build is left to the first command
+            # (checking the spec itself is what an import can afford there)
+            from eksnet.model import load_cluster
+
+            checked = load_cluster(output)
+            if len(checked.nodes) <= BUILD_ON_IMPORT:
+                load(output, None, ())
             for line in summary(report):
                 console.print(line)
+            if len(checked.nodes) > BUILD_ON_IMPORT:
+                console.print(
+                    f"  the spec is checked; with {len(checked.nodes)} nodes its state is built "
+                    "(and the dumps laid over it) by the first command that reads it"
+                )
 
         guarded(body)
 

@@ -37,8 +37,8 @@ def assert_usage_error(result: subprocess.CompletedProcess[str], *says: str) -> 
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        ((), ["missing command", "one of walk, exec, tour, lab"]),
-        (("bogus",), ["no such command 'bogus'", "one of walk, exec, tour, lab"]),
+        ((), ["missing command", "one of walk, exec, import, check, tour, lab"]),
+        (("bogus",), ["no such command 'bogus'", "one of walk, exec, import, check, tour, lab"]),
         (("--bogus",), ["no such option: --bogus"]),
         (("walk",), ["missing argument 'SRC'", "eksnet walk [OPTIONS] SRC DST"]),
         (("walk", POD51), ["missing argument 'DST'", "eksnet walk --help"]),

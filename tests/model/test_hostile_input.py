@@ -197,7 +197,7 @@ def test_a_file_over_the_size_limit_is_refused_with_the_limit(tmp_path: Path) ->
         handle.write(DEMO.encode())
         handle.write(b"#" * (MAX_BYTES + 1 - len(DEMO.encode())) + b"\n")
     error = one_error_line(run_cli(path))
-    assert error.startswith(f"eksnet: {path}: larger than 4 MiB ({MAX_BYTES:,} bytes)"), error
+    assert error.startswith(f"eksnet: {path}: larger than 64 MiB ({MAX_BYTES:,} bytes)"), error
 
 
 def test_a_file_at_the_size_limit_is_read(tmp_path: Path) -> None:
@@ -290,9 +290,9 @@ def test_an_alias_bomb_stops_at_the_value_limit(tmp_path: Path) -> None:
     lines = ["lol0: &l0 [a, a, a, a, a, a, a, a, a, a]"]
     lines += [f"lol{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 10)]
     text = edit("region: eu-west-2\n", "region: eu-west-2\n" + "\n".join(lines) + "\n")
-    # lol4 is 111,111 values; with lol0..lol3 the total is 123,455; lol5 passes 250,000.
+    # lol5 is 1,111,111 values; with lol0..lol4 the total is 1,234,566; lol6 passes 2,500,000.
     error = assert_reported(
-        tmp_path, text, line_of(text, "lol5:"), f"more than {MAX_VALUES:,} values"
+        tmp_path, text, line_of(text, "lol6:"), f"more than {MAX_VALUES:,} values"
     )
     assert "aliases" in error
 

@@ -1,8 +1,9 @@
 """`eksnet import`: a user's inputs in, a cluster spec (with its nodes' dumps named) out.
 
-The spec says what the cluster is; the dumps say what its nodes hold. The spec starts from a
-base — the `--cluster` given, else the built-in demo, as for every other command — which
-`kubectl`/`aws` JSON documents, where given, replace part by part (`cluster_spec`). Each dump
+The spec says what the cluster is; the dumps say what its nodes hold. Where `kubectl`/`aws`
+JSON documents are given they say what the cluster is (`cluster_spec`), over the `--cluster`
+spec if one is given (its parts the documents do not state are kept); without JSON, the dumps
+are laid over the `--cluster` spec, else the built-in demo's, as for every other command. Each dump
 (an eks-log-collector bundle, its unpacked folder, or a folder of plain dumps) is matched to
 the spec's node it was taken on: by the instance id the bundle records, else by a plain dump
 folder named after the node, else by the node's primary ENI address among the dump's
@@ -16,17 +17,19 @@ are pure.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from eksnet.errors import InputError, NotModelled
+from eksnet.errors import InputError
 from eksnet.importers.bundle import ObservedNode, read_node
+from eksnet.importers.cluster_spec import render_spec, spec_from_documents
+from eksnet.importers.json_input import read_json_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,53 +91,52 @@ def relative(path: Path, start: Path) -> str:
         return str(path.resolve())
 
 
-def read_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(
-            "no such file", source=str(path), fix="give a dump or a JSON file"
-        ) from None
-    except UnicodeDecodeError:
-        raise InputError(
-            "not UTF-8 text: neither JSON nor a bundle", source=str(path),
-            fix="give a .tar.gz bundle, a dump folder, or kubectl/aws JSON",
-        ) from None  # fmt: skip
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputError(
-            f"not JSON: {error.msg}", source=str(path), line=error.lineno,
-            fix="give the whole output of `kubectl … -o json` or `aws … describe-…`",
-        ) from None  # fmt: skip
+def read_nodes(paths: Sequence[Path]) -> list[ObservedNode]:
+    """Every dump read and parsed; several at once in worker processes (a node's iptables
+    rules are tens of thousands of lines, and each dump is parsed on its own)."""
+    workers = min(len(paths), os.cpu_count() or 1)
+    if workers < 2 or len(paths) < 3:
+        return [read_node(path) for path in paths]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(read_node, paths))
 
 
 def run(
     inputs: Sequence[Path],
     output: Path,
-    base_text: str,
+    base_text: str | None,
     base_name: str,
     progress: Callable[[str], None] = lambda _: None,
 ) -> Report:
-    """Read every input, build the spec, match each dump to its node and write the spec."""
-    base = yaml.safe_load(base_text)
-    if not isinstance(base, dict):
+    """Read every input, build the spec, match each dump to its node and write the spec.
+    `base_text` None: no base (the JSON documents say what the cluster is)."""
+    base = yaml.safe_load(base_text) if base_text is not None else None
+    if base_text is not None and not isinstance(base, dict):
         raise InputError("the base spec is not a mapping", source=base_name)
-    dumps: list[tuple[Path, ObservedNode]] = []
     documents: list[tuple[str, Any]] = []
+    dump_paths: list[Path] = []
     for path in inputs:
         progress(str(path))
         if not path.exists():
             raise InputError("no such file or folder", source=str(path),
                              fix="give bundles, dump folders or JSON files")  # fmt: skip
         if is_dump(path):
-            dumps.append((path, read_node(path)))
+            dump_paths.append(path)
         else:
-            documents.append((str(path), read_json(path)))
+            documents.append(read_json_file(path))
+    progress(f"{len(dump_paths)} node dump(s)")
+    dumps = list(zip(dump_paths, read_nodes(dump_paths), strict=True))
     assumed: list[str] = []
-    spec: dict[str, Any] = dict(base)
     if documents:
-        raise NotModelled(f"importing kubectl and aws JSON ({documents[0][0]})")
+        spec, notes = spec_from_documents(documents, base)
+        assumed += list(notes)
+    elif base is None:
+        raise InputError(
+            "only dumps and no spec to lay them over",
+            fix="give the cluster's kubectl and aws JSON, or its spec with --cluster",
+        )
+    else:
+        spec = dict(base)
     matched: list[Matched] = []
     taken: dict[str, Path] = {}
     for path, dump in dumps:
@@ -165,7 +167,7 @@ def run(
 
 def render(spec: Mapping[str, Any]) -> str:
     """The spec as YAML a person can read and edit: block style, keys in the spec's order."""
-    return str(yaml.safe_dump(dict(spec), sort_keys=False, default_flow_style=False, width=100))
+    return render_spec(dict(spec))
 
 
 def summary(report: Report) -> list[str]:
@@ -174,12 +176,15 @@ def summary(report: Report) -> list[str]:
     for item in report.matched:
         parts = ", ".join(part for part, _ in item.dump.sources)
         lines.append(f"  {item.node}: {item.path} ({item.how}); observed: {parts or 'nothing'}")
-    for node in report.nodes_without_dump:
+    without = report.nodes_without_dump
+    if len(without) > 5:
+        lines.append(
+            f"  {len(without)} nodes have no dump ({', '.join(without[:3])} …): their state is "
+            "derived by the controllers"
+        )
+    for node in without if len(without) <= 5 else ():
         lines.append(f"  {node}: no dump; its state is derived by the controllers")
     if report.assumed:
-        lines.append(
-            "  the dumps could not show (links and addresses stay derived, so these touch no "
-            "walk; `eksnet check` compares them):"
-        )
+        lines.append("  assumed, where the inputs do not say:")
         lines += [f"    {note}" for note in report.assumed]
     return lines

@@ -53,8 +53,7 @@ def observed_namespace(derived: Namespace, dump: ObservedNode) -> tuple[Namespac
     except ValueError as error:
         # a route on a device the node does not have (by the spec): the dump is of another node
         raise InputError(
-            f"{dump.origin}: {error} (node {derived.name} has "
-            f"{', '.join(link.name for link in derived.links)})",
+            f"{error} (node {derived.name} has {', '.join(link.name for link in derived.links)})",
             source=dump.origin,
             fix="check that the dump was taken on this node",
         ) from None
