@@ -896,7 +896,9 @@ def build_app() -> "typer.Typer":
                 console = _console()
                 for record in loaded.state.observed:
                     mine = [f for f in found if f.node == record.namespace]
-                    parts = ", ".join(part for part, _ in record.parts) or "nothing"
+                    compared = [part for part, _ in record.parts]
+                    compared += ["addresses"] if record.addresses is not None else []
+                    parts = ", ".join(compared) or "nothing"
                     console.print(
                         f"[bold]{record.namespace}[/bold] ({record.dump}; compared: {parts}): "
                         + (f"{len(mine)} finding(s)" if mine else "as its controllers write it")

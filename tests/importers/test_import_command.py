@@ -186,3 +186,27 @@ def test_check_without_dumps_says_so() -> None:
     )
     assert result.returncode == 2
     assert result.stderr.startswith("eksnet: this spec names no node dumps")
+
+
+def test_check_reports_an_address_the_dump_lacks(tmp_path: Path, demo: DataplaneState) -> None:
+    """Links stay derived, so a missing ENI address is found by comparing the dump's `ip addr`
+    view: node 1's eth1 without 192.168.1.60/24 (ipamd's secondary ENI, vpc-cni.md §2.3)."""
+    from eksnet.diagnose.drift import differences
+    from eksnet.model import load_cluster as load
+
+    folders = write_dumps(demo, tmp_path)
+    view = tmp_path / NODE_1 / "ip-addr.txt"
+    text = view.read_text()
+    line = "    inet 192.168.1.60/24 brd 192.168.1.255 scope global eth1\n"
+    assert line in text
+    view.write_text(text.replace(line + "       valid_lft forever preferred_lft forever\n", ""))
+    output = imported(tmp_path, folders)
+    found = differences(build_state(load(output)), build(output, None).state)
+    assert [(f.kind, f.object, f.difference, f.fix) for f in found] == [
+        (
+            "address",
+            "192.168.1.60/24 dev eth1",
+            "missing",
+            ("ip addr add 192.168.1.60/24 dev eth1",),
+        ),
+    ]

@@ -648,6 +648,11 @@ class Observed:
     parts: tuple[tuple[str, str], ...]
     """(part, file inside the dump): `rules`, `routes`, `neighbours`, `sysctls`, `iptables`."""
     assumed: tuple[str, ...] = ()
+    addresses: tuple[tuple[str, str], ...] | None = None
+    """The node's global IPv4 addresses as the dump's link view shows them, (device, CIDR);
+    None without one. Links stay derived, so these are compared (`eksnet check`), not laid."""
+    first_address_only: bool = False
+    """The link view shows only each device's first address (`ifconfig`)."""
 
 
 @dataclass(frozen=True, slots=True)

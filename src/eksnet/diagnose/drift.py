@@ -41,7 +41,7 @@ from eksnet.walk.engine import walk as run_walk
 from eksnet.walk.model import Walk
 from eksnet.walk.tour import BEYOND_THE_TALK, TOUR, TourWalk
 
-Kind = Literal["rule", "route", "table", "iptables", "sysctl", "neighbour"]
+Kind = Literal["rule", "route", "table", "iptables", "sysctl", "neighbour", "address"]
 Difference = Literal["missing", "extra", "changed"]
 Severity = Literal["error", "warning"]
 
@@ -280,6 +280,34 @@ COMPARISONS: dict[str, Callable[[str, Namespace, Namespace], list[Finding]]] = {
 """Each part a dump can supply, and how it is compared."""
 
 
+def compare_addresses(record: Observed, derived: Namespace) -> list[Finding]:
+    """The node's global IPv4 addresses against its dump's link view (links stay derived, so
+    this is the one place a missing address shows): an ENI without its primary address is a
+    node the VPC CNI or DHCP left half-configured. Where the view shows one address per device
+    (`ifconfig`), only each device's first is compared."""
+    if record.addresses is None:
+        return []
+    want: dict[str, list[str]] = {}
+    for address in derived.addresses:
+        if address.family == 4 and address.scope == "global":
+            want.setdefault(address.dev, []).append(str(address.interface))
+    have: dict[str, list[str]] = {}
+    for dev, cidr in record.addresses:
+        have.setdefault(dev, []).append(cidr)
+    found: list[Finding] = []
+    for dev, cidrs in want.items():
+        expected = cidrs[:1] if record.first_address_only else cidrs
+        for cidr in expected:
+            if cidr not in have.get(dev, []):
+                found.append(Finding(
+                    record.namespace, "address", f"{cidr} dev {dev}", "missing",
+                    f"`ip addr` shows no {cidr} on {dev}",
+                    "DHCP on the primary ENI, ipamd for the others",
+                    (f"ip addr add {cidr} dev {dev}",),
+                ))  # fmt: skip
+    return found
+
+
 def differences(derived: DataplaneState, observed: DataplaneState) -> list[Finding]:
     """Every finding on every node a dump was laid over (the parts it supplied)."""
     found: list[Finding] = []
@@ -290,6 +318,7 @@ def differences(derived: DataplaneState, observed: DataplaneState) -> list[Findi
         for part, compare in COMPARISONS.items():
             if part in parts:
                 found += compare(record.namespace, want, have)
+        found += compare_addresses(record, want)
     return found
 
 
@@ -324,6 +353,8 @@ def put_right(finding: Finding, derived: DataplaneState, observed: DataplaneStat
     if finding.kind == "sysctl":
         key = finding.object.split(" = ")[0]
         return replace(have, sysctls=(*have.sysctls, (key, sysctl_value(want, key))))
+    if finding.kind == "address":
+        return have  # links and addresses are derived: the walk already has the address
     return replace(have, neighbours=want.neighbours)
 
 

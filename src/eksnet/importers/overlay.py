@@ -111,5 +111,17 @@ def overlay(
         laid, notes = observed_namespace(namespace, dump)
         namespaces.append(laid)
         parts = tuple((part, dump.source(part) or "") for part in OVERLAID if dump.observed(part))
-        records.append(Observed(namespace.name, path, parts, (*dump.assumed, *notes)))
+        seen = None
+        if dump.observed("links"):
+            seen = tuple(
+                (a.dev, str(a.interface))
+                for a in dump.namespace.addresses
+                if a.family == 4 and a.scope == "global"
+            )
+        records.append(
+            Observed(
+                namespace.name, path, parts, (*dump.assumed, *notes), seen,
+                first_address_only=(dump.source("links") or "").endswith("ifconfig.txt"),
+            )
+        )  # fmt: skip
     return replace(state, namespaces=tuple(namespaces), observed=tuple(records))
