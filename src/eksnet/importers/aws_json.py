@@ -121,6 +121,8 @@ class AwsFacts:
     cluster_names: list[str] = field(default_factory=list)
     cluster: Json | None = None
     """`aws eks describe-cluster`'s `cluster`, if given."""
+    _by_address: dict[str, tuple[str, Eni]] | None = field(default=None, repr=False)
+    """`owner_of`'s index of secondary addresses (10,000 pods would otherwise scan every ENI)."""
 
     def node_enis(self) -> dict[str, list[Eni]]:
         """Instance id → its ENIs (the instance's own interfaces), in device order."""
@@ -134,6 +136,15 @@ class AwsFacts:
 
     def owner_of(self, address: str) -> tuple[str, Eni] | None:
         """The instance and ENI holding `address` as a secondary IP or in a prefix."""
+        if self._by_address is None:
+            self._by_address = {}
+            for eni in self.enis.values():
+                if eni.instance_id is not None:
+                    for secondary in eni.secondary_ips:
+                        self._by_address.setdefault(secondary, (eni.instance_id, eni))
+        found = self._by_address.get(address)
+        if found is not None:
+            return found
         ip = IPv4Address(address)
         for eni in self.enis.values():
             if eni.instance_id is None:
