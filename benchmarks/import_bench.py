@@ -4,15 +4,16 @@ kubectl and aws JSON, plus 20 nodes' dumps (issue 12's budget: ≤ 10 s and ≤ 
 The JSON is the demo's own fixture documents (tests/importers/data/demo-json/, as kubectl and
 the AWS CLI print them) grown: a VPC 10.0.0.0/16 with a /18 subnet per AZ, 200 m5.4xlarge nodes
 of two ENIs with 25 secondary addresses each, 50 pods per node, 2,000 ClusterIP Services of 5
-pods each with their EndpointSlices. Each of the 20 dumps is a plain dump folder named after
-its node: `ip rule show` (the CNI's 512/1536 rules of its 50 pods), `ip route show table all`,
+pods each with their EndpointSlices. Each of the 20 dumps is a plain dump folder named after its
+node: `ip rule show` (the CNI's 512/1536 rules of its 50 pods), `ip route show table all`,
 `sysctl -a`'s lines and an `iptables-save` of kube-proxy's shape for the 2,000 Services (about
-45,000 lines). The import runs as the installed command in a child process; its wall time and
-its peak RSS (`ru_maxrss` of the children) are the figures, at the full size and at a fifth
-of it, to show how it grows.
+45,000 lines, the same on every node as kube-proxy's are, with the node's own SNAT rule). The
+import runs as the installed command in a child process; its wall time and its peak RSS
+(`ru_maxrss` of the children) are the figures, at the full size and at a fifth of it, to show
+how it grows.
 
-Prints figures, never fails: budgets are read by people, not asserted (these machines are noisy).
-Run: .venv/bin/python benchmarks/import_bench.py
+Prints figures, never fails: budgets are read by people, not asserted (these machines are
+noisy). Run: .venv/bin/python benchmarks/import_bench.py
 """
 
 from __future__ import annotations
@@ -203,12 +204,18 @@ def grow(nodes: int, services: int, folder: Path) -> list[Path]:
     return written
 
 
-def iptables_save(services: int) -> str:
-    """A kube-proxy ruleset's shape for `services` ClusterIP Services of 5 endpoints."""
-    chains = [":KUBE-SERVICES - [0:0]", ":KUBE-MARK-MASQ - [0:0]"]
+def iptables_save(services: int, node_ip: str) -> str:
+    """A kube-proxy ruleset's shape for `services` ClusterIP Services of 5 endpoints, and the
+    VPC CNI's SNAT to the node's own address: as on real nodes, most rules are the same on
+    every node (kube-proxy names its chains by a hash of Service and endpoint), a few are the
+    node's own."""
+    chains = [":KUBE-SERVICES - [0:0]", ":KUBE-MARK-MASQ - [0:0]", ":AWS-SNAT-CHAIN-0 - [0:0]"]
     rules = ["-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES",
              "-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES",
-             "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000"]  # fmt: skip
+             "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000",
+             "-A POSTROUTING -m comment --comment \"AWS SNAT CHAIN\" -j AWS-SNAT-CHAIN-0",
+             "-A AWS-SNAT-CHAIN-0 ! -d 10.0.0.0/16 -m comment --comment \"AWS, SNAT\" -m addrtype "
+             f"! --dst-type LOCAL -j SNAT --to-source {node_ip} --random-fully"]  # fmt: skip
     for number in range(services):
         svc = f"KUBE-SVC-{number:016X}"
         ip = IPv4Address(int(IPv4Address("10.100.0.10")) + number)
@@ -235,7 +242,6 @@ def iptables_save(services: int) -> str:
 
 
 def dumps(count: int, services: int, folder: Path) -> list[Path]:
-    ruleset = iptables_save(services)
     written = []
     for index in range(count):
         target = folder / node_name(index)
@@ -254,7 +260,7 @@ def dumps(count: int, services: int, folder: Path) -> list[Path]:
             "net.ipv4.ip_forward = 1\nnet.ipv4.conf.all.rp_filter = 1\n"
             "net.ipv4.conf.default.rp_filter = 1\nnet.ipv4.conf.eth0.rp_filter = 2\n"
         )
-        (target / "iptables-save.txt").write_text(ruleset)
+        (target / "iptables-save.txt").write_text(iptables_save(services, eth0[0]))
         written.append(target)
     return written
 

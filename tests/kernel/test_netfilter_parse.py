@@ -545,3 +545,18 @@ def test_input_errors_name_the_line(text: str, line: int, words: str) -> None:
 def test_errors_carry_a_fix() -> None:
     error = input_error("*filter\n-A X -j ACCEPT\nCOMMIT\n")
     assert error.fix == "declare it with ':X - [0:0]' before its rules"
+
+
+def test_a_rule_read_before_is_checked_again_in_its_new_ruleset() -> None:
+    """Rules are remembered across rulesets (`parse._SEEN`): what depends on the ruleset around
+    the rule must still be checked there. A jump read where its chain was declared is refused
+    where it is not; a rule of a chain declared there is refused where it is not."""
+    declared = "*filter\n:INPUT ACCEPT [0:0]\n:X - [0:0]\n-A INPUT -j X\n-A X -j ACCEPT\nCOMMIT\n"
+    parse_ruleset(declared, source="first")
+    with pytest.raises(InputError, match=r"second:3: .*X"):
+        parse_ruleset("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j X\nCOMMIT\n", source="second")
+    with pytest.raises(InputError, match=r"third:3: rule in undeclared chain 'X'"):
+        parse_ruleset("*filter\n:INPUT ACCEPT [0:0]\n-A X -j ACCEPT\nCOMMIT\n", source="third")
+    again = parse_ruleset(declared, source="fourth")
+    (rule,) = again.table("filter").chain("INPUT").rules
+    assert (rule.line, rule.position) == (4, 1)

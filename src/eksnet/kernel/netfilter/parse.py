@@ -666,6 +666,30 @@ class _RuleWords:
     jump: tuple[str, bool] | None = None  # chain, goto
 
 
+_SEEN: dict[tuple[str, str], tuple[str, tuple[Match, ...], Target | None]] = {}
+"""Rules already read, in any ruleset of this process, by (table, text): their chain, matches
+and target. A cluster's nodes hold mostly the same rules (kube-proxy's chains are named by a
+hash of the Service and endpoint, the CNI's are fixed), so importing twenty nodes' dumps reads
+each distinct rule once. What depends on the ruleset around a rule is checked again on every
+use: its chain must be declared, a jump's chain too (else the rule is read anew and refused
+with the reader's own error); everything else of a rule depends on its table and text alone."""
+_SEEN_MAX = 400_000
+
+
+def _seen(table: _TableBuilder, text: str) -> tuple[str, tuple[Match, ...], Target | None] | None:
+    known = _SEEN.get((table.name, text))
+    if known is None:
+        return None
+    chain, _, target = known
+    if chain not in table.chains:
+        return None
+    if type(target) is JumpTarget:
+        declared = table.chains.get(target.chain)
+        if declared is None or declared.policy is not None:
+            return None
+    return known
+
+
 def _parse_rule_line(table: _TableBuilder, line: str, ctx: _Context, memo: _Memo) -> Rule:
     counters = None
     text = line
@@ -676,6 +700,26 @@ def _parse_rule_line(table: _TableBuilder, line: str, ctx: _Context, memo: _Memo
             ctx.error(f"bad counters {head!r}", fix="write [packets:bytes]")
         counters = (int(found.group(1)), int(found.group(2)))
         text = rest.strip()
+    known = _seen(table, text)
+    if known is not None:
+        chain, seen_matches, seen_target = known
+        return _new_rule(table, chain, text, ctx, list(seen_matches), seen_target, counters, ())
+    rule = _read_rule_line(table, text, counters, ctx, memo)
+    if len(_SEEN) >= _SEEN_MAX:
+        _SEEN.clear()
+    _SEEN[(table.name, text)] = (rule.chain, rule.matches, rule.target)
+    return rule
+
+
+def _read_rule_line(
+    table: _TableBuilder,
+    text: str,
+    counters: tuple[int, int] | None,
+    ctx: _Context,
+    memo: _Memo,
+) -> Rule:
+    """A rule not read before: its words checked and built (`_fast_rule`, else the general
+    path)."""
     tokens = tokenize(text)
     if not tokens:
         ctx.error("empty rule after counters")
