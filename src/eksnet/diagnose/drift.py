@@ -358,6 +358,17 @@ def put_right(finding: Finding, derived: DataplaneState, observed: DataplaneStat
     return replace(have, neighbours=want.neighbours)
 
 
+def put_right_in(
+    finding: Finding, derived: DataplaneState, observed: DataplaneState
+) -> DataplaneState:
+    """The imported state with just this finding put right on its node."""
+    fixed = put_right(finding, derived, observed)
+    return replace(
+        observed,
+        namespaces=tuple(fixed if ns.name == finding.node else ns for ns in observed.namespaces),
+    )
+
+
 def _iptables_put_right(finding: Finding, want: Namespace, have: Namespace) -> Iptables | None:
     """The dump's rules with just this finding put right: a missing rule inserted where the
     controllers put it (its chain created if the node lacks it, with the chains it jumps to),
@@ -506,13 +517,7 @@ def with_walks(
                 decided[item.id] = _decisions(item, observed)
     done: list[Finding] = []
     for finding in findings:
-        fixed = put_right(finding, derived, observed)
-        state = replace(
-            observed,
-            namespaces=tuple(
-                fixed if ns.name == finding.node else ns for ns in observed.namespaces
-            ),
-        )
+        state = put_right_in(finding, derived, observed)
         breaks: list[str] = []
         changes: list[str] = []
         for item in walks[finding.node]:

@@ -13,10 +13,9 @@ the cluster's configuration does; a drop is then explained by its own deciding s
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 from eksnet.dataplane.state import DataplaneState
-from eksnet.diagnose.drift import Finding, differences, outcome, put_right
+from eksnet.diagnose.drift import Finding, differences, outcome, put_right_in
 from eksnet.errors import EksnetError
 from eksnet.render.facts import visited_nodes
 from eksnet.walk.model import Hop, Walk
@@ -110,13 +109,7 @@ def causes(
     before = outcome(imported)
     explaining: list[Finding] = []
     for finding in found:
-        fixed = put_right(finding, derived_state, observed_state)
-        state = replace(
-            observed_state,
-            namespaces=tuple(
-                fixed if ns.name == finding.node else ns for ns in observed_state.namespaces
-            ),
-        )
+        state = put_right_in(finding, derived_state, observed_state)
         try:
             after = outcome(run(state))
         except EksnetError:
