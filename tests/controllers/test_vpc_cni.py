@@ -830,3 +830,21 @@ def test_pinned_veth_name_that_another_pod_computes_is_an_input_error() -> None:
     ]
     with pytest.raises(InputError, match="eni584ab165f98 is already used"):
         build_state(DEMO.model_copy(update={"pods": pods}))
+
+
+def test_before_v1_7_no_vlan_rules_and_hashrandom_snat() -> None:
+    # amazon-vpc-cni-k8s pkg/networkutils/network.go: v1.6.3 has no `connmark restore for
+    # primary ENI from vlan` rule, its SNAT rule has no `! -o vlan+`, and typeOfSNAT defaults
+    # to hashrandom (`--random`); v1.7.0 adds both vlan rules and defaults to prng.
+    old = build_state(with_cni(DEMO, version="v1.6.3"))
+    rules = aws_rules(iptables_of(old, NODE1))
+    assert not any("vlan+" in line for chain in rules.values() for line in chain)
+    # before v1.16.2 the action is the last chain's (one chain per VPC CIDR before it)
+    assert rules[("nat", "AWS-SNAT-CHAIN-1")][-1] == (
+        '-A AWS-SNAT-CHAIN-1 -m comment --comment "AWS, SNAT" -m addrtype ! --dst-type LOCAL '
+        "-j SNAT --to-source 192.168.1.50 --random"
+    )
+    new = aws_rules(iptables_of(build_state(with_cni(DEMO, version="v1.7.0")), NODE1))
+    assert any("-i vlan+" in line for line in new[("mangle", "PREROUTING")])
+    assert new[("nat", "AWS-SNAT-CHAIN-1")][-1].startswith("-A AWS-SNAT-CHAIN-1 ! -o vlan+ ")
+    assert new[("nat", "AWS-SNAT-CHAIN-1")][-1].endswith(" --random-fully")

@@ -75,10 +75,13 @@ def _cidr(network: IPv4Network) -> str:
     return "" if network.prefixlen == 0 else f"-d {network} "
 
 
-def _snat_flag(settings: CniSettings) -> str:
-    return {"prng": " --random-fully", "hashrandom": " --random", "none": ""}.get(
-        settings.randomize_snat, " --random-fully"
-    )
+def _snat_flag(features: CniFeatures, settings: CniSettings) -> str:
+    """The SNAT rule's port randomisation: the env's, else the version's default (`prng` since
+    v1.7.0, `hashrandom` before); an unknown value is the default, as aws-node reads it."""
+    default = "prng" if features.vlan_rules else "hashrandom"
+    chosen = settings.randomize_snat or default
+    flags = {"prng": " --random-fully", "hashrandom": " --random", "none": ""}
+    return flags.get(chosen, flags[default])
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +114,7 @@ def iptables_rules(
             f'-A PREROUTING -i {settings.veth_prefix}+ -m comment --comment "AWS, primary ENI" '
             f"-j CONNMARK --restore-mark --nfmask {mark} --ctmask {mark}"
         )
-    if settings.node_port_support:
+    if settings.node_port_support and features.vlan_rules:
         mangle.append(
             '-A PREROUTING -i vlan+ -m comment --comment "AWS, primary ENI" '
             f"-j CONNMARK --restore-mark --nfmask {mark} --ctmask {mark}"
@@ -176,8 +179,9 @@ def _snat(
     vpc_cidrs: list[IPv4Network],
 ) -> tuple[list[str], list[str]]:
     action = (
-        '! -o vlan+ -m comment --comment "AWS, SNAT" -m addrtype ! --dst-type LOCAL '
-        f"-j SNAT --to-source {primary_ip}{_snat_flag(settings)}"
+        ("! -o vlan+ " if features.vlan_rules else "")
+        + '-m comment --comment "AWS, SNAT" -m addrtype ! --dst-type LOCAL '
+        f"-j SNAT --to-source {primary_ip}{_snat_flag(features, settings)}"
     )
     exempt = [(cidr, "AWS SNAT CHAIN") for cidr in vpc_cidrs]
     exempt += [(cidr, "AWS SNAT CHAIN EXCLUSION") for cidr in settings.exclude_snat_cidrs]

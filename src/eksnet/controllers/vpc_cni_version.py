@@ -36,6 +36,10 @@ class CniFeatures:
     """Version-dependent behaviour, each flag with the release that brought it."""
 
     version: Version
+    vlan_rules: bool
+    """v1.7.0 (security groups for pods): the mangle restore on `vlan+` (M3) and SNAT's
+    `! -o vlan+`; also the SNAT's default port randomisation became `prng` (`--random-fully`),
+    `hashrandom` (`--random`) before (`pkg/networkutils/network.go` at v1.6.3 and v1.7.0)."""
     single_from_rule: bool
     """v1.8.0: one `1536: from POD lookup T` per pod (before: one rule per VPC CIDR)."""
     nat_connmark: bool
@@ -58,6 +62,7 @@ def features(version_text: str) -> CniFeatures:
     version = parse_version(version_text)
     return CniFeatures(
         version=version,
+        vlan_rules=version >= (1, 7, 0),
         single_from_rule=version >= (1, 8, 0),
         nat_connmark=version >= (1, 8, 0),
         single_chain_layout=version >= (1, 16, 2),
@@ -76,6 +81,7 @@ class CniSettings:
     node_port_support: bool
     connmark: int
     randomize_snat: str
+    """`AWS_VPC_K8S_CNI_RANDOMIZESNAT`; empty: the version's default (`CniFeatures.vlan_rules`)."""
     veth_prefix: str
     eni_mtu: int
     pod_mtu: int
@@ -158,7 +164,7 @@ def settings(env: Mapping[str, str]) -> CniSettings:
         external_snat=_flag(env, "AWS_VPC_K8S_CNI_EXTERNALSNAT", False),
         node_port_support=_flag(env, "AWS_VPC_CNI_NODE_PORT_SUPPORT", True),
         connmark=connmark,
-        randomize_snat=env.get("AWS_VPC_K8S_CNI_RANDOMIZESNAT", "prng"),
+        randomize_snat=env.get("AWS_VPC_K8S_CNI_RANDOMIZESNAT", ""),
         veth_prefix=prefix,
         eni_mtu=_mtu(env.get("AWS_VPC_ENI_MTU")),
         pod_mtu=_mtu(env.get("POD_MTU", env.get("AWS_VPC_ENI_MTU"))),
