@@ -210,3 +210,23 @@ def test_check_reports_an_address_the_dump_lacks(tmp_path: Path, demo: Dataplane
             ("ip addr add 192.168.1.60/24 dev eth1",),
         ),
     ]
+
+
+def test_enis_take_the_names_their_dump_shows(tmp_path: Path, demo: DataplaneState) -> None:
+    """AWS's JSON knows no Linux names; a node's `ip addr` does (AL2023 says `ens6` where AL2
+    says `eth1`). Node 1's dump with eth1 renamed ens6: the imported spec names the ENI ens6 by
+    its MAC, the walk leaves by ens6, and the node is as its controllers would write it."""
+    from eksnet.diagnose.drift import differences
+    from eksnet.model import load_cluster as load
+
+    folders = write_dumps(demo, tmp_path)
+    for file in (tmp_path / NODE_1).iterdir():
+        file.write_text(file.read_text().replace("eth1", "ens6"))
+    output = imported(tmp_path, folders)
+    node = next(n for n in load(output).nodes if n.name == NODE_1)
+    assert [eni.linux for eni in node.enis] == ["eth0", "ens6"]
+    state = build(output, None).state
+    assert differences(build_state(load(output)), state) == []
+    w0 = next(w for w in TOUR if w.id == "W0")
+    text = "\n".join(str(line) for line in walk_lines(w0.run(state, {})))
+    assert "→ ens6" in text and "→ eth1" not in text.split("[return]")[0]

@@ -83,6 +83,34 @@ def match_node(spec: Mapping[str, Any], dump: ObservedNode, path: Path) -> tuple
     )
 
 
+def name_enis(spec: Mapping[str, Any], node: str, dump: ObservedNode) -> list[str]:
+    """The node's ENIs named as its dump's link view names them, by MAC address: AWS's JSON
+    knows no Linux names (AL2 says `eth1`, AL2023 `ens6`), the node's own `ip addr` does. The
+    ifindex is taken too where the view shows it (`ip addr`, not `ifconfig`). Says what it
+    changed."""
+    if not dump.observed("links"):
+        return []
+    by_mac = {link.mac.lower(): link for link in dump.namespace.links}
+    with_index = not (dump.source("links") or "").endswith("ifconfig.txt")
+    notes: list[str] = []
+    for entry in spec.get("nodes", []) or []:
+        if entry.get("name") != node:
+            continue
+        for eni in entry.get("enis", []) or []:
+            link = by_mac.get(str(eni.get("mac", "")).lower())
+            if link is None:
+                continue
+            if eni.get("linux") != link.name:
+                notes.append(f"{node}: ENI {eni.get('id')} is {link.name}, as its dump shows")
+                for pod in spec.get("pods", []) or []:
+                    if pod.get("node") == node and pod.get("eni") == eni.get("linux"):
+                        pod["eni"] = link.name  # pods name their ENI by its Linux name
+                eni["linux"] = link.name
+            if with_index:
+                eni["ifindex"] = link.ifindex
+    return notes
+
+
 def relative(path: Path, start: Path) -> str:
     """`path` as the written spec names it: relative to the spec's folder where it can be."""
     try:
@@ -150,6 +178,7 @@ def run(
         taken[node] = path
         matched.append(Matched(path, node, how, dump))
         assumed += [note for note in dump.assumed if note not in assumed]
+        assumed += name_enis(spec, node, dump)
     folder = output.parent
     spec.pop("observed", None)
     if matched:
