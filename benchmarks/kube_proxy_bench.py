@@ -56,6 +56,7 @@ from eksnet.dataplane.state import Iptables, Namespace
 from eksnet.kernel.hooks import HOOK_ORDER, Hook
 from eksnet.kernel.netfilter import NfEnv, NfOutcome, NfPacket, Ruleset, parse_ruleset, traverse
 from eksnet.kernel.netfilter.index import INDEX_MIN_RULES
+from eksnet.kernel.netfilter.parse import forget_rules
 from eksnet.walk.model import Packet
 from eksnet.walk.netfilter import Passage
 
@@ -510,9 +511,15 @@ def main() -> None:
 
     print("parse:")
     parsed: list[Ruleset] = []  # kept until all are timed: freeing one is not parsing
-    parse = statistics.median(timed(lambda: parsed.append(parse_ruleset(text)), 3))
+    def first_read() -> None:
+        forget_rules()  # every rule read anew, as a node's first dump is
+        parsed.append(parse_ruleset(text))
+
+    parse = statistics.median(timed(first_read, 3))
     parsed.clear()
     figure("parse_ruleset (median of 3)", parse)
+    again = statistics.median(timed(lambda: parsed.append(parse_ruleset(text)), 3))
+    figure("parse_ruleset, its rules read before (another node's dump)", again)
     gc.collect()
     tracemalloc.start()
     kept = parse_ruleset(text)

@@ -676,6 +676,11 @@ with the reader's own error); everything else of a rule depends on its table and
 _SEEN_MAX = 400_000
 
 
+def forget_rules() -> None:
+    """Forget every rule read so far (`_SEEN`): what a benchmark of a first read needs."""
+    _SEEN.clear()
+
+
 def _seen(table: _TableBuilder, text: str) -> tuple[str, tuple[Match, ...], Target | None] | None:
     known = _SEEN.get((table.name, text))
     if known is None:
