@@ -646,6 +646,15 @@ def build_app() -> "typer.Typer":
                 "later), with the state the first left: ClientIP session affinity sticks.",
             ),
         ] = False,
+        later: Annotated[
+            bool,
+            typer.Option(
+                "--later",
+                help="Then the source's next packet of the same connection (a TCP ACK), once "
+                "the reply arrived: it skips the nat table, so only conntrack and mangle rules "
+                "steer it.",
+            ),
+        ] = False,
         flow_logs: Annotated[
             bool,
             typer.Option(
@@ -719,6 +728,7 @@ def build_app() -> "typer.Typer":
                 labels=loaded.labels,
                 with_reply=not no_return,
                 again=again,
+                later=later,
                 az=az,
                 host=host,
                 path=path,
@@ -746,8 +756,8 @@ def build_app() -> "typer.Typer":
                 def again_on(state: "DataplaneState") -> "Walk":
                     return run_walk(
                         state, src, dst, proto=proto, dport=port, sport=sport,
-                        labels=loaded.labels, with_reply=not no_return, again=again, az=az,
-                        host=host, path=path,
+                        labels=loaded.labels, with_reply=not no_return, again=again,
+                        later=later, az=az, host=host, path=path,
                     )  # fmt: skip
 
                 _print_explanation(cluster, variant, overrides or (), loaded, again_on, result)

@@ -848,3 +848,141 @@ def test_before_v1_7_no_vlan_rules_and_hashrandom_snat() -> None:
     assert any("-i vlan+" in line for line in new[("mangle", "PREROUTING")])
     assert new[("nat", "AWS-SNAT-CHAIN-1")][-1].startswith("-A AWS-SNAT-CHAIN-1 ! -o vlan+ ")
     assert new[("nat", "AWS-SNAT-CHAIN-1")][-1].endswith(" --random-fully")
+
+
+# amazon-vpc-cni-k8s pkg/networkutils/network.go and cmd/routed-eni-cni-plugin at the tags named;
+# each boundary is the first release whose code differs.
+
+
+def _primary_renamed(cluster: Cluster, name: str) -> Cluster:
+    """`cluster` with node 1's primary ENI called `name` in Linux (an AL2023 `ens5`)."""
+    nodes = []
+    for spec in cluster.nodes:
+        if spec.name == NODE1:
+            enis = [
+                eni.model_copy(update={"linux": name}) if eni.device == 0 else eni
+                for eni in spec.enis
+            ]
+            spec = spec.model_copy(update={"enis": enis})
+        nodes.append(spec)
+    pods = [
+        spec.model_copy(update={"eni": name}) if spec.node == NODE1 and spec.eni == "eth0" else spec
+        for spec in cluster.pods
+    ]
+    return cluster.model_copy(update={"nodes": nodes, "pods": pods})
+
+
+def test_before_v1_6_the_snat_comment_is_aws_snat_chan() -> None:
+    # v1.5.4: `"-m", "comment", "--comment", "AWS SNAT CHAN"` on the POSTROUTING jump and on
+    # every `! -d CIDR -j NEXT` rule; v1.6.0 spells it "AWS SNAT CHAIN". The last chain's
+    # action keeps "AWS, SNAT".
+    old = aws_rules(iptables_of(build_state(with_cni(DEMO, version="v1.5.4")), NODE1))
+    assert (
+        '-A POSTROUTING -m comment --comment "AWS SNAT CHAN" -j AWS-SNAT-CHAIN-0'
+        in (old[("nat", "POSTROUTING")])
+    )
+    assert old[("nat", "AWS-SNAT-CHAIN-0")] == [
+        '-A AWS-SNAT-CHAIN-0 ! -d 192.168.0.0/16 -m comment --comment "AWS SNAT CHAN" '
+        "-j AWS-SNAT-CHAIN-1"
+    ]
+    new = aws_rules(iptables_of(build_state(with_cni(DEMO, version="v1.6.0")), NODE1))
+    assert (
+        '-A POSTROUTING -m comment --comment "AWS SNAT CHAIN" -j AWS-SNAT-CHAIN-0'
+        in (new[("nat", "POSTROUTING")])
+    )
+
+
+def test_before_v1_6_mtu_and_snat_exclusions_are_not_read() -> None:
+    # AWS_VPC_ENI_MTU and AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS first appear in v1.6.0; v1.5.x sets
+    # `ethernetMTU = 9001` on secondary ENIs and veths and exempts only the VPC CIDRs.
+    env = {"AWS_VPC_ENI_MTU": "1500", "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS": "10.0.0.0/8"}
+    for version, mtu, excluded in (("v1.5.4", 9001, False), ("v1.6.0", 1500, True)):
+        state = build_state(with_cni(DEMO, version=version, **env))
+        eth1 = next(link for link in node(state, NODE1).links if link.name == "eth1")
+        assert eth1.mtu == mtu, version
+        veth = next(link for link in pod(state, POD61).links if link.name == "eth0")
+        assert veth.mtu == mtu, version
+        save = iptables_of(state, NODE1)
+        assert ("! -d 10.0.0.0/8" in save) is excluded, version
+
+
+def test_before_v1_4_no_snat_port_randomisation() -> None:
+    # v1.3.x's SNAT rule ends at `--to-source primaryAddr` whatever the env says;
+    # AWS_VPC_K8S_CNI_RANDOMIZESNAT arrives in v1.4.0 (`prng` → `--random-fully`).
+    for version, ending in (("v1.3.4", "--to-source 192.168.1.50"), ("v1.4.0", "--random-fully")):
+        cluster = with_cni(DEMO, version=version, AWS_VPC_K8S_CNI_RANDOMIZESNAT="prng")
+        rules = aws_rules(iptables_of(build_state(cluster), NODE1))
+        assert rules[("nat", "AWS-SNAT-CHAIN-1")][-1].endswith(ending), version
+
+
+def test_before_v1_4_the_nodeport_mark_rule_names_eth0() -> None:
+    # v1.3.x writes `"-i", "eth0"` in the "connmark for primary ENI" rule; v1.4.0 writes the
+    # interface it found by the primary ENI's MAC (`"-i", primaryIntf`).
+    renamed = _primary_renamed(DEMO, "ens5")
+    for version, interface in (("v1.3.4", "eth0"), ("v1.4.0", "ens5")):
+        mangle = aws_rules(iptables_of(build_state(with_cni(renamed, version=version)), NODE1))[
+            ("mangle", "PREROUTING")
+        ]
+        assert mangle[0].startswith(f"-A PREROUTING -i {interface} "), version
+
+
+def test_before_v1_8_the_restore_rule_names_eni_whatever_the_veth_prefix() -> None:
+    # v1.7.5: `"-i", "eni+"` in "connmark restore for primary ENI"; v1.8.0: `n.vethPrefix + "+"`.
+    for version, interface in (("v1.7.5", "eni+"), ("v1.8.0", "cali+")):
+        state = build_state(with_cni(DEMO, version=version, AWS_VPC_K8S_CNI_VETHPREFIX="cali"))
+        mangle = aws_rules(iptables_of(state, NODE1))[("mangle", "PREROUTING")]
+        assert any(
+            line.startswith(f"-A PREROUTING -i {interface} ") and "--restore-mark" in line
+            for line in mangle
+        ), version
+
+
+def test_before_v1_12_1_rule_1024_and_restore_need_nodeport_support() -> None:
+    # v1.12.0: `if n.nodePortSupportEnabled { RuleAdd(mainENIRule) }` and the restore rule's
+    # `shouldExist: n.nodePortSupportEnabled`; v1.12.1: `nodePortSupportEnabled ||
+    # !useExternalSNAT` for both.
+    off = {"AWS_VPC_CNI_NODE_PORT_SUPPORT": "false"}
+    for version, present in (("v1.12.0", False), ("v1.12.1", True)):
+        state = build_state(with_cni(DEMO, version=version, **off))
+        assert any(rule.priority == 1024 for rule in node(state, NODE1).rules) is present
+        mangle = aws_rules(iptables_of(state, NODE1)).get(("mangle", "PREROUTING"), [])
+        assert any("--restore-mark" in line for line in mangle) is present, version
+
+
+def test_before_v1_7_rp_filter_only_with_nodeport_support() -> None:
+    # v1.6.3's SetupHostNetwork writes rp_filter=2 inside `if n.nodePortSupportEnabled`; from
+    # v1.7.0 the init container (scripts/init.sh) sets it on every node.
+    off = {"AWS_VPC_CNI_NODE_PORT_SUPPORT": "false"}
+    for version, present in (("v1.6.3", False), ("v1.7.0", True)):
+        sysctls = dict(node(build_state(with_cni(DEMO, version=version, **off)), NODE1).sysctls)
+        assert (sysctls.get("net.ipv4.conf.eth0.rp_filter") == "2") is present, version
+
+
+def test_before_v1_16_4_pods_get_the_eni_mtu() -> None:
+    # POD_MTU is read from v1.16.4; before, the plugin's MTU is the conflist's, AWS_VPC_ENI_MTU.
+    env = {"AWS_VPC_ENI_MTU": "1500", "POD_MTU": "1400"}
+    for version, mtu in (("v1.16.3", 1500), ("v1.16.4", 1400)):
+        state = build_state(with_cni(DEMO, version=version, **env))
+        veth = next(link for link in pod(state, POD61).links if link.name == "eth0")
+        assert veth.mtu == mtu, version
+
+
+def test_before_v1_3_is_not_modelled() -> None:
+    with pytest.raises(NotModelled, match=r"v1\.2\.1"):
+        build_state(with_cni(DEMO, version="v1.2.1"))
+
+
+def test_before_v1_12_1_the_outbound_connections_rule_matches_state_new() -> None:
+    # v1.12.0: `"-i", n.vethPrefix + "+", "-m", "comment", "--comment", "AWS, outbound
+    # connections", "-m", "state", "--state", "NEW", "-j", "AWS-CONNMARK-CHAIN-0"`; v1.12.1
+    # deletes that rule and writes it without the state match.
+    for version, state_new in (("v1.12.0", True), ("v1.12.1", False)):
+        prerouting = aws_rules(iptables_of(build_state(with_cni(DEMO, version=version)), NODE1))[
+            ("nat", "PREROUTING")
+        ]
+        wanted = (
+            '-A PREROUTING -i eni+ -m comment --comment "AWS, outbound connections" '
+            + ("-m state --state NEW " if state_new else "")
+            + "-j AWS-CONNMARK-CHAIN-0"
+        )
+        assert wanted in prerouting, version

@@ -4,9 +4,11 @@ Each folder of `cases/` (see test_real_cases.py and each `source.md` for the pub
 URL and what was completed) is imported as a cluster whose node has the reporter's dumps: the
 check must report every finding the maintainers confirmed, and the failing walk the report
 describes must end otherwise on the imported node than on a healthy one, with `--explain`
-naming one of those findings as the cause and its fix. The one case whose failure needs a
-connection's later packets (a single-packet walk passes) says so in its `expected.yaml`: its
-finding is checked, its walk is not explained.
+naming one of those findings as the cause and its fix. A case whose fault is the controllers'
+own rules at the reported version (`cause: controllers`, with the release that fixed it) has no
+drift to find: its node's rules of that controller must be as the version writes them, its walk
+must end the same way (dropped as `drop` says) on the imported and the derived state, and the
+fixing release must deliver it, its reply and its later packet.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 import yaml
 
 from eksnet.controllers import build_state
+from eksnet.dataplane.state import DataplaneState
 from eksnet.diagnose.drift import Finding, differences, outcome
 from eksnet.diagnose.explain import explain
 from eksnet.model import load_cluster
@@ -38,6 +41,11 @@ def imported(slug: str, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     return path, expected
 
 
+def fixed_state(path: Path, version: str) -> DataplaneState:
+    """The case's cluster as the fixing release of the VPC CNI would write it (no dumps)."""
+    return build_state(load_cluster(path, overrides=[f"cni.version={version}"]))
+
+
 def matches(finding: Finding, wanted: dict[str, Any]) -> bool:
     shown = finding.object
     if finding.kind == "iptables":
@@ -55,6 +63,10 @@ def test_check_reports_the_confirmed_findings(slug: str, tmp_path: Path) -> None
     found = differences(derived, observed)
     for wanted in expected["findings"]:
         assert any(matches(f, wanted) for f in found), (wanted, [f.object for f in found])
+    if expected.get("cause") == "controllers":
+        ours = [f.object for f in found if f.kind == "iptables" and "AWS" in f.object]
+        ours += [f.object for f in found if f.kind == "rule"]
+        assert not ours, ours
 
 
 @pytest.mark.parametrize("slug", SLUGS)
@@ -68,9 +80,15 @@ def test_explain_names_a_confirmed_cause(slug: str, tmp_path: Path) -> None:
         return walk(state, spec["from"], spec["to"], dport=spec.get("port"))
 
     result = run(observed)
-    if "note" in expected:
-        # the report's failure needs later packets of the connection: the first one passes
+    if expected.get("cause") == "controllers":
         assert outcome(result) == outcome(run(derived))
+        assert result.disposition is not None and result.disposition.kind == "dropped"
+        assert result.disposition.reason.startswith(expected["drop"]), result.disposition
+        fixed = fixed_state(path, expected["fixed_in"])
+        mended = walk(fixed, spec["from"], spec["to"], dport=spec.get("port"), later=True)
+        assert mended.disposition is not None and mended.disposition.kind == "delivered"
+        assert mended.later is not None and mended.later.disposition is not None
+        assert mended.later.disposition.kind == "delivered", mended.later.disposition
         return
     assert outcome(result) != outcome(run(derived)), "the imported node must fail the walk"
     lines = explain(run, result, derived, observed)

@@ -101,7 +101,14 @@ def check(case: Case, slug: str) -> None:
     for name in case.files:
         part, _ = PLAIN_FILES[name]
         assert case.observed.source(part) is not None, f"{slug}: {name} not read"
-    assert expected["findings"], f"{slug}: no finding"
+    if expected.get("cause") == "controllers":
+        # the fault is the reported version's own rules: the dump's AWS rules are its rules
+        assert not expected["findings"] and expected["fixed_in"], slug
+        dumped = {line for line in dump_lines(case, "iptables") if "AWS" in line}
+        healthy = {line for line in iptables_save(case.healthy).splitlines() if "AWS" in line}
+        assert dumped == healthy, (slug, dumped ^ healthy)
+    else:
+        assert expected["findings"], f"{slug}: no finding"
     for finding in expected["findings"]:
         kind, obj, difference = finding["kind"], finding["object"], finding["difference"]
         assert kind in KINDS and difference in DIFFERENCES, finding
@@ -161,7 +168,8 @@ def test_calico_mangle_accept_skips_connmark_restore() -> None:
 
 
 def test_nodeport_support_off_no_mangle_restore() -> None:
-    """NODE_PORT_SUPPORT=false: no `-i eni+` restore-mark rule in mangle, node SNAT breaks.
+    """NODE_PORT_SUPPORT=false on v1.10.1: no rule 1024, no `-i eni+` restore-mark rule in
+    mangle, so node SNAT of secondary-ENI pods breaks; the version's own rules (fixed in v1.12.1).
 
     https://github.com/aws/amazon-vpc-cni-k8s/issues/2025, fixed by
     https://github.com/aws/amazon-vpc-cni-k8s/pull/2026

@@ -115,6 +115,31 @@ def test_without_the_outbound_rule_every_flow_is_tracked_and_replies_pass_by_tra
     assert out.allowed and out.tracked
 
 
+def test_a_tracked_flow_admits_its_later_packets_whatever_the_rules_say_now() -> None:
+    # EC2-CT: "rule changes do not cut tracked flows" — an SSH session from the /32 goes on
+    # after the inbound 22 rule is deleted.
+    request = tcp("203.0.113.1", "10.0.1.10", 22)
+    tracked = Tracking().with_flow(SERVER.id, request)
+    without_22 = vpc(SecurityGroup("sg-web", EXAMPLE.rules[1:]), enis=(SERVER,))
+    assert not judge(without_22, SERVER, "ingress", request, Tracking()).allowed
+    later = judge(without_22, SERVER, "ingress", request, tracked)
+    assert later.allowed and later.tracked and later.later
+    assert "allowed as a later packet of a tracked flow" in later.text()
+
+
+def test_the_reply_of_an_untracked_flow_is_judged_by_rules_and_stays_untracked() -> None:
+    # vpc-fabric.md §2.3: an untracked flow's replies "are admitted by rules only"; the reply
+    # is part of the same flow, so it does not start a tracked one.
+    state = vpc(EXAMPLE, enis=(SERVER,))
+    request = tcp("198.51.100.7", "10.0.1.10", 80)
+    seen = Tracking().with_flow(SERVER.id, request, untracked=True)
+    back = judge(state, SERVER, "egress", reply(request), seen)
+    assert back.allowed and back.untracked and not back.tracked
+    assert back.rule is EXAMPLE.rules[3]
+    # without the memory of the untracked request, the reply alone looks like a new flow
+    assert not judge(state, SERVER, "egress", reply(request), Tracking()).untracked
+
+
 def test_icmp_is_always_tracked() -> None:
     state = vpc(EXAMPLE, enis=(SERVER,))
     ping = Headers(ICMP, A("198.51.100.7"), A("10.0.1.10"), icmp_type=8, icmp_code=0, icmp_id=7)

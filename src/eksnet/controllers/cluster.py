@@ -92,7 +92,7 @@ def build_state(cluster: Cluster) -> DataplaneState:
 
 def _build_state(cluster: Cluster) -> DataplaneState:
     cni_features = features(cluster.cni.version)
-    cni_settings = settings(cluster.cni.env)
+    cni_settings = settings(cluster.cni.env, cni_features)
     namespaces: list[Namespace] = []
     ports: tuple[kube_proxy.ServicePortInfo, ...] | None = None
     for node in cluster.nodes:
@@ -457,7 +457,7 @@ def _node_and_pods(
         Route(TABLE_MAIN, METADATA_ROUTE, dev=primary.linux),
     ]
     rules: list[Rule] = [DEFAULT_RULES[0]]
-    rules += ipamd.host_network_rules(cni_settings)
+    rules += ipamd.host_network_rules(cni_features, cni_settings)
     for eni in enis:
         eni_subnet = cluster.subnet(eni.subnet or node.subnet).cidr
         links.append(
@@ -557,8 +557,9 @@ def _node_and_pods(
         rules=tuple(rules),
         sysctls=(
             *_inherited_sysctls(cluster),
-            # The VPC CNI init container: loose rp_filter on the primary interface only.
-            (f"net.ipv4.conf.{primary.linux}.rp_filter", "2"),
+            # The VPC CNI init container: loose rp_filter on the primary interface only
+            # (before v1.7.0 ipamd, and only with NodePort support on).
+            *_primary_rp_filter(primary, cni_features, cni_settings),
             # kube-proxy at start-up: route_localnet, conntrack timeouts (kube-proxy.md §8.1).
             *proxy_rules.sysctls,
         ),
@@ -609,6 +610,14 @@ def _inherited_sysctls(cluster: Cluster) -> tuple[tuple[str, str], ...]:
     values = dict(AMI_SYSCTLS[cluster.node_defaults.ami])
     values.update((key, str(value)) for key, value in cluster.node_defaults.sysctls.items())
     return tuple(values.items())
+
+
+def _primary_rp_filter(
+    primary: EniSpec, cni_features: CniFeatures, cni_settings: CniSettings
+) -> tuple[tuple[str, str], ...]:
+    if cni_features.rp_filter_always or cni_settings.node_port_support:
+        return ((f"net.ipv4.conf.{primary.linux}.rp_filter", "2"),)
+    return ()
 
 
 def _iptables_save(

@@ -23,12 +23,13 @@ def route_table_id(device: int) -> int:
     return TABLE_MAIN if device == 0 else device + 1
 
 
-def host_network_rules(settings: CniSettings) -> tuple[Rule, ...]:
+def host_network_rules(features: CniFeatures, settings: CniSettings) -> tuple[Rule, ...]:
     """Rule 1024 steers marked traffic (NodePort replies, SNATed egress) through main → eth0.
 
-    Present iff NodePort support is on or the node SNATs (vpc-cni.md §2.2 step 2).
+    Present iff NodePort support is on or the node SNATs (vpc-cni.md §2.2 step 2); before
+    v1.12.1 only with NodePort support on.
     """
-    if not (settings.node_port_support or not settings.external_snat):
+    if not _restores_marks(features, settings):
         return ()
     mark = settings.connmark
     return (Rule(NODE_PORT_RULE_PRIORITY, table=TABLE_MAIN, fwmark=mark, fwmask=mark),)
@@ -64,6 +65,14 @@ def eni_network(
             Rule(ENI_PRIMARY_IP_RULE_PRIORITY, table=table, src=IPv4Network(f"{primary_ip}/32")),
         )
     return EniSetup(routes=routes, rules=rules)
+
+
+def _restores_marks(features: CniFeatures, settings: CniSettings) -> bool:
+    """Whether rule 1024 and the veth restore (M2) exist: they carry NodePort replies and,
+    since v1.12.1, SNATed egress marked by the nat table's connmark chain."""
+    if settings.node_port_support:
+        return True
+    return features.host_rule_without_node_port and not settings.external_snat
 
 
 def _mark(value: int) -> str:
@@ -105,13 +114,15 @@ def iptables_rules(
     mark = _mark(settings.connmark)
     mangle: list[str] = []
     if settings.node_port_support:
+        marked = primary_interface if features.primary_interface_by_mac else "eth0"
         mangle.append(
-            f'-A PREROUTING -i {primary_interface} -m comment --comment "AWS, primary ENI" '
+            f'-A PREROUTING -i {marked} -m comment --comment "AWS, primary ENI" '
             f"-m addrtype --dst-type LOCAL --limit-iface-in -j CONNMARK --set-xmark {mark}/{mark}"
         )
-    if settings.node_port_support or not settings.external_snat:
+    if _restores_marks(features, settings):
+        veths = settings.veth_prefix if features.veth_prefix_restore else "eni"
         mangle.append(
-            f'-A PREROUTING -i {settings.veth_prefix}+ -m comment --comment "AWS, primary ENI" '
+            f'-A PREROUTING -i {veths}+ -m comment --comment "AWS, primary ENI" '
             f"-j CONNMARK --restore-mark --nfmask {mark} --ctmask {mark}"
         )
     if settings.node_port_support and features.vlan_rules:
@@ -127,15 +138,20 @@ def iptables_rules(
     connmark_chains, connmark_rules = _connmark(features, settings, exempt)
     chains += connmark_chains
     if features.nat_connmark:
+        # `-m state --state NEW` until v1.12.1: always true in the nat table, which sees only
+        # a connection's first packet.
+        new_only = "" if features.host_rule_without_node_port else "-m state --state NEW "
         nat.append(
             f"-A PREROUTING -i {settings.veth_prefix}+ -m comment --comment "
-            '"AWS, outbound connections" -j AWS-CONNMARK-CHAIN-0'
+            f'"AWS, outbound connections" {new_only}-j AWS-CONNMARK-CHAIN-0'
         )
         nat.append(
             '-A PREROUTING -m comment --comment "AWS, CONNMARK" '
             f"-j CONNMARK --restore-mark --nfmask {mark} --ctmask {mark}"
         )
-    nat.append('-A POSTROUTING -m comment --comment "AWS SNAT CHAIN" -j AWS-SNAT-CHAIN-0')
+    nat.append(
+        f'-A POSTROUTING -m comment --comment "{features.snat_chain_comment}" -j AWS-SNAT-CHAIN-0'
+    )
     nat += connmark_rules
     snat_chains, snat_rules = _snat(features, settings, primary_ip, list(vpc_cidrs))
     chains += snat_chains
@@ -183,7 +199,7 @@ def _snat(
         + '-m comment --comment "AWS, SNAT" -m addrtype ! --dst-type LOCAL '
         f"-j SNAT --to-source {primary_ip}{_snat_flag(features, settings)}"
     )
-    exempt = [(cidr, "AWS SNAT CHAIN") for cidr in vpc_cidrs]
+    exempt = [(cidr, features.snat_chain_comment) for cidr in vpc_cidrs]
     exempt += [(cidr, "AWS SNAT CHAIN EXCLUSION") for cidr in settings.exclude_snat_cidrs]
     if not features.single_chain_layout:
         return _chained("AWS-SNAT-CHAIN", exempt, action)

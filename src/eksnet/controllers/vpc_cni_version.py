@@ -36,10 +36,33 @@ class CniFeatures:
     """Version-dependent behaviour, each flag with the release that brought it."""
 
     version: Version
+    primary_interface_by_mac: bool
+    """v1.4.0: the NodePort mark rule (M1) names the interface found by the primary ENI's MAC
+    (before: `-i eth0` written literally, whatever the interface is called)."""
+    randomize_snat_env: bool
+    """v1.4.0: `AWS_VPC_K8S_CNI_RANDOMIZESNAT` is read (before: the SNAT rule has no port
+    randomisation flag)."""
+    snat_chain_comment: str
+    """The comment on the POSTROUTING jump and the chain rules: `AWS SNAT CHAN` (sic) before
+    v1.6.0, `AWS SNAT CHAIN` since (`pkg/networkutils/network.go` at v1.5.4 and v1.6.0)."""
+    mtu_and_exclusion_env: bool
+    """v1.6.0: `AWS_VPC_ENI_MTU` and `AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS` are read (before: MTU
+    9001, no exclusions)."""
+    rp_filter_always: bool
+    """v1.7.0: the init container sets the primary interface's rp_filter to 2 on every node
+    (`scripts/init.sh`); before, ipamd did so only with NodePort support on."""
     vlan_rules: bool
     """v1.7.0 (security groups for pods): the mangle restore on `vlan+` (M3) and SNAT's
     `! -o vlan+`; also the SNAT's default port randomisation became `prng` (`--random-fully`),
     `hashrandom` (`--random`) before (`pkg/networkutils/network.go` at v1.6.3 and v1.7.0)."""
+    veth_prefix_restore: bool
+    """v1.8.0: the connmark restore (M2) matches `-i PREFIX+` from `AWS_VPC_K8S_CNI_VETHPREFIX`
+    (before: `-i eni+` written literally, so another prefix lost the restore)."""
+    host_rule_without_node_port: bool
+    """v1.12.1 (PR #2026, issue #2025): rule 1024 and the restore (M2) are also there when the
+    node SNATs with NodePort support off (before: only with NodePort support on, so a pod on a
+    secondary ENI lost the mark after its connection's first packet); the same change dropped
+    `-m state --state NEW` from the nat table's `AWS, outbound connections` rule."""
     single_from_rule: bool
     """v1.8.0: one `1536: from POD lookup T` per pod (before: one rule per VPC CIDR)."""
     nat_connmark: bool
@@ -47,6 +70,8 @@ class CniFeatures:
     single_chain_layout: bool
     """v1.16.2: one AWS-SNAT-CHAIN-0 / AWS-CONNMARK-CHAIN-0 with RETURN rules (before: chains of
     chains, `! -d CIDR -j NEXT`)."""
+    pod_mtu_env: bool
+    """v1.16.4: `POD_MTU` is read (before: pods get the ENI MTU)."""
     eni_primary_ip_rule: bool
     """v1.20.0: `32765: from ENI-PRIMARY-IP lookup T` for every secondary ENI."""
     plain_connmark_comment: bool
@@ -58,10 +83,29 @@ class CniFeatures:
     """v1.23.0: with an nf_tables iptables, connmark rules live in nftables `table ip aws-cni`."""
 
 
+OLDEST_MODELLED: Version = (1, 3, 0)
+"""v1.3.0 brought secondary VPC CIDRs and with them the rules later releases build on (the
+AWS-SNAT-CHAIN chains, one `1536: from POD to VPC-CIDR` rule per CIDR); before it, a
+`1024: not to VPC-CIDR lookup main` rule and one `! -d VPC-CIDR` SNAT rule were the design
+(`pkg/networkutils/network.go` at v1.2.1), which is not modelled."""
+
+
 def features(version_text: str) -> CniFeatures:
     version = parse_version(version_text)
+    if version < OLDEST_MODELLED:
+        raise NotModelled(
+            f"VPC CNI {version_text} (releases before v1.3.0 used a different node design)"
+        )
     return CniFeatures(
         version=version,
+        primary_interface_by_mac=version >= (1, 4, 0),
+        randomize_snat_env=version >= (1, 4, 0),
+        snat_chain_comment="AWS SNAT CHAIN" if version >= (1, 6, 0) else "AWS SNAT CHAN",
+        mtu_and_exclusion_env=version >= (1, 6, 0),
+        rp_filter_always=version >= (1, 7, 0),
+        veth_prefix_restore=version >= (1, 8, 0),
+        host_rule_without_node_port=version >= (1, 12, 1),
+        pod_mtu_env=version >= (1, 16, 4),
         vlan_rules=version >= (1, 7, 0),
         single_from_rule=version >= (1, 8, 0),
         nat_connmark=version >= (1, 8, 0),
@@ -81,7 +125,8 @@ class CniSettings:
     node_port_support: bool
     connmark: int
     randomize_snat: str
-    """`AWS_VPC_K8S_CNI_RANDOMIZESNAT`; empty: the version's default (`CniFeatures.vlan_rules`)."""
+    """`AWS_VPC_K8S_CNI_RANDOMIZESNAT`; empty: the version's default (`CniFeatures.vlan_rules`);
+    `none` before v1.4.0, which had no randomisation."""
     veth_prefix: str
     eni_mtu: int
     pod_mtu: int
@@ -112,8 +157,10 @@ def _flag(env: Mapping[str, str], key: str, default: bool) -> bool:
     return lowered == "true"
 
 
-def settings(env: Mapping[str, str]) -> CniSettings:
-    """Read the env vars the way aws-node does, defaults included; unmodelled features say so."""
+def settings(env: Mapping[str, str], found: CniFeatures) -> CniSettings:
+    """Read the env vars the way this version's aws-node does, defaults included; unmodelled
+    features say so. A variable the version does not read yet is ignored, as aws-node ignores
+    it: a cluster imported with `AWS_VPC_ENI_MTU` set on v1.5 still runs at 9001."""
     for key, what in _NOT_MODELLED_WHEN_TRUE.items():
         if _flag(env, key, False):
             raise NotModelled(what)
@@ -152,22 +199,26 @@ def settings(env: Mapping[str, str]) -> CniSettings:
             path=("cni", "env", "AWS_VPC_K8S_CNI_VETHPREFIX"),
         )
     exclusions: list[IPv4Network] = []
-    for item in filter(
-        None,
-        (part.strip() for part in env.get("AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", "").split(",")),
-    ):
+    excluded = (
+        env.get("AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", "") if found.mtu_and_exclusion_env else ""
+    )
+    for item in filter(None, (part.strip() for part in excluded.split(","))):
         try:
             exclusions.append(IPv4Network(item))
         except (AddressValueError, NetmaskValueError, ValueError):
             continue  # aws-node skips invalid and IPv6 entries (vpc-cni.md §2.4)
+    eni_mtu_text = env.get("AWS_VPC_ENI_MTU") if found.mtu_and_exclusion_env else None
+    eni_mtu = _mtu(eni_mtu_text)
     return CniSettings(
         external_snat=_flag(env, "AWS_VPC_K8S_CNI_EXTERNALSNAT", False),
         node_port_support=_flag(env, "AWS_VPC_CNI_NODE_PORT_SUPPORT", True),
         connmark=connmark,
-        randomize_snat=env.get("AWS_VPC_K8S_CNI_RANDOMIZESNAT", ""),
+        randomize_snat=(
+            env.get("AWS_VPC_K8S_CNI_RANDOMIZESNAT", "") if found.randomize_snat_env else "none"
+        ),
         veth_prefix=prefix,
-        eni_mtu=_mtu(env.get("AWS_VPC_ENI_MTU")),
-        pod_mtu=_mtu(env.get("POD_MTU", env.get("AWS_VPC_ENI_MTU"))),
+        eni_mtu=eni_mtu,
+        pod_mtu=_mtu(env.get("POD_MTU", eni_mtu_text)) if found.pod_mtu_env else eni_mtu,
         exclude_snat_cidrs=tuple(exclusions),
     )
 

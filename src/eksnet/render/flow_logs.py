@@ -115,8 +115,9 @@ def leaves(walk: Walk) -> Iterator[tuple[float, str, Walk]]:
 
 def traffic(walk: Walk) -> list[EniTraffic]:
     """Every ENI observation of one complete way of a walk (one of `leaves()`), in order: the
-    request, its reply, then the next connection (`then`) and its reply."""
-    parts = [walk, walk.reply]
+    request, its reply, its later packet (`later`, counted in the same records), then the next
+    connection (`then`) and its reply."""
+    parts = [walk, walk.reply, walk.later]
     if walk.backend is not None:
         parts += [walk.backend, walk.backend.reply]
     if walk.then is not None:

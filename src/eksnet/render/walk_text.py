@@ -120,6 +120,13 @@ def walk_lines(
     if walk.reply is not None:
         lines.append(Text(""))
         lines += walk_lines(walk.reply, verbose=verbose, title=f"{heading} (return)")
+    if walk.later is not None:
+        lines.append(Text(""))
+        sent = walk.later.flow.later_packet()
+        flags = f" [{sent.tcp_flags}]" if sent.tcp_flags else ""
+        lines += walk_lines(
+            walk.later, verbose=verbose, title=f"{heading} · its later packet{flags}"
+        )
     if walk.backend is not None:
         lines.append(Text(""))
         opened = walk.backend.flow.first_packet().five_tuple()

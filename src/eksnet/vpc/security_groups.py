@@ -68,18 +68,33 @@ class Headers:
 
 @dataclass(frozen=True, slots=True)
 class Tracking:
-    """Every ENI's tracked flows (a value: a walk carries it like conntrack)."""
+    """Every ENI's tracked flows, and the untracked ones it has seen (a value: a walk carries
+    it like conntrack). A tracked flow admits its packets both ways whatever the rules say now
+    ("rule changes do not cut tracked flows"); an untracked flow's packets, its replies too,
+    are admitted by rules only and never start a tracked flow (vpc-fabric.md §2.3)."""
 
     flows: Mapping[str, frozenset[FlowKey]] = field(default_factory=dict)
+    untracked: Mapping[str, frozenset[FlowKey]] = field(default_factory=dict)
 
     def knows(self, eni: str, headers: Headers) -> bool:
         """Whether `headers` is the reply of a flow `eni` tracked."""
         return headers.reversed_key() in self.flows.get(eni, frozenset())
 
-    def with_flow(self, eni: str, headers: Headers) -> Tracking:
-        flows = dict(self.flows)
-        flows[eni] = flows.get(eni, frozenset()) | {headers.key()}
-        return Tracking(flows)
+    def follows(self, eni: str, headers: Headers) -> bool:
+        """Whether `headers` is a later packet, the same way, of a flow `eni` tracked."""
+        return headers.key() in self.flows.get(eni, frozenset())
+
+    def leaves_untracked(self, eni: str, headers: Headers) -> bool:
+        """Whether `headers` belongs (either way) to a flow `eni` saw untracked."""
+        seen = self.untracked.get(eni, frozenset())
+        return headers.key() in seen or headers.reversed_key() in seen
+
+    def with_flow(self, eni: str, headers: Headers, *, untracked: bool = False) -> Tracking:
+        table = dict(self.untracked if untracked else self.flows)
+        table[eni] = table.get(eni, frozenset()) | {headers.key()}
+        if untracked:
+            return Tracking(self.flows, table)
+        return Tracking(table, self.untracked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +107,16 @@ class SgVerdict:
     group: SecurityGroup | None = None
     rule: SgRule | None = None
     tracked: bool = False
-    """Allowed as the reply of a tracked flow."""
+    """Allowed as the reply of a tracked flow (or, `later`, as a later packet of one)."""
+    later: bool = False
     untracked: bool = False
     """Admitted by rules that make the flow untracked (0.0.0.0/0 both ways)."""
 
     def text(self) -> str:
         groups = ", ".join(self.eni.security_groups)
         way = "inbound" if self.direction == "ingress" else "outbound"
+        if self.tracked and self.later:
+            return f"{groups} on {self.eni.id}: {way} allowed as a later packet of a tracked flow"
         if self.tracked:
             return f"{groups} on {self.eni.id}: {way} allowed as the reply of a tracked flow"
         if self.rule is not None and self.group is not None:
@@ -111,13 +129,16 @@ def judge(
     vpc: VpcState, eni: Eni, direction: Direction, headers: Headers, tracking: Tracking
 ) -> SgVerdict:
     """The ENI's security groups on a packet leaving (`egress`) or entering (`ingress`) it."""
+    if tracking.follows(eni.id, headers):
+        return SgVerdict(True, eni, direction, tracked=True, later=True)
     if tracking.knows(eni.id, headers):
         return SgVerdict(True, eni, direction, tracked=True)
+    seen_untracked = tracking.leaves_untracked(eni.id, headers)
     for group_id in eni.security_groups:
         group = vpc.security_group(group_id)
         for rule in group.direction(direction):
             if matches(vpc, rule, headers):
-                untracked = _untracked(vpc, eni, rule, direction, headers)
+                untracked = seen_untracked or _untracked(vpc, eni, rule, direction, headers)
                 return SgVerdict(True, eni, direction, group, rule, untracked=untracked)
     return SgVerdict(False, eni, direction)
 

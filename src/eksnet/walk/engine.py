@@ -178,6 +178,20 @@ class _LbSession:
 
 
 @dataclass(frozen=True, slots=True)
+class _LbFlow:
+    """What a load balancer node chose for a client's connection, kept for its later packets:
+    a passthrough NLB sends them to the same target with the same rewrite (`src`, `sport` as
+    the target sees them), a proxy (CLB, ALB) takes them itself."""
+
+    target: str
+    address: IPv4Address
+    port: int
+    src: IPv4Address
+    sport: int
+    proxy: bool
+
+
+@dataclass(frozen=True, slots=True)
 class _HostAnswer:
     """The instance's host answers a host-served address (IMDS …) to the ENI `eni_id`."""
 
@@ -292,6 +306,11 @@ class _Journey:
     )
     """The load balancers' connections, keyed by the target side's reply as it leaves the
     target: (protocol, source, source port, destination, destination port)."""
+    lb_flows: dict[tuple[str, IPv4Address, int, IPv4Address, int], _LbFlow] = field(
+        default_factory=dict
+    )
+    """The same connections keyed by the client's side as it reaches the node: what a later
+    packet of the client finds."""
     request: load_balancing.HttpRequest | None = None
     """What the client asks over HTTP (an ALB reads it)."""
     backend: tuple[_LoadBalancerSends, Flow] | None = None
@@ -319,6 +338,7 @@ class _Journey:
             tracking=self.tracking,
             sessions=self.sessions,
             lb_sessions=dict(self.lb_sessions),
+            lb_flows=dict(self.lb_flows),
             request=self.request,
         )
 
@@ -345,6 +365,7 @@ def walk(
     labels: Mapping[str, str] | None = None,
     with_reply: bool = True,
     again: bool = False,
+    later: bool = False,
     az: str | None = None,
     host: str | None = None,
     path: str | None = None,
@@ -354,7 +375,8 @@ def walk(
     `az` its node's zone and `host`/`path` an ALB's request), and its first reply back; a walk
     that load balancing splits has one branch per way it can go. `again`: each way it can go
     also walks the same client's next connection (`Walk.then`), with the `recent` lists this
-    one left."""
+    one left. `later`: once the reply arrived, the source's next packet of the same connection
+    is walked too (`Walk.later`)."""
     destination_target = parse_target(dst)
     balanced = destination_target.kind in ("lb", "ingress", "dns")
     if not balanced and (az, host, path) != (None, None, None):
@@ -369,6 +391,10 @@ def walk(
         raise InputError("an icmp walk has no ports", fix="drop --port/--sport")
     if proto != "icmp" and icmp_id is not None:
         raise InputError(f"a {proto} walk has no ICMP identifier", fix="drop the identifier")
+    if later and not with_reply:
+        raise InputError(
+            "a later packet is sent once the reply arrived", fix="drop --no-return or --later"
+        )
     source = _endpoint(state, parse_target(src), role="source")
     start = _namespace_of_endpoint(state, source)
     request: load_balancing.HttpRequest | None = None
@@ -409,11 +435,20 @@ def walk(
         if start is not None
         else _from_the_internet(state, client, flow, resolved)  # type: ignore[arg-type]
     )
+    following: _Position | None = None
+    if later:
+        following = (
+            _Origin(start, flow.later_packet())
+            if start is not None
+            else _from_the_internet(state, client, flow, resolved, later=True)  # type: ignore[arg-type]
+        )
     target = _namespace_of_endpoint(state, destination)
     fresh = _Carried(request=request)
 
     def once(choices: _Choices) -> Walk:
-        first, left = _walk_once(state, flow, origin, target, labels, choices, with_reply, fresh)
+        first, left = _walk_once(
+            state, flow, origin, target, labels, choices, with_reply, fresh, following
+        )
         if not again:
             return first
         return _with_next_connection(
@@ -512,9 +547,11 @@ def _walk_once(
     choices: _Choices,
     with_reply: bool,
     carried: _Carried,
+    following: _Position | None = None,
 ) -> tuple[Walk, Mapping[str, RecentTables]]:
     """One complete replay: the forward walk under `choices`, and its reply; with the `recent`
-    lists as the exchange left them."""
+    lists as the exchange left them. `following`: where the source's later packet starts, walked
+    if the reply arrived."""
     journey = _Journey(
         state=state,
         labels=labels or {},
@@ -527,8 +564,13 @@ def _walk_once(
     end = _run(journey, origin)
     reply: Walk | None = None
     left: Mapping[str, RecentTables] = journey.recent
+    later: Walk | None = None
     if with_reply and end.disposition.kind == "delivered" and end.delivered_packet is not None:
-        reply, left = _reply_walk(flow, journey, end)
+        reply, answered = _reply_walk(flow, journey, end)
+        left = answered.recent
+        arrived = reply.disposition is not None and reply.disposition.kind == "delivered"
+        if following is not None and arrived:
+            later = _later_walk(flow, answered, target, following)
     elif with_reply and end.answer is not None:
         reply, left = _answer_walk(flow, journey, end.answer)
     walked = Walk(
@@ -540,8 +582,25 @@ def _walk_once(
         reply=reply,
         notes=_notes(journey),
         backend=_backend_walk(journey, with_reply),
+        later=later,
     )
     return walked, left
+
+
+def _later_walk(flow: Flow, answered: _Journey, target: str | None, start: _Position) -> Walk:
+    """The source's next packet, walked with every table the exchange left (conntrack, the
+    security groups' tracked flows, the NAT gateways' and load balancers' sessions), so each
+    finds its connection instead of making a new one."""
+    journey = answered.answering(target)
+    end = _run(journey, start)
+    return Walk(
+        flow=flow,
+        direction="forward",
+        hops=tuple(journey.hops),
+        disposition=end.disposition,
+        conntrack=tuple(journey.records),
+        notes=_notes(journey),
+    )
 
 
 def _backend_walk(journey: _Journey, with_reply: bool) -> Walk | None:
@@ -586,10 +645,9 @@ def _branched(flow: Flow, leaves: Sequence[tuple[_Choices, Walk]]) -> Walk:
     )
 
 
-def _reply_walk(
-    flow: Flow, forward: _Journey, end: _End
-) -> tuple[Walk, Mapping[str, RecentTables]]:
-    """The answer to the delivered packet, sent by the socket that received it."""
+def _reply_walk(flow: Flow, forward: _Journey, end: _End) -> tuple[Walk, _Journey]:
+    """The answer to the delivered packet, sent by the socket that received it; with the
+    journey it made (its tables are what a later packet finds)."""
     assert end.delivered_packet is not None
     answer = end.delivered_packet.reply()
     journey = forward.answering(_namespace_of_endpoint(forward.state, flow.src))
@@ -609,7 +667,7 @@ def _reply_walk(
         conntrack=tuple(journey.records),
         notes=_notes(journey),
     )
-    return walked, journey.recent
+    return walked, journey
 
 
 def _answer_walk(
@@ -1307,13 +1365,12 @@ def _security_groups(
         )
         carry.steps.append(_flow_log(eni, direction, carry.packet, "REJECT", carry))
         return carry.end(reason, "sg-egress" if direction == "egress" else "sg-ingress", decided)
-    if not verdict.tracked and not verdict.untracked:
-        journey.tracking = journey.tracking.with_flow(eni.id, headers)
-    state = (
-        "tracked reply"
-        if verdict.tracked
-        else ("untracked: 0.0.0.0/0 both ways" if verdict.untracked else "tracked")
-    )
+    if not verdict.tracked:
+        journey.tracking = journey.tracking.with_flow(eni.id, headers, untracked=verdict.untracked)
+    if verdict.tracked:
+        state = "tracked" if verdict.later else "tracked reply"
+    else:
+        state = "untracked: 0.0.0.0/0 both ways" if verdict.untracked else "tracked"
     carry.steps.append(Step("security-group", f"{verdict.text()}; {state}", decided_by=decided))
     return None
 
@@ -1695,6 +1752,9 @@ def _at_load_balancer(journey: _Journey, position: _AtLoadBalancer) -> _Outcome:
     session = journey.lb_sessions.get(key)
     if session is not None:
         return _lb_back(journey, balancer, node, eni, packet, session)
+    held = journey.lb_flows.get(key)
+    if held is not None:
+        return _lb_onwards(journey, balancer, node, eni, packet, held)
     steps: list[Step] = []
 
     def end(kind: str, reason: str, code: DropCode | None = None) -> _End:
@@ -1794,6 +1854,9 @@ def _at_load_balancer(journey: _Journey, position: _AtLoadBalancer) -> _Outcome:
         journey.lb_sessions[(packet.proto, target.address, target.port, client, client_port)] = (
             _LbSession(eni.id, client, client_port, node.private_ip, listener.port, proxy=False)
         )
+        journey.lb_flows[key] = _LbFlow(
+            target.id, target.address, target.port, client, client_port, proxy=False
+        )
     else:
         used = [k[4] for k in journey.lb_sessions if k[3] == node.private_ip]
         port = load_balancing.lowest_free_port(used)
@@ -1814,6 +1877,9 @@ def _at_load_balancer(journey: _Journey, position: _AtLoadBalancer) -> _Outcome:
         )
         journey.lb_sessions[(packet.proto, target.address, target.port, node.private_ip, port)] = (
             _LbSession(eni.id, client, client_port, node.private_ip, listener.port, proxy=True)
+        )
+        journey.lb_flows[key] = _LbFlow(
+            target.id, target.address, target.port, node.private_ip, port, proxy=False
         )
     frame = _lb_frame(vpc, eni, after)
     steps.append(Step("transmit", f"out of {eni.id}", after=frame))
@@ -1869,6 +1935,9 @@ def _proxy(
     journey.lb_sessions[("tcp", target.address, target.port, node.private_ip, port)] = _LbSession(
         eni.id, client, client_port, node.private_ip, listener_port, proxy=True
     )
+    journey.lb_flows[("tcp", client, client_port, packet.dst, packet.dport or 0)] = _LbFlow(
+        target.id, target.address, target.port, node.private_ip, port, proxy=True
+    )
     flow = Flow(
         Endpoint("lb", balancer.name, node.private_ip),
         Endpoint("ip", str(target.address), target.address),
@@ -1886,6 +1955,45 @@ def _proxy(
         delivered_packet=packet,
         answer=_LoadBalancerSends(eni.id, accepted, f"the {kind} accepts its client's connection"),
     )
+
+
+def _lb_onwards(
+    journey: _Journey,
+    balancer: LoadBalancer,
+    node: LbNode,
+    eni: Eni,
+    packet: Packet,
+    held: _LbFlow,
+) -> _Outcome:
+    """A later packet of a connection the node holds: a proxy takes it on the connection it
+    accepted (its own to the target is another connection); a passthrough NLB rewrites it as
+    it rewrote the first and sends it to the same target."""
+    where = _lb_where(balancer, node)
+    kind = balancer.kind.upper()
+    if held.proxy:
+        reason = (
+            f"delivered to the {kind}'s listener {packet.dst}:{packet.dport} on the connection "
+            f"it accepted (its own to {held.address}:{held.port} goes on apart)"
+        )
+        steps_in = (Step("deliver", reason, after=packet),)
+        journey.hops.append(Hop(where, eni.id, None, steps_in, packet, None))
+        return _End(Disposition("delivered", where, reason), delivered_packet=packet)
+    after = packet.but(
+        src=held.src, sport=held.sport, dst=held.address, dport=held.port,
+        src_mac=None, dst_mac=None,
+    )  # fmt: skip
+    frame = _lb_frame(journey.state.vpc, eni, after)
+    steps = (
+        Step(
+            "load-balancer",
+            f"the connection's target {held.target}:{held.port}, the one its first packet went "
+            "to (the NLB keeps a flow on its target)",
+        ),
+        Step("nat", f"as the first packet: → {after.five_tuple()}", before=packet, after=after),
+        Step("transmit", f"out of {eni.id}", after=frame),
+    )
+    journey.hops.append(Hop(where, eni.id, eni.id, steps, packet, frame))
+    return _Fabric(eni.id, frame)
 
 
 def _lb_back(
@@ -2338,13 +2446,18 @@ def _on_internet(journey: _Journey, position: _Internet) -> _Outcome:
 
 
 def _from_the_internet(
-    state: DataplaneState, host: ExternalHost, flow: Flow, resolved: str | None = None
+    state: DataplaneState,
+    host: ExternalHost,
+    flow: Flow,
+    resolved: str | None = None,
+    *,
+    later: bool = False,
 ) -> _Host:
     """A client on the internet opens the flow: it can only address the destination's public
     IPv4 (the internet gateway translates it to the private one), so a destination with a
     public address is sent to that; any other address is sent as asked (and the internet
-    gateway will have nothing to say about it)."""
-    packet = flow.first_packet()
+    gateway will have nothing to say about it). `later`: the connection's later packet."""
+    packet = flow.later_packet() if later else flow.first_packet()
     public = state.vpc.public_ip_of(packet.dst)
     if public is not None:
         packet = packet.but(dst=public.public_ip)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 from typing import Literal
 
+from eksnet.errors import NotModelled
+
 Protocol = Literal["tcp", "udp", "icmp", "sctp"]
 IP_PROTOCOL_NUMBERS: Mapping[Protocol, int] = {"icmp": 1, "tcp": 6, "udp": 17, "sctp": 132}
 
@@ -269,6 +271,14 @@ class Flow:
     """The HTTP request the client sends on the connection, (Host, path), where an ALB reads
     it (`walk --host/--path`)."""
 
+    def later_packet(self) -> Packet:
+        """The source's next packet of the same connection, after the answer came back: a TCP
+        ACK (tcpdump's `.`), the next UDP datagram, the next echo request of the same
+        identifier. Conntrack finds its entry, so the nat table no longer sees it."""
+        if self.proto == "sctp":
+            raise NotModelled("a later packet of an SCTP association (its chunks)")
+        return self.first_packet().but(tcp_flags="." if self.proto == "tcp" else None)
+
     def first_packet(self) -> Packet:
         icmp = self.proto == "icmp"
         return Packet(
@@ -491,10 +501,21 @@ class Walk:
     """The connection a proxy (a CLB, an ALB) opens for this one, from its node to the target
     it chose, with the target's answer: the client's connection ends at the proxy, so the two
     are linked walks (aws-load-balancers.md §2.3, §2.4)."""
+    later: Walk | None = None
+    """The source's next packet of the same connection (`Flow.later_packet`), sent once the
+    reply arrived, walked with the conntrack entries the exchange left (`walk --later`): it
+    skips the nat table, so what only the nat table did for the first packet (the VPC CNI's
+    connmark of node-SNATed egress) must be done again by a mangle rule, or it goes otherwise."""
 
     def __post_init__(self) -> None:
         if self.then is not None and (self.direction != "forward" or self.disposition is None):
             raise ValueError("only a forward walk that ends has a next connection")
+        if self.later is not None:
+            answered = self.reply is not None and self.reply.disposition is not None
+            if not answered or self.reply.disposition.kind != "delivered":  # type: ignore[union-attr]
+                raise ValueError("only a walk whose reply arrived has a later packet")
+            if self.later.direction != "forward" or self.later.flow != self.flow:
+                raise ValueError("a later packet goes the walk's way, on the walk's flow")
         if not self.hops and not self.branches:
             raise ValueError("a walk has at least one hop")
         if (self.disposition is None) == (not self.branches):
