@@ -230,3 +230,44 @@ def test_enis_take_the_names_their_dump_shows(tmp_path: Path, demo: DataplaneSta
     w0 = next(w for w in TOUR if w.id == "W0")
     text = "\n".join(str(line) for line in walk_lines(w0.run(state, {})))
     assert "→ ens6" in text and "→ eth1" not in text.split("[return]")[0]
+
+
+def test_a_finding_only_later_packets_meet_breaks_walks_too(
+    tmp_path: Path, demo: DataplaneState
+) -> None:
+    """Node 1 without the VPC CNI's mangle restore (M2, vpc-cni.md §2.4: "M2 restores the mark
+    for later packets"): pod 61's first packet to the internet still leaves by eth0 (the nat
+    table's restore), its later packets take rule 1536 out of eth1 with node 1's address and
+    the source/destination check drops them. `check` must name W10b among the walks the
+    finding breaks, and `walk --later --explain` the finding as the cause, with its fix."""
+    import json
+
+    folders = write_dumps(demo, tmp_path)
+    saved = tmp_path / NODE_1 / "iptables-save.txt"
+    m2 = (
+        '-A PREROUTING -i eni+ -m comment --comment "AWS, primary ENI" '
+        "-j CONNMARK --restore-mark --nfmask 0x80 --ctmask 0x80\n"
+    )
+    assert m2 in saved.read_text()
+    saved.write_text(saved.read_text().replace(m2, ""))
+    output = imported(tmp_path, folders)
+    checked = subprocess.run(
+        [*eksnet_command(), "check", "--cluster", str(output), "--json"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 1, checked.stderr
+    (finding,) = json.loads(checked.stdout)["findings"]
+    assert finding["object"] == "-t mangle " + m2.strip()
+    assert "W10b" in [walk.split(" ")[0] for walk in finding["breaks"]]
+    explained = subprocess.run(
+        [
+            *eksnet_command(), "walk", "pod/default/rating-6d8b7c9f5-q6m4t", "ip/198.51.100.20",
+            "--port", "443", "--later", "--explain", "--cluster", str(output),
+        ],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert explained.returncode == 0, explained.stderr
+    text = explained.stdout
+    assert "its later packet: dropped in VPC: source/destination check" in text
+    assert "  cause: ip-192-168-1-50.eu-west-2.compute.internal: iptables `-t mangle " in text
+    assert "    fix: iptables -t mangle -I PREROUTING" in text

@@ -415,7 +415,8 @@ def _iptables_put_right(finding: Finding, want: Namespace, have: Namespace) -> I
 
 def outcome(result: Walk) -> tuple[object, ...]:
     """What a walk did, without how it was decided: every way's path (place, in, out) and
-    ending, its reply's, its next connection's and its proxy's own connection's."""
+    ending, its reply's, its next connection's, its proxy's own connection's and its later
+    packet's."""
 
     def one(part: Walk | None) -> tuple[object, ...]:
         if part is None:
@@ -427,7 +428,7 @@ def outcome(result: Walk) -> tuple[object, ...]:
             ways.append((
                 round(probability, 6), path,
                 (ending.kind, ending.where.name) if ending is not None else None,
-                one(leaf.reply), one(leaf.then), one(leaf.backend),
+                one(leaf.reply), one(leaf.then), one(leaf.backend), one(leaf.later),
             ))  # fmt: skip
         return tuple(ways)
 
@@ -435,15 +436,19 @@ def outcome(result: Walk) -> tuple[object, ...]:
 
 
 def _tour_runner(tour_walk: TourWalk) -> Callable[[DataplaneState], Walk]:
+    # with its later packet, which only conntrack and the mangle table steer (not for SCTP,
+    # whose later chunks are not modelled)
+    later = tour_walk.proto != "sctp"
+
     def run(state: DataplaneState) -> Walk:
-        return tour_walk.run(state, {})
+        return tour_walk.run(state, {}, later=later)
 
     return run
 
 
 def _pair_runner(src: str, dst: str, port: int) -> Callable[[DataplaneState], Walk]:
     def run(state: DataplaneState) -> Walk:
-        return run_walk(state, src, dst, dport=port)
+        return run_walk(state, src, dst, dport=port, later=True)
 
     return run
 
@@ -451,7 +456,8 @@ def _pair_runner(src: str, dst: str, port: int) -> Callable[[DataplaneState], Wa
 def node_walks(state: DataplaneState, node: str) -> list[NodeWalk]:
     """The walks a node's findings are tried on: the tour's and the lab's (of the spec's own
     configuration), and each pod of the node to and from every other pod (TCP 80) and to the
-    first external host (TCP 443)."""
+    first external host (TCP 443); each with its later packet, so a finding that only the
+    connection's next packets meet (a missing mangle restore) breaks a walk too."""
     found = [
         NodeWalk(
             f"{w.id} ({w.src} → {w.dst}" + (f":{w.dport})" if w.dport else ")"), _tour_runner(w)

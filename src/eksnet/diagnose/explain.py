@@ -33,6 +33,8 @@ def _describe_end(result: Walk) -> str:
         text = f"{ending.kind} in {ending.where.label or ending.where.name}: {ending.reason}"
         if leaf.reply is not None:
             text += "; the reply: " + _describe_end(leaf.reply)
+        if leaf.later is not None:
+            text += "; its later packet: " + _describe_end(leaf.later)
         endings.append(f"{label} ({probability:.0%}) {text}" if label else text)
     return " | ".join(endings)
 
@@ -47,11 +49,13 @@ def _ways(result: Walk) -> dict[str, Walk]:
 
 
 def _sequence(leaf: Walk) -> list[Hop]:
-    """A way's hops and its reply's, in order."""
+    """A way's hops, its reply's and its later packet's, in order."""
     hops = list(leaf.hops)
     if leaf.reply is not None:
         _, _, back = next(iter(leaf.reply.leaves()))
         hops += _sequence(back)
+    if leaf.later is not None:
+        hops += _sequence(leaf.later)
     return hops
 
 
@@ -173,7 +177,7 @@ def explain(
             "cluster's configuration does"
         )
     for _, label, leaf in imported.leaves():
-        for part in (leaf, leaf.reply):
+        for part in (leaf, leaf.reply, leaf.later):
             if part is None or part.disposition is None or part.disposition.kind != "dropped":
                 continue
             hop = part.hops[-1]

@@ -70,8 +70,15 @@ class TourWalk:
             words.append(f"--variant {self.variant}")
         return " ".join(words)
 
-    def run(self, state: DataplaneState, labels: Mapping[str, str] | None = None) -> Walk:
-        """The walk's answer from the engine, like `eksnet walk` with these arguments."""
+    def run(
+        self,
+        state: DataplaneState,
+        labels: Mapping[str, str] | None = None,
+        *,
+        later: bool = False,
+    ) -> Walk:
+        """The walk's answer from the engine, like `eksnet walk` with these arguments (and
+        `--later`)."""
         return walk(
             state,
             self.src,
@@ -81,6 +88,7 @@ class TourWalk:
             sport=self.sport,
             labels=labels,
             again=self.again,
+            later=later,
             az=self.az,
             host=self.host,
             path=self.path,
