@@ -125,3 +125,17 @@ def test_cli_walk_later() -> None:
     )
     assert refused.exit_code == 2
     assert refused.stderr.startswith("eksnet: a later packet is sent once the reply arrived")
+
+
+def test_the_picture_draws_the_later_packet_after_the_reply() -> None:
+    from eksnet.render.diagram import places, render_svg, rows
+
+    state = build(None, None).state
+    result = walk(state, POD61, INTERNET, dport=443, later=True)
+    assert result.reply is not None and result.later is not None
+    drawn = rows(result, places(state, result))
+    directions = [row.direction for row in drawn]
+    counts = (len(result.hops), len(result.reply.hops), len(result.later.hops))
+    assert directions == ["forward"] * counts[0] + ["return"] * counts[1] + ["later"] * counts[2]
+    # the later packet starts afresh at the source: no arrow from the reply's last hop
+    assert render_svg(state, result).count('class="hop-arrow later"') == counts[2] - 1

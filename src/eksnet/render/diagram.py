@@ -186,11 +186,14 @@ def _place(
 
 
 def _parts(walk: Walk) -> list[tuple[str, Walk]]:
-    """The walk's connections in the order they happen: the request, its answer, and a proxy's
-    own connection (`Walk.backend`) with its answer."""
+    """The walk's connections in the order they happen: the request, its answer, the source's
+    later packet (`Walk.later`), and a proxy's own connection (`Walk.backend`) with its
+    answer."""
     parts: list[tuple[str, Walk]] = [("forward", walk)]
     if walk.reply is not None:
         parts.append(("return", walk.reply))
+    if walk.later is not None:
+        parts.append(("later", walk.later))
     if walk.backend is not None:
         parts.append(("backend", walk.backend))
         if walk.backend.reply is not None:
@@ -342,7 +345,9 @@ def render_svg(state: DataplaneState, walk: Walk, *, title: str = "") -> str:
         for line_number, line in enumerate(row.lines):
             parts.append(_text(PAD, top + FONT + line_number * LINE, line, css="row-text"))
         x = lane_x[row.place]
-        colours = {"forward": "#2c6fbb", "return": "#7a4fb0", "backend": "#1e8449"}
+        colours = {
+            "forward": "#2c6fbb", "return": "#7a4fb0", "later": "#2c6fbb", "backend": "#1e8449"
+        }  # fmt: skip
         fill = "#c0392b" if row.dropped else colours.get(row.direction, "#6c3483")
         steps = "\n".join(f"{step.kind}: {step.summary}" for step in row.hop.steps)
         parts.append(
