@@ -48,6 +48,7 @@ from eksnet.walk.model import (
     Branch,
     ConntrackRecord,
     Decision,
+    Direction,
     Disposition,
     DropCode,
     Endpoint,
@@ -573,17 +574,10 @@ def _walk_once(
             later = _later_walk(flow, answered, target, following)
     elif with_reply and end.answer is not None:
         reply, left = _answer_walk(flow, journey, end.answer)
-    walked = Walk(
-        flow=flow,
-        direction="forward",
-        hops=tuple(journey.hops),
-        disposition=end.disposition,
-        conntrack=tuple(journey.records),
-        reply=reply,
-        notes=_notes(journey),
-        backend=_backend_walk(journey, with_reply),
-        later=later,
-    )
+    walked = _walked(
+        flow, "forward", journey, end.disposition,
+        reply=reply, backend=_backend_walk(journey, with_reply), later=later,
+    )  # fmt: skip
     return walked, left
 
 
@@ -592,14 +586,30 @@ def _later_walk(flow: Flow, answered: _Journey, target: str | None, start: _Posi
     security groups' tracked flows, the NAT gateways' and load balancers' sessions), so each
     finds its connection instead of making a new one."""
     journey = answered.answering(target)
-    end = _run(journey, start)
+    return _walked(flow, "forward", journey, _run(journey, start).disposition)
+
+
+def _walked(
+    flow: Flow,
+    direction: Direction,
+    journey: _Journey,
+    disposition: Disposition,
+    *,
+    reply: Walk | None = None,
+    backend: Walk | None = None,
+    later: Walk | None = None,
+) -> Walk:
+    """One direction of a walk as data: the journey's hops and conntrack records, its ending."""
     return Walk(
         flow=flow,
-        direction="forward",
+        direction=direction,
         hops=tuple(journey.hops),
-        disposition=end.disposition,
+        disposition=disposition,
         conntrack=tuple(journey.records),
+        reply=reply,
         notes=_notes(journey),
+        backend=backend,
+        later=later,
     )
 
 
@@ -615,15 +625,7 @@ def _backend_walk(journey: _Journey, with_reply: bool) -> Walk | None:
         reply, _ = _reply_walk(flow, opened, end)
     elif with_reply and end.answer is not None:
         reply, _ = _answer_walk(flow, opened, end.answer)
-    return Walk(
-        flow=flow,
-        direction="forward",
-        hops=tuple(opened.hops),
-        disposition=end.disposition,
-        conntrack=tuple(opened.records),
-        reply=reply,
-        notes=_notes(opened),
-    )
+    return _walked(flow, "forward", opened, end.disposition, reply=reply)
 
 
 def _branched(flow: Flow, leaves: Sequence[tuple[_Choices, Walk]]) -> Walk:
@@ -659,15 +661,7 @@ def _reply_walk(flow: Flow, forward: _Journey, end: _End) -> tuple[Walk, _Journe
         assert host is not None
         start = _Host(host, answer)
     reply_end = _run(journey, start)
-    walked = Walk(
-        flow=flow,
-        direction="return",
-        hops=tuple(journey.hops),
-        disposition=reply_end.disposition,
-        conntrack=tuple(journey.records),
-        notes=_notes(journey),
-    )
-    return walked, journey
+    return _walked(flow, "return", journey, reply_end.disposition), journey
 
 
 def _answer_walk(
@@ -683,15 +677,7 @@ def _answer_walk(
         if errno is not None and flow.proto in ("tcp", "udp"):
             said = f"its {flow.proto} socket gets {errno}"
             disposition = replace(disposition, reason=f"{disposition.reason}: {said}")
-    walked = Walk(
-        flow=flow,
-        direction="return",
-        hops=tuple(journey.hops),
-        disposition=disposition,
-        conntrack=tuple(journey.records),
-        notes=_notes(journey),
-    )
-    return walked, journey.recent
+    return _walked(flow, "return", journey, disposition), journey.recent
 
 
 def _notes(journey: _Journey) -> tuple[str, ...]:
