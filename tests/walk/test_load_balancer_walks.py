@@ -262,3 +262,26 @@ def test_an_nlb_zone_without_a_healthy_target_leaves_dns(tmp_path: Path) -> None
     assert "192.0.2.113 left out: no healthy target in its AZ" in dns.summary
     with pytest.raises(InputError, match="eu-west-2c has no healthy target"):
         walk(state, CLIENT, "dns/local.example.com", dport=80, az="eu-west-2c")
+
+
+def test_an_nlbs_own_eni_tracks_every_flow(demo: DataplaneState) -> None:
+    """vpc-fabric.md §2.3: NLB connections are tracked automatically, though the NLB's frontend
+    group (inbound tcp 80 from 0.0.0.0/0, outbound all) would leave a plain ENI's flow
+    untracked; so its reply passes the NLB's ENI as the reply of a tracked flow."""
+    (_, leaf), *_ = leaves(
+        walk(demo, CLIENT, "lb/default/app1-nlb-ip", dport=80, az="eu-west-2a")
+    ).values()
+    assert leaf.reply is not None
+
+    def verdicts(part: Walk) -> list[str]:
+        return [
+            step.summary
+            for hop in part.hops
+            for step in hop.steps
+            if step.kind == "security-group" and "on eni-0e1b" in step.summary
+        ]
+
+    there, back = verdicts(leaf), verdicts(leaf.reply)
+    assert there and back
+    assert all(summary.endswith("; tracked") for summary in there), there
+    assert all(summary.endswith("; tracked reply") for summary in back), back

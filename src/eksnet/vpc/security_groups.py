@@ -176,8 +176,13 @@ def _untracked(
     vpc: VpcState, eni: Eni, rule: SgRule, direction: Direction, headers: Headers
 ) -> bool:
     """EC2-CT: TCP/UDP admitted by a rule for 0.0.0.0/0, with a 0.0.0.0/0 all-ports rule of the
-    protocol the other way, is not tracked."""
+    protocol the other way, is not tracked; except on a Network Load Balancer's ENI, whose
+    connections are tracked automatically (EC2-CT's "automatically tracked connections",
+    vpc-fabric.md §2.3)."""
     if headers.protocol not in (PROTOCOL_NUMBERS["tcp"], PROTOCOL_NUMBERS["udp"]):
+        return False
+    balancer = vpc.load_balancer_of(eni.id) if eni.interface_type == "load_balancer" else None
+    if balancer is not None and balancer.kind == "nlb":
         return False
     if rule.cidr != ANYWHERE:
         return False
