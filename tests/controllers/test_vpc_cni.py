@@ -742,8 +742,9 @@ def test_connmark_setting_changes_the_mark_everywhere() -> None:
     ["ENABLE_POD_ENI", "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", "ENABLE_IPv6", "ENABLE_MULTI_NIC"],
 )
 def test_unmodelled_features_say_so(variable: str) -> None:
+    # v1.20.0 reads all four (ENABLE_MULTI_NIC is its own)
     with pytest.raises(NotModelled) as info:
-        build_state(with_cni(DEMO, **{variable: "true"}))
+        build_state(with_cni(DEMO, version="v1.20.0", **{variable: "true"}))
     assert info.value.one_line().startswith("not modelled yet: ")
 
 
@@ -986,3 +987,13 @@ def test_before_v1_12_1_the_outbound_connections_rule_matches_state_new() -> Non
             + "-j AWS-CONNMARK-CHAIN-0"
         )
         assert wanted in prerouting, version
+
+
+def test_a_switch_older_releases_do_not_read_is_ignored() -> None:
+    # ENABLE_POD_ENI is first read in v1.7.0 (security groups for pods): v1.6.3's aws-node
+    # ignores it, so the node is v1.6.3's as if it were unset; v1.7.0 refuses as not modelled.
+    assert build_state(with_cni(DEMO, version="v1.6.3", ENABLE_POD_ENI="true")) == build_state(
+        with_cni(DEMO, version="v1.6.3")
+    )
+    with pytest.raises(NotModelled, match="security groups for pods"):
+        build_state(with_cni(DEMO, version="v1.7.0", ENABLE_POD_ENI="true"))

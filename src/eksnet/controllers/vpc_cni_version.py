@@ -133,13 +133,21 @@ class CniSettings:
     exclude_snat_cidrs: tuple[IPv4Network, ...]
 
 
-_NOT_MODELLED_WHEN_TRUE = {
-    "ENABLE_POD_ENI": "security groups for pods (ENABLE_POD_ENI: trunk/branch ENIs, VLAN tables)",
-    "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG": "VPC CNI custom networking (ENIConfig subnets)",
-    "ENABLE_IPv6": "IPv6 clusters",
-    "ENABLE_V6_EGRESS": "IPv6 egress (egress-cni v6if0)",
-    "ENABLE_V4_EGRESS": "IPv4 egress for IPv6 clusters (egress-cni v4if0)",
-    "ENABLE_MULTI_NIC": "multi-NIC pods",
+_NOT_MODELLED_WHEN_TRUE: dict[str, tuple[Version, str]] = {
+    # the release that first reads the variable (a `git grep` over the tags): before it,
+    # aws-node ignores the variable and the node is what the rest of the spec says
+    "ENABLE_POD_ENI": (
+        (1, 7, 0),
+        "security groups for pods (ENABLE_POD_ENI: trunk/branch ENIs, VLAN tables)",
+    ),
+    "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG": (
+        (1, 2, 0),
+        "VPC CNI custom networking (ENIConfig subnets)",
+    ),
+    "ENABLE_IPv6": ((1, 10, 0), "IPv6 clusters"),
+    "ENABLE_V6_EGRESS": ((1, 13, 0), "IPv6 egress (egress-cni v6if0)"),
+    "ENABLE_V4_EGRESS": ((1, 15, 1), "IPv4 egress for IPv6 clusters (egress-cni v4if0)"),
+    "ENABLE_MULTI_NIC": ((1, 20, 0), "multi-NIC pods"),
 }
 
 
@@ -161,8 +169,8 @@ def settings(env: Mapping[str, str], found: CniFeatures) -> CniSettings:
     """Read the env vars the way this version's aws-node does, defaults included; unmodelled
     features say so. A variable the version does not read yet is ignored, as aws-node ignores
     it: a cluster imported with `AWS_VPC_ENI_MTU` set on v1.5 still runs at 9001."""
-    for key, what in _NOT_MODELLED_WHEN_TRUE.items():
-        if _flag(env, key, False):
+    for key, (since, what) in _NOT_MODELLED_WHEN_TRUE.items():
+        if found.version >= since and _flag(env, key, False):
             raise NotModelled(what)
     try:
         connmark = int(env.get("AWS_VPC_K8S_CNI_CONNMARK", "0x80"), 0)
