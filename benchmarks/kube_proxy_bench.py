@@ -200,9 +200,8 @@ CONTROLLER = textwrap.dedent(
     ports = kube_proxy.service_ports(big, proxier)
     middle = time.perf_counter()
     rules = kube_proxy.proxy_rules(big, spec, proxier, ports)
-    text = assembly._iptables_save(
-        big, primary, features(big.cni.version), settings(big.cni.env), rules
-    )
+    cni = features(big.cni.version)
+    text = assembly._iptables_save(big, primary, cni, settings(big.cni.env, cni), rules)
     done = time.perf_counter()
     assert text == node.iptables.save
     configurations = 1 + len(big.variants)
