@@ -258,6 +258,7 @@ def test_a_finding_only_later_packets_meet_breaks_walks_too(
     assert checked.returncode == 1, checked.stderr
     (finding,) = json.loads(checked.stdout)["findings"]
     assert finding["object"] == "-t mangle " + m2.strip()
+    assert finding["owner"] == "ipamd (aws-node)"
     assert "W10b" in [walk.split(" ")[0] for walk in finding["breaks"]]
     explained = subprocess.run(
         [

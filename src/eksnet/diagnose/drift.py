@@ -182,7 +182,9 @@ def _chain_owner(chain: str, line: str) -> str:
         return "Calico (felix), not the VPC CNI, kubelet or kube-proxy"
     if chain.upper().startswith("CILIUM") or "cilium" in line:
         return "Cilium, not the VPC CNI, kubelet or kube-proxy"
-    if chain.startswith("AWS-") or "AWS-" in line:
+    if chain.startswith("AWS-") or "AWS-" in line or '--comment "AWS' in line:
+        # ipamd's own chains, the jumps to them, and its commented rules in built-in chains
+        # (`AWS, primary ENI`, `AWS, CONNMARK`, `AWS, SNAT`: vpc-cni.md §2.4-2.5)
         return "ipamd (aws-node)"
     if chain in ("KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT"):
         return "kubelet"
