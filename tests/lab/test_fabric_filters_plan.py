@@ -174,3 +174,27 @@ def test_an_nlb_node_is_a_netdev_ingress_hook() -> None:
         in line
         for line in fabric
     )
+
+
+def test_an_nlb_node_holds_each_flow_on_the_target_it_drew() -> None:
+    """aws-load-balancers.md §2.2: an NLB keeps a flow on its target. app1-nlb in AZ a has two
+    eligible targets (nodes 1 and 2 on 30081): a client's first packet draws one and the draw
+    is kept per client address and port, which a later packet looks up first."""
+    state = build_state(load_cluster())
+    balancer = state.vpc.load_balancer("service/default/app1-nlb")
+    assert balancer is not None
+    (node,) = [item for item in attachments(state) if item.place.endswith(
+        f"{balancer.name}-eu-west-2a")]  # fmt: skip
+    lines = [line.strip() for line in node.nft.splitlines()]
+    assert (
+        "map flows_tcp80 { type ipv4_addr . inet_service : mark; flags dynamic,timeout; "
+        "timeout 1h; }"
+    ) in lines
+    choose = "meta mark vmap { 0 : goto to_tcp80_0, 1 : goto to_tcp80_1 }"
+    held = f"ip daddr 192.168.1.101 tcp dport 80 meta mark set ip saddr . tcp sport map @flows_tcp80 {choose}"
+    drawn = (
+        "ip daddr 192.168.1.101 tcp dport 80 meta mark set numgen random mod 2 update "
+        f"@flows_tcp80 {{ ip saddr . tcp sport : meta mark }} {choose}"
+    )
+    assert lines.index(held) + 1 == lines.index(drawn)
+    assert "meta mark set 0x0 ip daddr set 192.168.1.50 tcp dport set 30081 goto out" in lines

@@ -25,6 +25,12 @@ rules those two packets matched):
 
 `at` is `time.time()`, the clock tcpdump stamps frames with, so the verifier can tell a UDP
 request's frames (before the server received it) from the reply's (after).
+
+A TCP sender also reports the sequence numbers its ACK would carry (`next_seq`, `next_ack`,
+read from the SYN-ACK a raw socket copied), and `ack` sends that ACK later, on its own, as the
+connection's later packet (`walk --later`): a bare ACK segment from a raw socket, marked so the
+verifier's probe lets it through, which the kernel routes and sends like any locally made
+packet.
 """
 
 from __future__ import annotations
@@ -134,6 +140,23 @@ def listen(proto: str, address: str, port: int, timeout: float) -> None:
         _wait_stop()
 
 
+def _syn_ack_numbers(raw: socket.socket, dst: str, dport: int, sport: int) -> dict[str, int]:
+    """The ACK's numbers from the SYN-ACK of `dst:dport` to our `sport` the raw socket copied:
+    its sequence is the SYN-ACK's acknowledgement, its acknowledgement the SYN-ACK's sequence
+    plus one (RFC 9293 §3.5)."""
+    wanted = socket.inet_aton(dst)
+    while select.select([raw], [], [], 0)[0]:
+        packet = raw.recv(65535)
+        header = (packet[0] & 0x0F) * 4
+        if len(packet) < header + 20 or packet[12:16] != wanted:
+            continue
+        source, target, seq, ack = struct.unpack("!HHII", packet[header : header + 12])
+        flags = packet[header + 13]
+        if (source, target) == (dport, sport) and flags & 0x12 == 0x12:  # SYN and ACK
+            return {"next_seq": ack, "next_ack": (seq + 1) & 0xFFFFFFFF}
+    return {}
+
+
 def send(
     proto: str, src: str, sport: int, dst: str, dport: int, icmp_id: int, timeout: float
 ) -> None:
@@ -148,10 +171,12 @@ def send(
         try:
             client.bind((src, sport))
             if proto == "tcp":
-                client.connect((dst, dport))
+                with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP) as raw:
+                    client.connect((dst, dport))
+                    numbers = _syn_ack_numbers(raw, dst, dport, sport)
                 # Close with a RST (no FIN, no TIME_WAIT); the verifier's probe drops it.
                 client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                _emit(ok=True, peer=f"{dst}:{dport}", at=sent)
+                _emit(ok=True, peer=f"{dst}:{dport}", at=sent, **numbers)
             else:
                 # Connected, as a resolver's socket is: an ICMP error answering the datagram
                 # is then reported to it (ECONNREFUSED for a port unreachable).
@@ -162,6 +187,23 @@ def send(
         except OSError as error:
             code = errno.errorcode.get(error.errno or 0, "")
             _emit(ok=False, error=str(error) or type(error).__name__, errno=code, at=sent)
+
+
+def ack(src: str, sport: int, dst: str, dport: int, seq: int, acked: int, mark: int) -> None:
+    """Send one bare ACK segment (`[.]`, no options) from `src:sport` to `dst:dport`, marked
+    `mark` (the verifier's probe lets that mark through and clears it)."""
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, 20)
+    header = struct.pack("!HHIIBBHHH", sport, dport, seq, acked, 5 << 4, 0x10, 502, 0, 0)
+    segment = header[:16] + struct.pack("!H", _checksum(pseudo + header)) + header[18:]
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+        sock.bind((src, 0))
+        try:
+            sock.sendto(segment, (dst, 0))
+        except OSError as error:
+            _emit(ok=False, error=str(error), at=time.time())
+            return
+    _emit(ok=True, at=time.time())
 
 
 def _checksum(data: bytes) -> int:
@@ -211,9 +253,19 @@ def main(argv: list[str]) -> None:
     snd.add_argument("--dport", type=int, default=0)
     snd.add_argument("--icmp-id", type=int, default=0)
     snd.add_argument("--timeout", type=float, default=2.0)
+    later = sub.add_parser("ack")
+    later.add_argument("--src", required=True)
+    later.add_argument("--sport", type=int, required=True)
+    later.add_argument("--dst", required=True)
+    later.add_argument("--dport", type=int, required=True)
+    later.add_argument("--seq", type=int, required=True)
+    later.add_argument("--ack", type=int, required=True)
+    later.add_argument("--mark", type=int, required=True)
     args = parser.parse_args(argv)
     if args.command == "listen":
         listen(args.proto, args.addr, args.port, args.timeout)
+    elif args.command == "ack":
+        ack(args.src, args.sport, args.dst, args.dport, args.seq, args.ack, args.mark)
     else:
         send(args.proto, args.src, args.sport, args.dst, args.dport, args.icmp_id, args.timeout)
 

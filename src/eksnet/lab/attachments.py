@@ -23,7 +23,9 @@ same `VpcState` the simulator reads:
   port like any ENI's, and whose ingress hook (nftables, netdev family) does what
   aws-load-balancers.md §2.2 says an NLB does, without an IP stack (so no TTL is spent, as the
   simulator has it): a packet for a listener goes to one of the node's eligible targets
-  (`numgen random`, each equally likely, as the walk's branches), its destination rewritten,
+  (`numgen random`, each equally likely, as the walk's branches; the choice is kept per
+  client address and port in a dynamic map, `flows_<proto><port>`, so a connection's later
+  packets go to the same target, as an NLB's flow hash keeps them), its destination rewritten,
   its source too when the target group keeps no client address (the client remembered by its
   port in a dynamic map, for the answer); the target's answer gets the listener's address back.
   Frames leave out of `eth0` again (`fwd`) addressed as the VPC would carry them. Behind the
@@ -324,6 +326,7 @@ def nlb_attachment(
     chains: list[str] = []
     rules: list[str] = []
     back: list[str] = []
+    flow_maps: list[str] = []
     for listener, group, targets in nlb_eligible(balancer, node, probe):
         proto = listener.protocol.lower()
         names = []
@@ -335,10 +338,12 @@ def nlb_attachment(
                 if group.preserve_client_ip
                 else f"update @clients {{ {proto} sport : ip saddr }} ip saddr set {address} "
             )
+            # a drawn flow's mark (the map's value) is the node's own: cleared on the way out
+            unmark = "meta mark set 0x0 " if len(targets) > 1 else ""
             chains += [
                 f"  chain {name} {{",
-                f"    {source}ip daddr set {target.address} {proto} dport set {target.port} "
-                "goto out",
+                f"    {unmark}{source}ip daddr set {target.address} {proto} dport set "
+                f"{target.port} goto out",
                 "  }",
             ]
             back_to = (
@@ -350,14 +355,23 @@ def nlb_attachment(
                 f"{address} {back_to}ip saddr set {address} {proto} sport set {listener.port} "
                 "goto out"
             )
-        pick = (
-            f"goto {names[0]}"
-            if len(names) == 1
-            else f"numgen random mod {len(names)} vmap {{ "
-            + ", ".join(f"{i} : goto {n}" for i, n in enumerate(names))
-            + " }"
+        to_listener = f"    ip daddr {address} {proto} dport {listener.port}"
+        if len(names) == 1:
+            rules.append(f"{to_listener} goto {names[0]}")
+            continue
+        flows = f"flows_{proto}{listener.port}"
+        flow_maps.append(
+            f"  map {flows} {{ type ipv4_addr . inet_service : mark; flags dynamic,timeout; "
+            "timeout 1h; }"
         )
-        rules.append(f"    ip daddr {address} {proto} dport {listener.port} {pick}")
+        choose = " vmap { " + ", ".join(f"{i} : goto {n}" for i, n in enumerate(names)) + " }"
+        client = f"ip saddr . {proto} sport"
+        # a held flow goes where its first packet went; a new one draws, and is held
+        rules.append(f"{to_listener} meta mark set {client} map @{flows} meta mark{choose}")
+        rules.append(
+            f"{to_listener} meta mark set numgen random mod {len(names)} "
+            f"update @{flows} {{ {client} : meta mark }} meta mark{choose}"
+        )
     low, high = PROBE_PORTS
     own = (
         f"    ip daddr {address} tcp dport {low}-{high} counter accept"
@@ -368,6 +382,7 @@ def nlb_attachment(
         [
             f"table netdev {NLB_TABLE} {{",
             "  map clients { type inet_service : ipv4_addr; flags dynamic,timeout; timeout 1h; }",
+            *flow_maps,
             "  map owner_mac { type ipv4_addr : ether_addr;"
             + (f" elements = {{ {owner_map} }}" if owners else "")
             + " }",

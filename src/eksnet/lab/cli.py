@@ -339,6 +339,9 @@ def verify(
     sport: int | None = typer.Option(
         None, "--sport", min=1, max=65535, help="source port (with SRC DST)"
     ),
+    later: bool = typer.Option(
+        False, "--later", help="also send the connection's later packet, an ACK (with SRC DST)"
+    ),
     cluster: str | None = typer.Option(
         None, "--cluster", help="cluster file; builds a temporary lab when none is up"
     ),
@@ -356,10 +359,10 @@ def verify(
     names = LabNames.from_env()
     wanted = list(walks or [])
     pair = len(wanted) == 2 and all("/" in w for w in wanted)
-    if not pair and (port is not None or sport is not None or proto is not None):
+    if not pair and (port is not None or sport is not None or proto is not None or later):
         raise _fail(
             InputError(
-                "--port, --sport and --proto apply to one SRC DST walk, not to tour walks",
+                "--port, --sport, --proto and --later apply to one SRC DST walk, not to tour walks",
                 fix="eksnet lab verify SRC DST --port N, or tour walk ids alone",
             )
         )
@@ -408,6 +411,7 @@ def verify(
                         proto=proto or "tcp",
                         dport=port,
                         sport=sport,
+                        later=later,
                     ),
                 )
             ]

@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import select
 import subprocess
 import sys
@@ -52,7 +53,7 @@ from typing import Literal
 
 from eksnet.dataplane.state import DataplaneState, Namespace
 from eksnet.lab import system
-from eksnet.lab.attachments import DEVICE, NAT_DROPS, NAT_TABLE, attachments
+from eksnet.lab.attachments import DEVICE, NAT_DROPS, NAT_TABLE, NLB_TABLE, attachments
 from eksnet.lab.capture import (
     Capture,
     CaptureTarget,
@@ -98,6 +99,13 @@ kernel's first SYN retransmission (1 s), so a lost SYN is never sent twice."""
 LISTEN_LIMIT = 30.0
 """Seconds a listener waits at most for the verifier to ask for its report (it asks as soon as
 the sender has its answer)."""
+LATER_MARK = 0x2000000
+"""The mark the agent's later ACK carries so the probe lets it through (and clears it): bit 25,
+which no rule of the VPC CNI (0x80), kube-proxy (0x4000, 0x8000) or the lab touches, so the
+route the kernel looks up for it before the probe is the unmarked packet's."""
+LATER_WAIT = 0.3
+"""Seconds the later ACK is given to cross the lab before its capture stops (a lab crossing
+takes well under a millisecond)."""
 MISS_PROBABILITY = 1e-6
 """How unlikely it may be that a correct walk's branch is never seen (`connections_needed`)."""
 
@@ -348,6 +356,9 @@ class Observation:
     excused: Mapping[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
     """Chains whose counts belong to an ICMP error the kernel sent as a drop's evidence
     (`error_paths`)."""
+    later: Observation | None = None
+    """What the connection's later packet (the client's ACK, `Walk.later`) did, sent apart
+    once the exchange was recorded: its frames, counters and the fabric's drops."""
 
 
 # --- judging (pure) ------------------------------------------------------------------------------
@@ -361,7 +372,35 @@ def judge(walk: Walk, seen: Observation) -> list[Difference]:
     differences += compare_conntrack(walk, seen.conntrack_events, seen.conntrack_final, bindings)
     differences += compare_rule_hits(walk, seen.rule_hits, seen.excused)
     differences += compare_ending(walk, seen)
+    if walk.later is not None:
+        differences += judge_later(walk.later, seen.later, bindings)
     return differences
+
+
+def judge_later(later: Walk, seen: Observation | None, bindings: Bindings) -> list[Difference]:
+    """The later packet against what the kernel did with the ACK: its frames (only `[.]` ones:
+    a SYN-ACK the server sends again is the handshake's), the drop's evidence, and no drop the
+    walk does not make. Bindings are the exchange's: conntrack keeps the first packet's ports."""
+    where = "the later packet"
+    if seen is None:
+        return [Difference("forward", "later", where, "sent", "not sent (no ACK numbers)")]
+    acks = [
+        item
+        for item in seen.frames
+        if item.frame.packet is not None
+        and item.frame.packet.proto == "tcp"
+        and item.frame.packet.tcp_flags == "."
+    ]
+    found = compare_wire("forward", expected_wire(later), acks, bindings)
+    end = later.disposition
+    assert end is not None
+    if end.kind == "dropped" and end.code is not None:
+        found += _drop_evidence("forward", later, seen)
+    predicted = FABRIC_DROPS.get(end.code or "") if end.kind == "dropped" else None
+    for comment, packets in sorted(seen.fabric.items()):
+        if comment in FABRIC_DROPS.values() and packets and comment != predicted:
+            found.append(Difference("forward", "drop:unexpected", "VPC fabric", "no drop", comment))
+    return [replace(d, where=f"{d.where} ({where})") for d in found]
 
 
 WIRE_FIELDS = (
@@ -1096,6 +1135,11 @@ def not_verified(label: str, walk: Walk, why: str) -> Verdict:
 def unverifiable(walk: Walk) -> str | None:
     """Why the lab cannot send this walk, or None."""
     for _, label, leaf in walk.leaves():
+        if leaf.later is not None and (walk.flow.proto != "tcp" or leaf.backend is not None):
+            return (
+                "the lab sends a later packet (an ACK) for TCP connections it sends end to end, "
+                f"not for {'a proxied one' if leaf.backend is not None else walk.flow.proto}"
+            )
         first = leaf.hops[0]
         branch = f" (branch {label})" if label else ""
         if first.where.kind not in ("pod", "node", "external") and _lb_place(first) is None:
@@ -1337,6 +1381,21 @@ def _forget_vpc_state(state: DataplaneState, names: LabNames) -> None:
         lambda netns: system.netns_exec(netns, ["conntrack", "-F"], check=False),
         _nat_gateway_netns(state, names),
     )
+    # the NLB nodes' held flows (`attachments.nlb_attachment`): a walk's connection is new
+    nlbs = [
+        (names.attachment(item.place), re.findall(r"map (flows_\w+)", item.nft))
+        for item in attachments(state)
+        if item.kind == "nlb"
+    ]
+    system.parallel(
+        lambda node: system.netns_exec(
+            node[0],
+            ["nft", "-f", "-"],
+            stdin="".join(f"flush map netdev {NLB_TABLE} {name}\n" for name in node[1]),
+            check=False,
+        ),
+        [node for node in nlbs if node[1]],
+    )
 
 
 def _nat_gateway_netns(state: DataplaneState, names: LabNames) -> list[str]:
@@ -1360,9 +1419,22 @@ def checked_summary(walk: Walk) -> str:
         routes += len(list(route_questions(leaf)))
         rules += sum(len(keys) for keys in expected_rule_hits(leaf).values())
         entries += sum(len(pairs) for pairs in predicted_entries(leaf).values())
+    laters = [leaf.later for leaf in parts if leaf.later is not None]
+    later = ""
+    if laters:
+        ends = [
+            one.disposition.code
+            if one.disposition is not None and one.disposition.kind == "dropped"
+            else "delivered"
+            for one in laters
+        ]
+        later = (
+            f"; the later packet: {sum(len(expected_wire(one)) for one in laters)} frames, "
+            f"endings: {', '.join(str(end) for end in ends)}"
+        )
     return (
         f"{frames} frames, {routes} routing decisions, {rules} rule matches, "
-        f"{entries} conntrack entries (twice each), endings: {', '.join(endings)}"
+        f"{entries} conntrack entries (twice each), endings: {', '.join(endings)}{later}"
     )
 
 
@@ -1376,25 +1448,13 @@ def _next_connections(walk: Walk) -> list[tuple[float, str, Walk]]:
 def _with_routes(
     observation: Observation, routes: Mapping[tuple[Direction, int, int], RouteGet]
 ) -> Observation:
-    return Observation(
-        observation.frames,
-        observation.conntrack_events,
-        observation.conntrack_final,
-        observation.rule_hits,
-        observation.counters,
-        observation.fabric,
-        observation.neighbours,
-        observation.listened,
-        observation.replied,
-        observation.sender_error,
-        observation.sender_errno,
-        routes,
-        observation.excused,
-    )
+    return replace(observation, routes=routes)
 
 
 def exchange(state: DataplaneState, names: LabNames, walk: Walk) -> Observation:
-    """Send the walk's request once (the kernel answers it), recording everything."""
+    """Send the walk's request once (the kernel answers it), recording everything; then, if
+    the walk's ways have a later packet, that packet (`_exchange_later`) while the listeners
+    still hold the connection."""
     flow = walk.flow
     first = (walk.hops or walk.branches[0].walk.hops)[0]
     source = lab_place(first)
@@ -1402,6 +1462,7 @@ def exchange(state: DataplaneState, names: LabNames, walk: Walk) -> Observation:
     sent_packet = sent_by_source(walk)
     tables = [ns for ns in state.namespaces if ns.iptables is not None]
     watched = sorted(touched(walk) | {place.namespace for place in listen_places(state, walk)})
+    laters = [leaf.later for _, _, leaf in walk.leaves() if leaf.later is not None]
     _zero_counters(tables, names)
     fabric_before = _fabric_counters(state, names)
     before = _netstat(watched, names)
@@ -1412,11 +1473,11 @@ def exchange(state: DataplaneState, names: LabNames, walk: Walk) -> Observation:
     listeners: list[tuple[Place, subprocess.Popen[str]]] = []
     listened: list[Listened] = []
     try:
-        with (
-            ConntrackWatch([(ns.name, names.netns(ns.name)) for ns in tables]) as watch,
-            Capture(capture_targets(state, names, walk)) as capture,
-        ):
-            try:
+        try:
+            with (
+                ConntrackWatch([(ns.name, names.netns(ns.name)) for ns in tables]) as watch,
+                Capture(capture_targets(state, names, walk)) as capture,
+            ):
                 for place in listen_places(state, walk):
                     proc = subprocess.Popen(
                         _agent(
@@ -1457,17 +1518,45 @@ def exchange(state: DataplaneState, names: LabNames, walk: Walk) -> Observation:
                             _number(heard.get("at")),
                         )
                     )
-            finally:
-                for _, proc in listeners:
-                    if proc.stdin is not None:
-                        proc.stdin.close()
-                    proc.wait(timeout=5)
-            time.sleep(0.02)
-            frames = capture.stop()
-            events = watch.stop()
+                time.sleep(0.02)
+                frames = capture.stop()
+                events = watch.stop()
+            seen = _observed(
+                state, names, walk, tables, watched, before, fabric_before, frames, events,
+                listened, sent,
+            )  # fmt: skip
+            if laters:
+                later = None
+                if "next_seq" in sent and "next_ack" in sent:
+                    later = _exchange_later(
+                        state, names, laters, tables, lab_netns(names, source), sent_packet, sent
+                    )
+                seen = replace(seen, later=later)
+            return seen
+        finally:
+            for _, proc in listeners:
+                if proc.stdin is not None:
+                    proc.stdin.close()
+                proc.wait(timeout=5)
     finally:
         if probe:
             _remove_probe(lab_netns(names, source))
+
+
+def _observed(
+    state: DataplaneState,
+    names: LabNames,
+    walk: Walk,
+    tables: Sequence[Namespace],
+    watched: Sequence[str],
+    before: Mapping[str, Mapping[str, int]],
+    fabric_before: Mapping[str, int],
+    frames: Sequence[Seen],
+    events: Mapping[str, tuple[ConntrackEvent, ...]],
+    listened: Sequence[Listened],
+    sent: Mapping[str, object],
+) -> Observation:
+    """The exchange's record, read once its packets are through: counters, conntrack, rules."""
     after = _netstat(watched, names)
     final = dict(
         zip(
@@ -1495,6 +1584,62 @@ def exchange(state: DataplaneState, names: LabNames, walk: Walk) -> Observation:
         sender_errno=_text(sent.get("errno")),
         routes={},
         excused=error_paths(state, walk),
+    )
+
+
+def _exchange_later(
+    state: DataplaneState,
+    names: LabNames,
+    laters: Sequence[Walk],
+    tables: Sequence[Namespace],
+    source: str,
+    sent_packet: Packet,
+    sent: Mapping[str, object],
+) -> Observation:
+    """The client's ACK, sent by the agent with the numbers the SYN-ACK gave (its own kernel's
+    ACK was dropped by the probe), with conntrack as the exchange left it: its frames on every
+    interface any way's later packet crosses, the counters it moves, the fabric's drops."""
+    targets = {
+        (target.netns, target.interface): target
+        for later in laters
+        for target in capture_targets(state, names, later)
+    }
+    watched = sorted(set().union(*(touched(later) for later in laters)))
+    _zero_counters(tables, names, flush=False)
+    fabric_before = _fabric_counters(state, names)
+    before = _netstat(watched, names)
+    with Capture(list(targets.values())) as capture:
+        answer = system.run(
+            _agent(
+                source, "ack",
+                "--src", str(sent_packet.src), "--sport", str(sent_packet.sport or 0),
+                "--dst", str(sent_packet.dst), "--dport", str(sent_packet.dport or 0),
+                "--seq", str(sent["next_seq"]), "--ack", str(sent["next_ack"]),
+                "--mark", str(LATER_MARK),
+            ),
+            check=False,
+            timeout=10,
+        )  # fmt: skip
+        time.sleep(LATER_WAIT)
+        frames = capture.stop()
+    lines = answer.stdout.splitlines()
+    result: dict[str, object] = json.loads(lines[-1]) if lines else {}
+    if not result.get("ok"):
+        raise LabError(f"the later ACK was not sent: {result.get('error') or answer.stderr}")
+    after = _netstat(watched, names)
+    return Observation(
+        frames=tuple(frames),
+        conntrack_events={},
+        conntrack_final={},
+        rule_hits={},
+        counters={name: _moved(before[name], after[name]) for name in watched},
+        fabric=_moved(fabric_before, _fabric_counters(state, names)),
+        neighbours={},
+        listened=(),
+        replied=False,
+        sender_error=None,
+        sender_errno=None,
+        routes={},
     )
 
 
@@ -1551,6 +1696,8 @@ def _install_probe(netns: str, packet: Packet) -> None:
             f"table ip {PROBE_TABLE} {{",
             "  chain output {",
             "    type filter hook output priority -400; policy accept;",
+            # the later ACK the verifier sends on purpose passes, unmarked from here on
+            f"    meta mark {LATER_MARK:#x} meta mark set 0x0 accept",
             f"    ip saddr {packet.src} tcp sport {packet.sport} tcp flags & syn == 0 drop",
             "  }",
             "}",
@@ -1575,9 +1722,10 @@ def _remove_probe(netns: str) -> None:
     system.netns_exec(netns, ["nft", "delete", "table", "ip", PROBE_TABLE], check=False)
 
 
-def _zero_counters(tables: Sequence[Namespace], names: LabNames) -> None:
-    """Zero every rule counter and flush conntrack, so what moves afterwards is this exchange's
-    (ARP and IPv6 never traverse the IPv4 tables)."""
+def _zero_counters(tables: Sequence[Namespace], names: LabNames, *, flush: bool = True) -> None:
+    """Zero every rule counter and flush conntrack (unless `flush` is off: a later packet needs
+    its connection), so what moves afterwards is this exchange's (ARP and IPv6 never traverse
+    the IPv4 tables)."""
 
     def zero(namespace: Namespace) -> None:
         assert namespace.iptables is not None
@@ -1586,7 +1734,8 @@ def _zero_counters(tables: Sequence[Namespace], names: LabNames) -> None:
         for table in ("raw", "mangle", "nat", "filter"):
             if f"*{table}" in namespace.iptables.save:
                 system.netns_exec(netns, [binary, "-w", "-t", table, "-Z"])
-        system.netns_exec(netns, ["conntrack", "-F"], check=False)
+        if flush:
+            system.netns_exec(netns, ["conntrack", "-F"], check=False)
 
     system.parallel(zero, tables)
 
