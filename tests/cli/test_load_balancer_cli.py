@@ -4,16 +4,11 @@ command; expected values from talk-walks.md W8 and aws-load-balancers.md §1, §
 from __future__ import annotations
 
 import json
-import subprocess
 
 from tests.cli.test_errors import assert_one_error_line
-from tests.entry_point import eksnet_command
+from tests.entry_point import run_eksnet
 
-
-def eksnet(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*eksnet_command(), *args], capture_output=True, text=True, timeout=120, check=False
-    )
+eksnet = run_eksnet
 
 
 def test_the_ingress_walk_of_the_done_when() -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 from tests.cli.test_errors import assert_one_error_line
-from tests.entry_point import eksnet_command
+from tests.entry_point import run_eksnet
 
 from eksnet.walk.tour import TOUR
 
@@ -20,10 +19,7 @@ W2 = (
 )
 
 
-def eksnet(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*eksnet_command(), *args], capture_output=True, text=True, timeout=300, check=False
-    )
+eksnet = run_eksnet
 
 
 def test_walk_svg_html_and_diagram(tmp_path: Path) -> None:

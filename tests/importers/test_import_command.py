@@ -10,11 +10,10 @@ imported in tests/lab/test_collect.py.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-from tests.entry_point import eksnet_command
+from tests.entry_point import run_eksnet
 
 from eksnet.controllers import build_state
 from eksnet.dataplane.state import DataplaneState
@@ -121,26 +120,27 @@ def test_the_command_writes_a_spec_every_command_reads(
 ) -> None:
     folders = write_dumps(demo, tmp_path)
     output = tmp_path / "imported.yaml"
-    result = subprocess.run(
-        [*eksnet_command(), "import", *map(str, folders), "--output", str(output)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    result = run_eksnet("import", *map(str, folders), "--output", str(output), timeout=120)
     assert result.returncode == 0, result.stderr
     assert f"{NODE_1}: " in result.stdout and "observed: rules, routes" in result.stdout
-    walk = subprocess.run(
-        [*eksnet_command(), "walk", "pod/default/app2-7c9f8d6b5-k5x2p", "pod/default/app1-5f7d9c6b8-z8h4k",
-         "--port", "80", "--cluster", str(output)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    walk = run_eksnet(
+        "walk",
+        "pod/default/app2-7c9f8d6b5-k5x2p",
+        "pod/default/app1-5f7d9c6b8-z8h4k",
+        "--port",
+        "80",
+        "--cluster",
+        str(output),
+        timeout=120,
+    )
     assert walk.returncode == 0, walk.stderr
     assert f"facts of {NODE_1}: observed in {NODE_1}: rules (ip-rule.txt)" in walk.stdout
 
 
 def test_a_missing_input_is_one_line(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [*eksnet_command(), "import", str(tmp_path / "nope.tar.gz"), "--output", str(tmp_path / "o.yaml")],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    result = run_eksnet(
+        "import", str(tmp_path / "nope.tar.gz"), "--output", str(tmp_path / "o.yaml"), timeout=120
+    )
     assert result.returncode == 2
     assert result.stderr.startswith("eksnet: ") and result.stderr.count("\n") == 1
     assert "nope.tar.gz" in result.stderr
@@ -153,23 +153,14 @@ def test_check_json_and_its_exit_status(tmp_path: Path, demo: DataplaneState) ->
 
     folders = write_dumps(demo, tmp_path)
     output = tmp_path / "imported.yaml"
-    imported_ok = subprocess.run(
-        [*eksnet_command(), "import", *map(str, folders), "--output", str(output)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    imported_ok = run_eksnet("import", *map(str, folders), "--output", str(output), timeout=120)
     assert imported_ok.returncode == 0, imported_ok.stderr
-    healthy = subprocess.run(
-        [*eksnet_command(), "check", "--cluster", str(output), "--json"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    healthy = run_eksnet("check", "--cluster", str(output), "--json", timeout=300)
     assert healthy.returncode == 0, healthy.stderr
     assert json.loads(healthy.stdout)["findings"] == []
     rules = tmp_path / NODE_1 / "ip-rule.txt"
     rules.write_text(rules.read_text().replace("512:\tfrom all to 192.168.1.61 lookup main\n", ""))
-    broken = subprocess.run(
-        [*eksnet_command(), "check", "--cluster", str(output), "--json"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    broken = run_eksnet("check", "--cluster", str(output), "--json", timeout=300)
     assert broken.returncode == 1, broken.stderr
     (finding,) = json.loads(broken.stdout)["findings"]
     assert finding["object"] == "512:\tfrom all to 192.168.1.61 lookup main"
@@ -181,9 +172,7 @@ def test_check_json_and_its_exit_status(tmp_path: Path, demo: DataplaneState) ->
 
 
 def test_check_without_dumps_says_so() -> None:
-    result = subprocess.run(
-        [*eksnet_command(), "check"], capture_output=True, text=True, timeout=120, check=False
-    )
+    result = run_eksnet("check", timeout=120)
     assert result.returncode == 2
     assert result.stderr.startswith("eksnet: this spec names no node dumps")
 
@@ -251,21 +240,15 @@ def test_a_finding_only_later_packets_meet_breaks_walks_too(
     assert m2 in saved.read_text()
     saved.write_text(saved.read_text().replace(m2, ""))
     output = imported(tmp_path, folders)
-    checked = subprocess.run(
-        [*eksnet_command(), "check", "--cluster", str(output), "--json"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    checked = run_eksnet("check", "--cluster", str(output), "--json", timeout=300)
     assert checked.returncode == 1, checked.stderr
     (finding,) = json.loads(checked.stdout)["findings"]
     assert finding["object"] == "-t mangle " + m2.strip()
     assert finding["owner"] == "ipamd (aws-node)"
     assert "W10b" in [walk.split(" ")[0] for walk in finding["breaks"]]
-    explained = subprocess.run(
-        [
-            *eksnet_command(), "walk", "pod/default/rating-6d8b7c9f5-q6m4t", "ip/198.51.100.20",
-            "--port", "443", "--later", "--explain", "--cluster", str(output),
-        ],
-        capture_output=True, text=True, timeout=300, check=False,
+    explained = run_eksnet(
+        "walk", "pod/default/rating-6d8b7c9f5-q6m4t", "ip/198.51.100.20",
+        "--port", "443", "--later", "--explain", "--cluster", str(output), timeout=300,
     )  # fmt: skip
     assert explained.returncode == 0, explained.stderr
     text = explained.stdout

@@ -11,11 +11,10 @@ Expected values: the rule is the VPC CNI plugin's `512: from all to <pod IP> loo
 from __future__ import annotations
 
 import io
-import subprocess
 import tarfile
 from pathlib import Path
 
-from tests.entry_point import eksnet_command
+from tests.entry_point import run_eksnet
 
 from eksnet.lab.names import LabNames
 
@@ -27,11 +26,7 @@ NODES = (
 RULE = "512:\tfrom all to 192.168.1.61 lookup main\n"
 
 
-def eksnet(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*eksnet_command(), *args], capture_output=True, text=True, timeout=600, env=env,
-        check=False,
-    )  # fmt: skip
+eksnet = run_eksnet
 
 
 def without_rule(bundle: Path) -> None:
