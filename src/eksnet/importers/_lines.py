@@ -7,9 +7,11 @@ file of the bundle and which line, so each parser carries a `Cursor` and raises 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NoReturn
+from ipaddress import IPv4Address
+from typing import Any, NoReturn
 
 from eksnet.errors import InputError
 
@@ -30,3 +32,27 @@ def numbered(text: str, source: str) -> Iterator[tuple[Cursor, str]]:
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             yield Cursor(source, number), line
+
+
+def ipv4_address(cursor: Cursor, text: str) -> IPv4Address:
+    """A dotted IPv4 address a tool printed, or an error at the cursor's line."""
+    try:
+        return IPv4Address(text)
+    except ValueError:
+        cursor.fail(f"{text!r} is not an IPv4 address")
+
+
+def parse_json(text: str, source: str, fix: str | None = None) -> Any:
+    """JSON text a tool printed → value; bad or truncated JSON is an `InputError` naming the
+    file and line (and saying so when the text simply ends early)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        truncated = error.pos >= len(text.rstrip())
+        raise InputError(
+            f"not valid JSON: {error.msg} (column {error.colno})"
+            + ("; the file ends early (truncated?)" if truncated else ""),
+            source=source,
+            line=error.lineno,
+            fix=fix,
+        ) from None

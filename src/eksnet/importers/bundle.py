@@ -16,7 +16,6 @@ only `read_node` touches the file system.
 
 from __future__ import annotations
 
-import json
 import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any, Literal
 
 from eksnet.dataplane.state import DEFAULT_RULES, Link, Namespace, Route
 from eksnet.errors import InputError
+from eksnet.importers._lines import parse_json
 from eksnet.importers.conntrack_dump import conntrack_lines
 from eksnet.importers.iproute_dump import (
     RouteDump,
@@ -299,14 +299,7 @@ def _json(text: str | None, source: str, assumed: list[str]) -> Any:
     if not text.strip():
         assumed.append(f"{source} is empty: ipamd did not answer the collector")
         return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputError(
-            f"not JSON ({error.msg}): the file is truncated or garbled",
-            source=source,
-            line=error.lineno,
-        ) from None
+    return parse_json(text, source)
 
 
 # --- the edge: reading a bundle -------------------------------------------------------------------

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Network
 from typing import NoReturn, get_args
 
 from eksnet.dataplane.state import (
@@ -37,7 +37,7 @@ from eksnet.dataplane.state import (
     RuleAction,
     Scope,
 )
-from eksnet.importers._lines import Cursor, numbered
+from eksnet.importers._lines import Cursor, ipv4_address, numbered
 
 TABLE_IDS = {name: table for table, name in TABLE_NAMES.items()}
 """`local`, `main`, `default` → 255, 254, 253 (`/etc/iproute2/rt_tables`); other tables are
@@ -180,7 +180,7 @@ def _route(cursor: Cursor, words: Sequence[str]) -> Route:
             continue
         value = _value(cursor, words, index)
         if word == "via":
-            fields["gateway"] = _address(cursor, value)
+            fields["gateway"] = ipv4_address(cursor, value)
         elif word == "dev":
             fields["dev"] = value
         elif word == "table":
@@ -192,7 +192,7 @@ def _route(cursor: Cursor, words: Sequence[str]) -> Route:
                 _not_modelled(cursor, f"scope {value}", "route")
             fields["scope"] = value
         elif word == "src":
-            fields["src"] = _address(cursor, value)
+            fields["src"] = ipv4_address(cursor, value)
         elif word == "metric":
             fields["metric"] = _number(cursor, value)
         else:
@@ -235,7 +235,7 @@ def parse_neighbours(text: str, source: str) -> tuple[Neighbour, ...]:
         if words[5] not in NEIGHBOUR_STATES:
             _not_modelled(cursor, words[5], "neighbour state")
         found.append(
-            Neighbour(_address(cursor, words[0]), words[2], words[4], words[5])  # type: ignore[arg-type]
+            Neighbour(ipv4_address(cursor, words[0]), words[2], words[4], words[5])  # type: ignore[arg-type]
         )
     return tuple(found)
 
@@ -254,13 +254,6 @@ def _network(cursor: Cursor, text: str) -> IPv4Network:
         return IPv4Network(text)
     except ValueError:
         cursor.fail(f"{text!r} is not an IPv4 prefix")
-
-
-def _address(cursor: Cursor, text: str) -> IPv4Address:
-    try:
-        return IPv4Address(text)
-    except ValueError:
-        cursor.fail(f"{text!r} is not an IPv4 address")
 
 
 def _number(cursor: Cursor, text: str) -> int:

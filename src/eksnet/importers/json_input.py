@@ -12,13 +12,13 @@ Reading a file is the one I/O here (`read_json_file`); everything else takes par
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from eksnet.errors import InputError
+from eksnet.importers._lines import parse_json as json_value
 
 Json = dict[str, Any]
 
@@ -102,17 +102,9 @@ class Inputs:
 
 def parse_json(text: str, source: str) -> Any:
     """JSON text → value; bad or truncated JSON is an `InputError` with the line."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        truncated = error.pos >= len(text.rstrip())
-        raise InputError(
-            f"not valid JSON: {error.msg} (column {error.colno})"
-            + ("; the file ends early (truncated?)" if truncated else ""),
-            source=source,
-            line=error.lineno,
-            fix="give the whole output of `kubectl … -o json` or `aws … --output json`",
-        ) from None
+    return json_value(
+        text, source, fix="give the whole output of `kubectl … -o json` or `aws … --output json`"
+    )
 
 
 def read_json_file(path: str | Path) -> tuple[str, Any]:

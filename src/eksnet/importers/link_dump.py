@@ -22,7 +22,6 @@ of a device, and no secondary flag. Each such guess is listed in `assumed`.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -31,7 +30,7 @@ from typing import Any, get_args
 
 from eksnet.dataplane.state import Address, Link, LinkPeer, Scope
 from eksnet.errors import InputError
-from eksnet.importers._lines import Cursor
+from eksnet.importers._lines import Cursor, ipv4_address, parse_json
 
 SCOPES: frozenset[str] = frozenset(get_args(Scope))
 UNKNOWN_PEER = ""
@@ -155,7 +154,7 @@ def _inet(cursor: Cursor, dev: str, words: Sequence[str]) -> Address:
     broadcast: IPv4Address | None = None
     index = 2
     if words[index] == "brd":
-        broadcast = _ipv4(cursor, words[index + 1])
+        broadcast = ipv4_address(cursor, words[index + 1])
         index += 2
     scope = _scope(cursor, words, index)
     index += 2
@@ -244,14 +243,7 @@ def parse_ip_addr_json(text: str, source: str, namespace: str) -> LinkDump:
 
 
 def _json_list(text: str, source: str) -> list[dict[str, Any]]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputError(
-            f"not JSON ({error.msg}): the file is truncated or garbled",
-            source=source,
-            line=error.lineno,
-        ) from None
+    data = parse_json(text, source)
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
         raise InputError("`ip -j addr` prints a JSON list of links", source=source, line=1)
     return data
@@ -396,7 +388,9 @@ def _ifconfig_inet(cursor: Cursor, dev: str, words: Sequence[str]) -> Address:
         interface = IPv4Interface(f"{words[1]}/{words[3]}")
     except ValueError:
         cursor.fail(f"{words[1]} netmask {words[3]} is not an IPv4 address and mask")
-    broadcast = _ipv4(cursor, _after(cursor, words, "broadcast")) if "broadcast" in words else None
+    broadcast = (
+        ipv4_address(cursor, _after(cursor, words, "broadcast")) if "broadcast" in words else None
+    )
     scope = "host" if interface.ip.is_loopback else "global"
     return Address(dev, interface, scope, broadcast)  # type: ignore[arg-type]
 
@@ -459,13 +453,6 @@ def _interface(cursor: Cursor, text: str, kind: type[IPv4Interface] | type[IPv6I
         return kind(text)
     except ValueError:
         cursor.fail(f"{text!r} is not an address with a prefix length")
-
-
-def _ipv4(cursor: Cursor, text: str) -> IPv4Address:
-    try:
-        return IPv4Address(text)
-    except ValueError:
-        cursor.fail(f"{text!r} is not an IPv4 address")
 
 
 def _int(cursor: Cursor, text: str) -> int:
