@@ -43,6 +43,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Iterator
 
 _TCP_SYN_RECV = "03"
 
@@ -87,18 +88,27 @@ def _asked_to_report(wait: float) -> bool:
     return True
 
 
-def _syn_copied(raw: socket.socket, address: str, port: int) -> str | None:
-    """The peer of a SYN to `address:port` among the segments the raw socket has copied."""
-    wanted = socket.inet_aton(address)
+def _tcp_copies(
+    raw: socket.socket,
+) -> Iterator[tuple[bytes, bytes, int, int, int, int, int]]:
+    """The TCP segments the raw socket has copied so far (without waiting): each one's source
+    and destination addresses (packed), ports, sequence and acknowledgement numbers and flags
+    byte."""
     while select.select([raw], [], [], 0)[0]:
         packet = raw.recv(65535)
         header = (packet[0] & 0x0F) * 4
-        if len(packet) < header + 14 or packet[16:20] != wanted:
+        if len(packet) < header + 20:
             continue
-        sport, dport = struct.unpack("!HH", packet[header : header + 4])
-        flags = packet[header + 13]
-        if dport == port and flags & 0x12 == 0x02:  # SYN without ACK
-            return f"{socket.inet_ntoa(packet[12:16])}:{sport}"
+        sport, dport, seq, ack = struct.unpack("!HHII", packet[header : header + 12])
+        yield packet[12:16], packet[16:20], sport, dport, seq, ack, packet[header + 13]
+
+
+def _syn_copied(raw: socket.socket, address: str, port: int) -> str | None:
+    """The peer of a SYN to `address:port` among the segments the raw socket has copied."""
+    wanted = socket.inet_aton(address)
+    for source, destination, sport, dport, _, _, flags in _tcp_copies(raw):
+        if (destination, dport) == (wanted, port) and flags & 0x12 == 0x02:  # SYN, no ACK
+            return f"{socket.inet_ntoa(source)}:{sport}"
     return None
 
 
@@ -145,14 +155,8 @@ def _syn_ack_numbers(raw: socket.socket, dst: str, dport: int, sport: int) -> di
     its sequence is the SYN-ACK's acknowledgement, its acknowledgement the SYN-ACK's sequence
     plus one (RFC 9293 §3.5)."""
     wanted = socket.inet_aton(dst)
-    while select.select([raw], [], [], 0)[0]:
-        packet = raw.recv(65535)
-        header = (packet[0] & 0x0F) * 4
-        if len(packet) < header + 20 or packet[12:16] != wanted:
-            continue
-        source, target, seq, ack = struct.unpack("!HHII", packet[header : header + 12])
-        flags = packet[header + 13]
-        if (source, target) == (dport, sport) and flags & 0x12 == 0x12:  # SYN and ACK
+    for source, _, source_port, port, seq, ack, flags in _tcp_copies(raw):
+        if (source, source_port, port) == (wanted, dport, sport) and flags & 0x12 == 0x12:
             return {"next_seq": ack, "next_ack": (seq + 1) & 0xFFFFFFFF}
     return {}
 
