@@ -431,18 +431,8 @@ def walk(
         icmp_id if proto == "icmp" else None,
         http=(request.host, request.path) if request is not None else None,
     )
-    origin: _Position = (
-        _Origin(start, flow.first_packet())
-        if start is not None
-        else _from_the_internet(state, client, flow, resolved)  # type: ignore[arg-type]
-    )
-    following: _Position | None = None
-    if later:
-        following = (
-            _Origin(start, flow.later_packet())
-            if start is not None
-            else _from_the_internet(state, client, flow, resolved, later=True)  # type: ignore[arg-type]
-        )
+    origin = _sent_from(state, start, client, flow, resolved)
+    following = _sent_from(state, start, client, flow, resolved, later=True) if later else None
     target = _namespace_of_endpoint(state, destination)
     fresh = _Carried(request=request)
 
@@ -523,11 +513,7 @@ def _with_next_connection(
         flow.icmp_id + 1 if flow.icmp_id is not None else None,
         http=flow.http,
     )
-    origin: _Position = (
-        _Origin(start, following.first_packet())
-        if start is not None
-        else _from_the_internet(state, host, following, resolved)  # type: ignore[arg-type]
-    )
+    origin = _sent_from(state, start, host, following, resolved)
     carried = _Carried(dict(left), DEFAULT_NOW + NEXT_CONNECTION_AFTER, first_request)
     then = _enumerated(
         following,
@@ -2431,19 +2417,31 @@ def _on_internet(journey: _Journey, position: _Internet) -> _Outcome:
     )
 
 
-def _from_the_internet(
+def _sent_from(
     state: DataplaneState,
-    host: ExternalHost,
+    start: str | None,
+    client: ExternalHost | None,
     flow: Flow,
-    resolved: str | None = None,
+    resolved: str | None,
     *,
     later: bool = False,
-) -> _Host:
-    """A client on the internet opens the flow: it can only address the destination's public
-    IPv4 (the internet gateway translates it to the private one), so a destination with a
-    public address is sent to that; any other address is sent as asked (and the internet
-    gateway will have nothing to say about it). `later`: the connection's later packet."""
+) -> _Position:
+    """Where the flow's first packet (or, `later`, its later packet) starts: the namespace
+    `start` of a pod or node, else the external host `client`."""
     packet = flow.later_packet() if later else flow.first_packet()
+    if start is not None:
+        return _Origin(start, packet)
+    assert client is not None, "walk() refuses a source that is neither"
+    return _from_the_internet(state, client, packet, resolved)
+
+
+def _from_the_internet(
+    state: DataplaneState, host: ExternalHost, packet: Packet, resolved: str | None = None
+) -> _Host:
+    """A client on the internet sends the flow's packet: it can only address the
+    destination's public IPv4 (the internet gateway translates it to the private one), so a
+    destination with a public address is sent to that; any other address is sent as asked (and
+    the internet gateway will have nothing to say about it)."""
     public = state.vpc.public_ip_of(packet.dst)
     if public is not None:
         packet = packet.but(dst=public.public_ip)
