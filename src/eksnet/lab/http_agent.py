@@ -83,7 +83,9 @@ def _listening(address: str, port: int) -> socket.socket:
     return server
 
 
-def serve(address: str, port: int, timeout: float) -> None:
+def _accepted(address: str, port: int, timeout: float) -> tuple[socket.socket, str] | None:
+    """Listen, say ready, and take the one connection a check or a client opens (None, said
+    `received: false`, if none comes within `timeout`); with its peer's address."""
     with _listening(address, port) as server:
         server.settimeout(timeout)
         _emit(ready=True)
@@ -91,12 +93,20 @@ def serve(address: str, port: int, timeout: float) -> None:
             conn, peer = server.accept()
         except OSError:
             _emit(received=False)
-            return
-        with conn:
-            conn.settimeout(timeout)
-            line, headers = _parse(_read_head(conn))
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-            _emit(received=True, peer=f"{peer[0]}:{peer[1]}", request=line, headers=headers)
+            return None
+    conn.settimeout(timeout)
+    return conn, f"{peer[0]}:{peer[1]}"
+
+
+def serve(address: str, port: int, timeout: float) -> None:
+    accepted = _accepted(address, port, timeout)
+    if accepted is None:
+        return
+    conn, peer = accepted
+    with conn:
+        line, headers = _parse(_read_head(conn))
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        _emit(received=True, peer=peer, request=line, headers=headers)
 
 
 def _host_matches(pattern: str, host: str | None) -> bool:
@@ -125,54 +135,50 @@ def _rule(rules: list[dict[str, object]], host: str | None, path: str) -> dict[s
 
 
 def proxy(address: str, port: int, rules: list[dict[str, object]], timeout: float) -> None:
-    with _listening(address, port) as server:
-        server.settimeout(timeout)
-        _emit(ready=True)
-        try:
-            conn, peer = server.accept()
-        except OSError:
-            _emit(received=False)
+    accepted = _accepted(address, port, timeout)
+    if accepted is None:
+        return
+    conn, peer = accepted
+    client = peer.split(":")[0]
+    with conn:
+        head = _read_head(conn)
+        line, headers = _parse(head)
+        parts = line.split()
+        path = parts[1] if len(parts) > 1 else "/"
+        rule = _rule(rules, headers.get("host"), path)
+        if "status" in rule:
+            status = int(str(rule["status"]))
+            conn.sendall(
+                f"HTTP/1.1 {status} Not Found\r\nContent-Type: text/plain\r\n"
+                "Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
+            )
+            _emit(received=True, answered=status)
             return
-        with conn:
-            conn.settimeout(timeout)
-            head = _read_head(conn)
-            line, headers = _parse(head)
-            parts = line.split()
-            path = parts[1] if len(parts) > 1 else "/"
-            rule = _rule(rules, headers.get("host"), path)
-            if "status" in rule:
-                status = int(str(rule["status"]))
-                conn.sendall(
-                    f"HTTP/1.1 {status} Not Found\r\nContent-Type: text/plain\r\n"
-                    "Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
-                )
-                _emit(received=True, answered=status)
-                return
-            targets = rule["targets"]
-            assert isinstance(targets, list)
-            target_ip, target_port = random.choice(targets)
-            forwarded = headers.get("x-forwarded-for")
-            chain = f"{forwarded}, {peer[0]}" if forwarded else peer[0]
-            lines = [line] + [
-                f"{name}: {value}"
-                for name, value in headers.items()
-                if name not in ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-port")
-            ]
-            lines += [
-                f"X-Forwarded-For: {chain}",
-                "X-Forwarded-Proto: http",
-                f"X-Forwarded-Port: {port}",
-            ]
-            request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-            with socket.create_connection(
-                (target_ip, int(target_port)), timeout=timeout, source_address=(address, 0)
-            ) as upstream:
-                upstream.sendall(request)
-                answer = b""
-                while chunk := upstream.recv(4096):
-                    answer += chunk
-            conn.sendall(answer)
-            _emit(received=True, target=f"{target_ip}:{target_port}")
+        targets = rule["targets"]
+        assert isinstance(targets, list)
+        target_ip, target_port = random.choice(targets)
+        forwarded = headers.get("x-forwarded-for")
+        chain = f"{forwarded}, {client}" if forwarded else client
+        lines = [line] + [
+            f"{name}: {value}"
+            for name, value in headers.items()
+            if name not in ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-port")
+        ]
+        lines += [
+            f"X-Forwarded-For: {chain}",
+            "X-Forwarded-Proto: http",
+            f"X-Forwarded-Port: {port}",
+        ]
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        with socket.create_connection(
+            (target_ip, int(target_port)), timeout=timeout, source_address=(address, 0)
+        ) as upstream:
+            upstream.sendall(request)
+            answer = b""
+            while chunk := upstream.recv(4096):
+                answer += chunk
+        conn.sendall(answer)
+        _emit(received=True, target=f"{target_ip}:{target_port}")
 
 
 def get(src: str, address: str, port: int, host: str, path: str, timeout: float) -> None:
